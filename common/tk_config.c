@@ -1,0 +1,148 @@
+#include "tk_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JWT_SECRET_MIN_BYTES 32
+#define JWT_KEY_FILE_MAX_BYTES (64 * 1024)
+
+static const char *env_string(const char *name, const char *fallback) {
+    const char *value = getenv(name);
+    return value != NULL && value[0] != '\0' ? value : fallback;
+}
+
+static int env_int(const char *name, int fallback, int min, int max, int *out, char *err, size_t err_len) {
+    const char *text = getenv(name);
+    if (text == NULL || text[0] == '\0') {
+        *out = fallback;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno != 0 || *end != '\0' || value < min || value > max) {
+        snprintf(err, err_len, "%s must be an integer from %d to %d (got '%.32s')", name, min, max, text);
+        return -1;
+    }
+    *out = (int)value;
+    return 0;
+}
+
+static int load_log_level(tk_log_level *out, char *err, size_t err_len) {
+    const char *text = env_string("LOG_LEVEL", "info");
+    if (tk_log_level_parse(text, out) != 0) {
+        snprintf(err, err_len, "LOG_LEVEL must be debug, info, warn or error (got '%.32s')", text);
+        return -1;
+    }
+    return 0;
+}
+
+static int read_key_file(const char *path, char **out, size_t *out_len, char *err, size_t err_len) {
+    FILE *file = fopen(path, "rb");
+    char *buffer = NULL;
+    if (file == NULL) {
+        snprintf(err, err_len, "JWT_PUBLIC_KEY_FILE: cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    buffer = malloc(JWT_KEY_FILE_MAX_BYTES + 1);
+    if (buffer == NULL) {
+        snprintf(err, err_len, "JWT_PUBLIC_KEY_FILE: out of memory");
+        goto fail;
+    }
+    size_t len = fread(buffer, 1, JWT_KEY_FILE_MAX_BYTES + 1, file);
+    if (ferror(file) || len == 0 || len > JWT_KEY_FILE_MAX_BYTES) {
+        snprintf(err, err_len, "JWT_PUBLIC_KEY_FILE: '%s' is empty, unreadable or larger than 64 KiB", path);
+        goto fail;
+    }
+    buffer[len] = '\0';
+    if (strstr(buffer, "-----BEGIN") == NULL) {
+        snprintf(err, err_len, "JWT_PUBLIC_KEY_FILE: '%s' is not a PEM file", path);
+        goto fail;
+    }
+    fclose(file);
+    *out = buffer;
+    *out_len = len;
+    return 0;
+fail:
+    free(buffer);
+    fclose(file);
+    return -1;
+}
+
+/* Exactly one key source, pinned algorithm: no key means no start, never a
+ * built-in default. */
+static int load_jwt_key(tk_gateway_config *config, char *err, size_t err_len) {
+    const char *secret = env_string("JWT_SECRET", NULL);
+    const char *key_file = env_string("JWT_PUBLIC_KEY_FILE", NULL);
+    if (secret != NULL && key_file != NULL) {
+        snprintf(err, err_len, "set either JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both");
+        return -1;
+    }
+    if (secret == NULL && key_file == NULL) {
+        snprintf(err, err_len,
+                 "no JWT key: set JWT_SECRET (HS256, at least %d bytes) or JWT_PUBLIC_KEY_FILE (RS256/ES256 PEM)",
+                 JWT_SECRET_MIN_BYTES);
+        return -1;
+    }
+    if (secret != NULL) {
+        if (strlen(secret) < JWT_SECRET_MIN_BYTES) {
+            snprintf(err, err_len, "JWT_SECRET is too short: %zu bytes, at least %d required", strlen(secret),
+                     JWT_SECRET_MIN_BYTES);
+            return -1;
+        }
+        config->jwt_algorithm = "HS256";
+        config->jwt_key = strdup(secret);
+        config->jwt_key_len = strlen(secret);
+        if (config->jwt_key == NULL) {
+            snprintf(err, err_len, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    config->jwt_algorithm = env_string("JWT_ALG", "RS256");
+    if (strcmp(config->jwt_algorithm, "RS256") != 0 && strcmp(config->jwt_algorithm, "ES256") != 0) {
+        snprintf(err, err_len, "JWT_ALG must be RS256 or ES256 with JWT_PUBLIC_KEY_FILE (got '%.16s')",
+                 config->jwt_algorithm);
+        return -1;
+    }
+    return read_key_file(key_file, &config->jwt_key, &config->jwt_key_len, err, err_len);
+}
+
+int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len) {
+    int max_body_kib = 0;
+    memset(config, 0, sizeof *config);
+    config->bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
+    config->kafka_brokers = env_string("KAFKA_BROKERS", "127.0.0.1:9092");
+    if (env_int("PORT", 8000, 1, 65535, &config->port, err, err_len) != 0 ||
+        env_int("REQUEST_TIMEOUT_MS", 5000, 10, 600000, &config->request_timeout_ms, err, err_len) != 0 ||
+        env_int("GATEWAY_ID", 0, 0, 1023, &config->gateway_id, err, err_len) != 0 ||
+        env_int("HTTP_THREADS", 2, 1, 64, &config->http_threads, err, err_len) != 0 ||
+        env_int("MAX_BODY_KIB", 64, 1, 1024, &max_body_kib, err, err_len) != 0 ||
+        env_int("MAX_PENDING_REQUESTS", 20000, 1, 1000000, &config->max_pending_requests, err, err_len) != 0 ||
+        load_log_level(&config->log_level, err, err_len) != 0 || load_jwt_key(config, err, err_len) != 0) {
+        tk_gateway_config_close(config);
+        return -1;
+    }
+    config->max_body_bytes = (size_t)max_body_kib * 1024;
+    return 0;
+}
+
+void tk_gateway_config_close(tk_gateway_config *config) {
+    if (config == NULL) return;
+    free(config->jwt_key);
+    config->jwt_key = NULL;
+}
+
+int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
+    memset(config, 0, sizeof *config);
+    config->kafka_brokers = env_string("KAFKA_BROKERS", "127.0.0.1:9092");
+    config->mongodb_uri = env_string("MONGODB_URI", "mongodb://127.0.0.1:27017/ticketing");
+    config->group_id = env_string("KAFKA_GROUP_ID", "ticket-workers");
+    config->worker_id = env_string("WORKER_ID", NULL);
+    if (env_int("WORKER_THREADS", 4, 1, 64, &config->worker_threads, err, err_len) != 0 ||
+        load_log_level(&config->log_level, err, err_len) != 0)
+        return -1;
+    return 0;
+}

@@ -1,0 +1,48 @@
+/* tk_config — every setting of both binaries, read from the environment once
+ * at start and validated with messages that name the variable. */
+#ifndef TK_CONFIG_H
+#define TK_CONFIG_H
+
+#include <stddef.h>
+
+#include "tk_log.h"
+
+#define TK_CONFIG_ERROR_MAX 512
+
+typedef struct {
+    int port;
+    const char *bind_address;
+    const char *kafka_brokers;
+    const char *jwt_algorithm; /* "HS256", "RS256" or "ES256" */
+    char *jwt_key;             /* secret or PEM public key; owned */
+    size_t jwt_key_len;
+    int request_timeout_ms;
+    int gateway_id; /* also the partition of ticket.replies it reads */
+    int http_threads;
+    size_t max_body_bytes;
+    int max_pending_requests;
+    tk_log_level log_level;
+} tk_gateway_config;
+
+typedef struct {
+    const char *kafka_brokers;
+    const char *mongodb_uri;
+    const char *group_id;
+    const char *worker_id; /* group.instance.id; NULL for dynamic membership */
+    int worker_threads;
+    tk_log_level log_level;
+} tk_worker_config;
+
+/**
+ * @brief Loads the gateway settings. Refuses to start without a JWT key.
+ * @returns 0, or -1 with a message naming the variable in err.
+ */
+int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len);
+
+/** @brief Frees what tk_gateway_config_load allocated. Accepts a zeroed struct. */
+void tk_gateway_config_close(tk_gateway_config *config);
+
+/** @brief Loads the worker settings. @returns 0, or -1 with err. */
+int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len);
+
+#endif

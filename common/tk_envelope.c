@@ -1,0 +1,257 @@
+#include "tk_envelope.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tk_ids.h"
+#include "tk_text.h"
+
+typedef int (*request_body_parser)(const json_t *root, tk_request *out, char *err, size_t err_len);
+
+static int parse_create(const json_t *root, tk_request *out, char *err, size_t err_len);
+static int parse_reply(const json_t *root, tk_request *out, char *err, size_t err_len);
+static int parse_list(const json_t *root, tk_request *out, char *err, size_t err_len);
+
+/* One row per message type: its wire name, the top-level members it may
+ * carry, and the parser for its own members. */
+static const struct {
+    const char *name;
+    const char *const *members;
+    request_body_parser parse;
+} REQUEST_TYPES[TK_REQUEST_TYPE_COUNT] = {
+    [TK_REQUEST_TICKET_CREATE] = {"ticket.create", (const char *const[]){"version", "type", "actor", "ticket", NULL},
+                                  parse_create},
+    [TK_REQUEST_TICKET_REPLY] = {"ticket.reply",
+                                 (const char *const[]){"version", "type", "actor", "ticketId", "reply", NULL},
+                                 parse_reply},
+    [TK_REQUEST_TICKETS_LIST] = {"tickets.list", (const char *const[]){"version", "type", "actor", NULL},
+                                 parse_list},
+};
+
+const char *tk_request_type_name(tk_request_type type) {
+    return type < TK_REQUEST_TYPE_COUNT ? REQUEST_TYPES[type].name : "unknown";
+}
+
+static int object_member(const json_t *parent, const char *name, const char *label, json_t **out, char *err,
+                         size_t err_len) {
+    json_t *value = json_object_get(parent, name);
+    if (value == NULL || json_is_null(value)) {
+        snprintf(err, err_len, "Field '%s' is required", label);
+        return -1;
+    }
+    if (!json_is_object(value)) {
+        snprintf(err, err_len, "Field '%s' must be an object", label);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
+static int id_member(const json_t *parent, const char *name, const char *label, const char **out, char *err,
+                     size_t err_len) {
+    if (tk_text_member(parent, name, label, TK_OBJECT_ID_LEN, true, out, err, err_len) != 0) return -1;
+    if (!tk_object_id_is_valid(*out, strlen(*out))) {
+        snprintf(err, err_len, "Field '%s' must be a 24-character lowercase hex id", label);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_actor(const json_t *root, tk_actor *actor, char *err, size_t err_len) {
+    static const char *const members[] = {"id", "role", "team", NULL};
+    json_t *object;
+    const char *role;
+    if (object_member(root, "actor", "actor", &object, err, err_len) != 0) return -1;
+    if (tk_only_members(object, members, "actor.", err, err_len) != 0) return -1;
+    if (tk_text_member(object, "id", "actor.id", TK_PRINCIPAL_MAX_CHARS, true, &actor->id, err, err_len) != 0 ||
+        tk_text_member(object, "role", "actor.role", 16, true, &role, err, err_len) != 0)
+        return -1;
+    if (strcmp(role, "admin") == 0) {
+        actor->is_admin = true;
+    } else if (strcmp(role, "customer") == 0) {
+        actor->is_admin = false;
+    } else {
+        snprintf(err, err_len, "Field 'actor.role' must be one of: customer, admin");
+        return -1;
+    }
+    bool is_team_required = !actor->is_admin;
+    return tk_text_member(object, "team", "actor.team", TK_PRINCIPAL_MAX_CHARS, is_team_required, &actor->team,
+                          err, err_len);
+}
+
+static int parse_create(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    static const char *const members[] = {"_id", "category", "subject", "description", "priority", NULL};
+    json_t *ticket;
+    if (object_member(root, "ticket", "ticket", &ticket, err, err_len) != 0 ||
+        tk_only_members(ticket, members, "ticket.", err, err_len) != 0 ||
+        id_member(ticket, "_id", "ticket._id", &out->ticket_id, err, err_len) != 0 ||
+        tk_text_member(ticket, "category", "ticket.category", TK_CATEGORY_MAX_CHARS, true, &out->category, err,
+                       err_len) != 0 ||
+        tk_text_member(ticket, "subject", "ticket.subject", TK_SUBJECT_MAX_CHARS, true, &out->subject, err,
+                       err_len) != 0 ||
+        tk_text_member(ticket, "description", "ticket.description", TK_DESCRIPTION_MAX_CHARS, true,
+                       &out->description, err, err_len) != 0 ||
+        tk_text_member(ticket, "priority", "ticket.priority", 16, false, &out->priority, err, err_len) != 0)
+        return -1;
+    if (out->priority == NULL) {
+        out->priority = "low";
+    } else if (!tk_priority_is_valid(out->priority)) {
+        snprintf(err, err_len, "Field 'ticket.priority' must be one of: low, medium, high");
+        return -1;
+    }
+    if (out->actor.is_admin) {
+        snprintf(err, err_len, "Only customers create tickets");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_reply(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    static const char *const members[] = {"_id", "description", NULL};
+    json_t *reply;
+    if (id_member(root, "ticketId", "ticketId", &out->ticket_id, err, err_len) != 0 ||
+        object_member(root, "reply", "reply", &reply, err, err_len) != 0 ||
+        tk_only_members(reply, members, "reply.", err, err_len) != 0 ||
+        id_member(reply, "_id", "reply._id", &out->reply_id, err, err_len) != 0 ||
+        tk_text_member(reply, "description", "reply.description", TK_DESCRIPTION_MAX_CHARS, true,
+                       &out->description, err, err_len) != 0)
+        return -1;
+    return 0;
+}
+
+static int parse_list(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    /* Filters and cursor pages will arrive as new optional members here;
+     * the actor alone decides the scope today. */
+    (void)root;
+    (void)out;
+    (void)err;
+    (void)err_len;
+    return 0;
+}
+
+static int find_type(const json_t *root, tk_request_type *type, char *err, size_t err_len) {
+    json_t *version = json_object_get(root, "version");
+    if (version == NULL) {
+        snprintf(err, err_len, "Field 'version' is required");
+        return -1;
+    }
+    if (!json_is_integer(version) || json_integer_value(version) != TK_ENVELOPE_VERSION) {
+        snprintf(err, err_len, "Unsupported version: expected %d", TK_ENVELOPE_VERSION);
+        return -1;
+    }
+    json_t *name = json_object_get(root, "type");
+    if (!json_is_string(name)) {
+        snprintf(err, err_len, "Field 'type' is required and must be a string");
+        return -1;
+    }
+    for (int i = 0; i < TK_REQUEST_TYPE_COUNT; i++) {
+        if (strcmp(json_string_value(name), REQUEST_TYPES[i].name) == 0) {
+            *type = (tk_request_type)i;
+            return 0;
+        }
+    }
+    snprintf(err, err_len, "Unknown message type '%.64s'", json_string_value(name));
+    return -1;
+}
+
+int tk_request_parse(const char *data, size_t len, tk_request *out, char *err, size_t err_len) {
+    json_error_t json_error;
+    memset(out, 0, sizeof *out);
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &json_error);
+    if (root == NULL) {
+        snprintf(err, err_len, "Message is not valid JSON: %s", json_error.text);
+        return -1;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, err_len, "Message must be a JSON object");
+        goto fail;
+    }
+    if (find_type(root, &out->type, err, err_len) != 0 ||
+        tk_only_members(root, REQUEST_TYPES[out->type].members, "", err, err_len) != 0 ||
+        parse_actor(root, &out->actor, err, err_len) != 0 ||
+        REQUEST_TYPES[out->type].parse(root, out, err, err_len) != 0)
+        goto fail;
+    out->root = root;
+    return 0;
+fail:
+    json_decref(root);
+    memset(out, 0, sizeof *out);
+    return -1;
+}
+
+void tk_request_close(tk_request *request) {
+    if (request == NULL) return;
+    json_decref(request->root);
+    memset(request, 0, sizeof *request);
+}
+
+json_t *tk_actor_json_new(const tk_actor *actor) {
+    json_t *object = json_pack("{s:s, s:s}", "id", actor->id, "role", actor->is_admin ? "admin" : "customer");
+    if (object != NULL && actor->team != NULL && json_object_set_new(object, "team", json_string(actor->team)) != 0) {
+        json_decref(object);
+        return NULL;
+    }
+    return object;
+}
+
+json_t *tk_request_json_new(const tk_request *request) {
+    json_t *actor = tk_actor_json_new(&request->actor);
+    if (actor == NULL) return NULL;
+    const char *type = tk_request_type_name(request->type);
+    switch (request->type) {
+    case TK_REQUEST_TICKET_CREATE:
+        return json_pack("{s:i, s:s, s:o, s:{s:s, s:s, s:s, s:s, s:s}}", "version", TK_ENVELOPE_VERSION, "type", type,
+                         "actor", actor, "ticket", "_id", request->ticket_id, "category", request->category,
+                         "subject", request->subject, "description", request->description, "priority",
+                         request->priority ? request->priority : "low");
+    case TK_REQUEST_TICKET_REPLY:
+        return json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:s}}", "version", TK_ENVELOPE_VERSION, "type", type, "actor",
+                         actor, "ticketId", request->ticket_id, "reply", "_id", request->reply_id, "description",
+                         request->description);
+    case TK_REQUEST_TICKETS_LIST:
+        return json_pack("{s:i, s:s, s:o}", "version", TK_ENVELOPE_VERSION, "type", type, "actor", actor);
+    case TK_REQUEST_TYPE_COUNT:
+        break;
+    }
+    json_decref(actor);
+    return NULL;
+}
+
+json_t *tk_reply_json_new(int status, const char *message, json_t *data) {
+    json_t *reply = json_pack("{s:i, s:i, s:b, s:s}", "version", TK_ENVELOPE_VERSION, "status", status, "success",
+                              status >= 200 && status < 300, "message", message);
+    if (reply == NULL) {
+        json_decref(data);
+        return NULL;
+    }
+    if (data != NULL && json_object_set_new(reply, "data", data) != 0) {
+        json_decref(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+int tk_reply_parse(const char *data, size_t len, int *status, json_t **body, char *err, size_t err_len) {
+    json_error_t json_error;
+    *body = NULL;
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &json_error);
+    if (root == NULL) {
+        snprintf(err, err_len, "reply is not valid JSON: %s", json_error.text);
+        return -1;
+    }
+    json_t *status_value = json_object_get(root, "status");
+    json_t *success = json_object_get(root, "success");
+    json_t *message = json_object_get(root, "message");
+    if (!json_is_integer(status_value) || json_integer_value(status_value) < 100 ||
+        json_integer_value(status_value) > 599 || !json_is_boolean(success) || !json_is_string(message)) {
+        snprintf(err, err_len, "reply lacks status, success or message");
+        json_decref(root);
+        return -1;
+    }
+    *status = (int)json_integer_value(status_value);
+    /* The reply is the HTTP body plus routing members: drop those in place. */
+    json_object_del(root, "version");
+    json_object_del(root, "status");
+    *body = root;
+    return 0;
+}

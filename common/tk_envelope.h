@@ -1,0 +1,79 @@
+/* tk_envelope — the JSON messages on ticket.commands, ticket.queries and
+ * ticket.replies: parsing with full validation, and building. */
+#ifndef TK_ENVELOPE_H
+#define TK_ENVELOPE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TK_ENVELOPE_VERSION 1
+#define TK_ERROR_TEXT_MAX 256
+
+typedef enum {
+    TK_REQUEST_TICKET_CREATE = 0,
+    TK_REQUEST_TICKET_REPLY,
+    TK_REQUEST_TICKETS_LIST,
+    TK_REQUEST_TYPE_COUNT
+} tk_request_type;
+
+/** Who asks. Strings are borrowed from the message they came from. */
+typedef struct {
+    const char *id;
+    const char *team; /* NULL for admins without a team */
+    bool is_admin;
+} tk_actor;
+
+/**
+ * A command or query as received. Every string is borrowed from `root`, which
+ * the struct owns; release with tk_request_close().
+ */
+typedef struct {
+    json_t *root;
+    tk_request_type type;
+    tk_actor actor;
+    const char *ticket_id;   /* create: ticket._id; reply: ticketId */
+    const char *reply_id;    /* reply only */
+    const char *category;    /* create only */
+    const char *subject;     /* create only */
+    const char *description; /* create, reply */
+    const char *priority;    /* create: "low" when absent */
+} tk_request;
+
+/** @returns the wire name of a request type ("ticket.create", ...). */
+const char *tk_request_type_name(tk_request_type type);
+
+/**
+ * @brief Parses and validates a command or query from Kafka as strictly as the
+ * gateway validates HTTP input.
+ * @returns 0 with *out filled (caller must tk_request_close), or -1 with the
+ * reason for a person in err; *out then owns nothing.
+ */
+int tk_request_parse(const char *data, size_t len, tk_request *out, char *err, size_t err_len);
+
+/** @brief Releases what tk_request_parse took. Accepts a zeroed struct. */
+void tk_request_close(tk_request *request);
+
+/** @brief New {"id","role"[,"team"]} object. @returns NULL on allocation failure. */
+json_t *tk_actor_json_new(const tk_actor *actor);
+
+/**
+ * @brief Builds the JSON for a request (the inverse of tk_request_parse).
+ * @returns a new reference, or NULL on allocation failure.
+ */
+json_t *tk_request_json_new(const tk_request *request);
+
+/**
+ * @brief Builds a reply {"version","status","success","message"[,"data"]}.
+ * Takes ownership of data (may be NULL). @returns NULL on allocation failure.
+ */
+json_t *tk_reply_json_new(int status, const char *message, json_t *data);
+
+/**
+ * @brief Parses a reply and turns it into the HTTP body the gateway sends:
+ * {"success","message"[,"data"]}.
+ * @returns 0 with *status and *body (new reference), or -1 with err.
+ */
+int tk_reply_parse(const char *data, size_t len, int *status, json_t **body, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,110 @@
+#include "tk_ids.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char HEX_DIGITS[] = "0123456789abcdef";
+
+/* Per-process random material, drawn once: the ObjectId "process unique"
+ * bytes and the correlation id prefix. */
+static uint8_t process_random[8];
+static atomic_uint_fast64_t object_id_counter;
+static atomic_uint_fast64_t correlation_counter;
+static pthread_once_t random_once = PTHREAD_ONCE_INIT;
+
+static void init_process_random(void) {
+    uint8_t seed[4];
+    if (tk_random_bytes(process_random, sizeof process_random) != 0 ||
+        tk_random_bytes(seed, sizeof seed) != 0) {
+        /* getrandom cannot fail on Linux >= 3.17 with a small buffer; fall
+         * back to time and pid rather than abort. */
+        uint64_t fallback = (uint64_t)tk_monotonic_ms() ^ ((uint64_t)getpid() << 32);
+        memcpy(process_random, &fallback, sizeof process_random);
+        memset(seed, 0, sizeof seed);
+    }
+    atomic_store(&object_id_counter, (uint_fast64_t)seed[0] << 16 | (uint_fast64_t)seed[1] << 8 | seed[2]);
+}
+
+int tk_random_bytes(void *buf, size_t len) {
+    uint8_t *out = buf;
+    while (len > 0) {
+        ssize_t got = getrandom(out, len, 0);
+        if (got < 0) return -1;
+        out += got;
+        len -= (size_t)got;
+    }
+    return 0;
+}
+
+int64_t tk_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t tk_monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void hex_encode(const uint8_t *bytes, size_t len, char *out) {
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = HEX_DIGITS[bytes[i] >> 4];
+        out[2 * i + 1] = HEX_DIGITS[bytes[i] & 0x0f];
+    }
+    out[2 * len] = '\0';
+}
+
+void tk_object_id_new(char out[TK_OBJECT_ID_LEN + 1]) {
+    pthread_once(&random_once, init_process_random);
+    uint32_t seconds = (uint32_t)(tk_now_ms() / 1000);
+    uint32_t counter = (uint32_t)atomic_fetch_add(&object_id_counter, 1) & 0xffffffu;
+    uint8_t bytes[12] = {
+        (uint8_t)(seconds >> 24), (uint8_t)(seconds >> 16), (uint8_t)(seconds >> 8), (uint8_t)seconds,
+        process_random[0], process_random[1], process_random[2], process_random[3], process_random[4],
+        (uint8_t)(counter >> 16), (uint8_t)(counter >> 8), (uint8_t)counter,
+    };
+    hex_encode(bytes, sizeof bytes, out);
+}
+
+bool tk_object_id_is_valid(const char *text, size_t len) {
+    if (text == NULL || len != TK_OBJECT_ID_LEN) return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        bool is_hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        if (!is_hex) return false;
+    }
+    return true;
+}
+
+void tk_correlation_id_new(char out[TK_CORRELATION_ID_LEN + 1]) {
+    pthread_once(&random_once, init_process_random);
+    uint64_t sequence = (uint64_t)atomic_fetch_add(&correlation_counter, 1);
+    uint8_t bytes[16];
+    memcpy(bytes, process_random, 8);
+    for (int i = 0; i < 8; i++) bytes[8 + i] = (uint8_t)(sequence >> (56 - 8 * i));
+    hex_encode(bytes, sizeof bytes, out);
+}
+
+void tk_iso_time_format(int64_t epoch_ms, char out[TK_ISO_TIME_LEN + 1]) {
+    time_t seconds = (time_t)(epoch_ms / 1000);
+    int millis = (int)(epoch_ms % 1000);
+    if (millis < 0) {
+        millis += 1000;
+        seconds -= 1;
+    }
+    struct tm utc;
+    gmtime_r(&seconds, &utc);
+    /* A roomy buffer keeps the compiler's worst case (huge years) happy. */
+    char text[64];
+    snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
+             utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
+    memcpy(out, text, TK_ISO_TIME_LEN);
+    out[TK_ISO_TIME_LEN] = '\0';
+}

@@ -1,0 +1,37 @@
+/* tk_ids — ObjectIds, correlation ids and ISO-8601 times. */
+#ifndef TK_IDS_H
+#define TK_IDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TK_OBJECT_ID_LEN 24      /* hex characters, without NUL */
+#define TK_ISO_TIME_LEN 24       /* "2024-10-28T11:00:00.000Z" */
+#define TK_CORRELATION_ID_LEN 32 /* hex characters, without NUL */
+
+/** @returns milliseconds since the Unix epoch (wall clock). */
+int64_t tk_now_ms(void);
+
+/** @returns a monotonic clock in milliseconds, for deadlines. */
+int64_t tk_monotonic_ms(void);
+
+/**
+ * @brief Writes a new MongoDB ObjectId as 24 lowercase hex characters + NUL.
+ * Thread-safe: timestamp, a per-process random value and an atomic counter.
+ */
+void tk_object_id_new(char out[TK_OBJECT_ID_LEN + 1]);
+
+/** @returns true when text[0..len) is exactly 24 lowercase hex digits (the canonical form). */
+bool tk_object_id_is_valid(const char *text, size_t len);
+
+/** @brief Writes a unique correlation id (32 hex characters + NUL). Thread-safe. */
+void tk_correlation_id_new(char out[TK_CORRELATION_ID_LEN + 1]);
+
+/** @brief Formats epoch milliseconds as "YYYY-MM-DDTHH:MM:SS.mmmZ" + NUL. */
+void tk_iso_time_format(int64_t epoch_ms, char out[TK_ISO_TIME_LEN + 1]);
+
+/** @brief Fills buf with len random bytes. @returns 0, or -1 when the kernel refuses. */
+int tk_random_bytes(void *buf, size_t len);
+
+#endif

@@ -1,0 +1,110 @@
+#include "tk_text.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *const PRIORITIES[] = {"low", "medium", "high", NULL};
+
+size_t tk_utf8_length(const char *text, size_t len) {
+    size_t count = 0;
+    for (size_t i = 0; i < len; i++) {
+        /* Continuation bytes are 10xxxxxx: count everything else. */
+        if (((unsigned char)text[i] & 0xC0) != 0x80) count++;
+    }
+    return count;
+}
+
+bool tk_utf8_is_valid(const char *text, size_t len) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t extra;
+        unsigned int code;
+        if (c == 0) return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            extra = 1;
+            code = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            extra = 2;
+            code = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            extra = 3;
+            code = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + extra >= len) return false;
+        for (size_t k = 1; k <= extra; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return false;
+            code = (code << 6) | (s[i + k] & 0x3F);
+        }
+        /* Reject overlong forms, surrogates and values past U+10FFFF. */
+        if ((extra == 1 && code < 0x80) || (extra == 2 && code < 0x800) || (extra == 3 && code < 0x10000) ||
+            (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF)
+            return false;
+        i += extra + 1;
+    }
+    return true;
+}
+
+static bool is_blank(const char *text, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (strchr(" \t\r\n\f\v", text[i]) == NULL) return false;
+    }
+    return true;
+}
+
+int tk_text_member(const json_t *object, const char *name, const char *label, size_t max_chars,
+                   bool is_required, const char **out, char *err, size_t err_len) {
+    *out = NULL;
+    json_t *value = json_object_get(object, name);
+    if (value == NULL || json_is_null(value)) {
+        if (!is_required) return 0;
+        snprintf(err, err_len, "Field '%s' is required", label);
+        return -1;
+    }
+    if (!json_is_string(value)) {
+        snprintf(err, err_len, "Field '%s' must be a string", label);
+        return -1;
+    }
+    const char *text = json_string_value(value);
+    size_t len = json_string_length(value);
+    if (len == 0 || is_blank(text, len)) {
+        snprintf(err, err_len, "Field '%s' must not be empty", label);
+        return -1;
+    }
+    /* jansson refuses NUL unless JSON_ALLOW_NUL, so strlen(text) == len here. */
+    if (tk_utf8_length(text, len) > max_chars) {
+        snprintf(err, err_len, "Field '%s' must be at most %zu characters", label, max_chars);
+        return -1;
+    }
+    *out = text;
+    return 0;
+}
+
+int tk_only_members(const json_t *object, const char *const allowed[], const char *prefix, char *err,
+                    size_t err_len) {
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)object, key, value) {
+        bool is_known = false;
+        for (size_t i = 0; allowed[i] != NULL && !is_known; i++) is_known = strcmp(key, allowed[i]) == 0;
+        if (!is_known) {
+            /* Keys are outside input: cut them so the message stays readable. */
+            snprintf(err, err_len, "Unknown field '%s%.64s'", prefix, key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+bool tk_priority_is_valid(const char *value) {
+    for (size_t i = 0; PRIORITIES[i] != NULL; i++) {
+        if (strcmp(value, PRIORITIES[i]) == 0) return true;
+    }
+    return false;
+}

@@ -1,0 +1,41 @@
+/* tk_text — the field rules shared by HTTP bodies and Kafka messages. */
+#ifndef TK_TEXT_H
+#define TK_TEXT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TK_CATEGORY_MAX_CHARS 100
+#define TK_SUBJECT_MAX_CHARS 200
+#define TK_DESCRIPTION_MAX_CHARS 10000
+#define TK_PRINCIPAL_MAX_CHARS 128 /* user ids and team ids */
+
+/** @returns the number of code points in valid UTF-8 text. */
+size_t tk_utf8_length(const char *text, size_t len);
+
+/** @returns true when text is valid UTF-8 with no NUL byte. */
+bool tk_utf8_is_valid(const char *text, size_t len);
+
+/**
+ * @brief Reads the string member `name` of object and checks it against the rules:
+ * present and not null when required, a string, not empty or only whitespace,
+ * at most max_chars code points. `label` names it in messages ("subject",
+ * "ticket.subject").
+ * @returns 0 with *out set (NULL when optional and absent), or -1 with a message
+ * for a person in err ("Field 'subject' is required").
+ */
+int tk_text_member(const json_t *object, const char *name, const char *label, size_t max_chars,
+                   bool is_required, const char **out, char *err, size_t err_len);
+
+/**
+ * @brief Checks that every key of object is in allowed (NULL-terminated).
+ * @returns 0, or -1 with "Unknown field '<prefix><key>'" in err.
+ */
+int tk_only_members(const json_t *object, const char *const allowed[], const char *prefix, char *err,
+                    size_t err_len);
+
+/** @returns true when value is one of the ticket priorities (low, medium, high). */
+bool tk_priority_is_valid(const char *value);
+
+#endif

@@ -1,0 +1,104 @@
+#include "gw_auth.h"
+
+#include <jansson.h>
+#include <jwt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tk_envelope.h"
+#include "tk_ids.h"
+
+#define BEARER_PREFIX "Bearer "
+#define CLOCK_SKEW_SECONDS 30
+
+static const char MSG_MISSING[] = "Authorization token is missing";
+static const char MSG_INVALID[] = "Invalid token";
+static const char MSG_EXPIRED[] = "Token has expired";
+
+int gw_auth_init(gw_auth *auth, const char *algorithm, const char *key, size_t key_len) {
+    jwt_alg_t alg = jwt_str_alg(algorithm);
+    bool is_supported = alg == JWT_ALG_HS256 || alg == JWT_ALG_RS256 || alg == JWT_ALG_ES256;
+    /* An empty key would make libjwt accept unsigned tokens. */
+    if (!is_supported || key == NULL || key_len == 0 || key_len > INT32_MAX) return -1;
+    auth->algorithm = (int)alg;
+    auth->key = (const unsigned char *)key;
+    auth->key_len = (int)key_len;
+    return 0;
+}
+
+static int copy_principal(const json_t *claims, const char *name, bool is_required, char *out, size_t out_len) {
+    const char *value = NULL;
+    char ignored[TK_ERROR_TEXT_MAX];
+    out[0] = '\0';
+    if (tk_text_member(claims, name, name, TK_PRINCIPAL_MAX_CHARS, is_required, &value, ignored, sizeof ignored) != 0)
+        return -1;
+    if (value == NULL) return 0;
+    size_t len = strlen(value);
+    if (len >= out_len) return -1;
+    memcpy(out, value, len + 1);
+    return 0;
+}
+
+/* The claims after the signature is known good: exp required, nbf honoured,
+ * sub/role/team typed and bounded. */
+static int check_claims(const json_t *claims, gw_identity *identity, const char **message) {
+    int64_t now = tk_now_ms() / 1000;
+    json_t *exp = json_object_get(claims, "exp");
+    json_t *nbf = json_object_get(claims, "nbf");
+    json_t *role = json_object_get(claims, "role");
+    *message = MSG_INVALID;
+    if (!json_is_number(exp)) return 401;
+    if (nbf != NULL && (!json_is_number(nbf) || json_number_value(nbf) > (double)(now + CLOCK_SKEW_SECONDS)))
+        return 401;
+    if (!json_is_string(role)) return 401;
+    if (strcmp(json_string_value(role), "admin") == 0) {
+        identity->is_admin = true;
+    } else if (strcmp(json_string_value(role), "customer") == 0) {
+        identity->is_admin = false;
+    } else {
+        return 401;
+    }
+    if (copy_principal(claims, "sub", true, identity->id, sizeof identity->id) != 0 ||
+        copy_principal(claims, "team", !identity->is_admin, identity->team, sizeof identity->team) != 0)
+        return 401;
+    if (json_number_value(exp) <= (double)now) {
+        *message = MSG_EXPIRED;
+        return 401;
+    }
+    return 0;
+}
+
+int gw_auth_check(const gw_auth *auth, const char *authorization, gw_identity *identity, const char **message) {
+    jwt_t *jwt = NULL;
+    char *claims_text = NULL;
+    json_t *claims = NULL;
+    char *token = NULL;
+    int status = 401;
+
+    *message = MSG_MISSING;
+    if (authorization == NULL || strncasecmp(authorization, BEARER_PREFIX, strlen(BEARER_PREFIX)) != 0) return 401;
+    const char *token_start = authorization + strlen(BEARER_PREFIX);
+    while (*token_start == ' ') token_start++;
+    size_t token_len = strlen(token_start);
+    if (token_len == 0) return 401;
+
+    *message = MSG_INVALID;
+    if (token_len > GW_TOKEN_MAX_BYTES) return 401;
+    token = strndup(token_start, token_len); /* libjwt wants its own NUL-terminated copy */
+    if (token == NULL) goto cleanup;
+    if (jwt_decode(&jwt, token, auth->key, auth->key_len) != 0 || jwt == NULL) goto cleanup;
+    /* The token names its algorithm; only the configured one is trusted. */
+    if ((int)jwt_get_alg(jwt) != auth->algorithm) goto cleanup;
+    claims_text = jwt_get_grants_json(jwt, NULL);
+    if (claims_text == NULL) goto cleanup;
+    claims = json_loads(claims_text, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(claims)) goto cleanup;
+    status = check_claims(claims, identity, message);
+cleanup:
+    json_decref(claims);
+    free(claims_text);
+    jwt_free(jwt);
+    free(token);
+    return status;
+}

@@ -1,0 +1,39 @@
+/* gw_auth — Bearer JWT verification with a pinned algorithm (libjwt 1.10
+ * validates no claims, so every claim is checked here). */
+#ifndef GW_AUTH_H
+#define GW_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tk_text.h"
+
+#define GW_TOKEN_MAX_BYTES 8192
+
+typedef struct {
+    int algorithm; /* jwt_alg_t, kept as int to keep libjwt out of this header */
+    const unsigned char *key; /* borrowed from the config */
+    int key_len;
+} gw_auth;
+
+/** The caller, as the token says. */
+typedef struct {
+    char id[TK_PRINCIPAL_MAX_CHARS * 4 + 1];   /* UTF-8: up to 4 bytes a character */
+    char team[TK_PRINCIPAL_MAX_CHARS * 4 + 1]; /* "" when the token has none */
+    bool is_admin;
+} gw_identity;
+
+/**
+ * @brief Pins the algorithm ("HS256", "RS256", "ES256") and key (borrowed).
+ * @returns 0, or -1 when the algorithm is unknown or the key empty.
+ */
+int gw_auth_init(gw_auth *auth, const char *algorithm, const char *key, size_t key_len);
+
+/**
+ * @brief Verifies the Authorization header value (may be NULL).
+ * @returns 0 with *identity, or 401 with *message for the client
+ * ("Authorization token is missing", "Invalid token", "Token has expired").
+ */
+int gw_auth_check(const gw_auth *auth, const char *authorization, gw_identity *identity, const char **message);
+
+#endif

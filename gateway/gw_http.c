@@ -1,0 +1,393 @@
+#include "gw_http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gw_answer.h"
+#include "gw_router.h"
+#include "gw_validate.h"
+#include "tk_envelope.h"
+#include "tk_ids.h"
+#include "tk_kafka.h"
+#include "tk_log.h"
+
+#define TRACEPARENT_LEN 55
+
+/* One HTTP request from first call to completion. The pending entry comes
+ * first so the reply thread's entry pointer is the request itself. */
+typedef struct {
+    gw_pending_entry pending;
+    gw_http *http;
+    struct MHD_Connection *connection;
+    const gw_route *route;
+    gw_identity identity;
+    char ticket_id[TK_OBJECT_ID_LEN + 1];
+    char traceparent[TRACEPARENT_LEN + 1];
+    char *body;
+    size_t body_len;
+    bool is_body_too_large;
+    bool is_waiting; /* suspended, its answer will come from another thread */
+    bool has_answer;
+    int status;
+    char *answer; /* JSON text */
+    size_t answer_len;
+    const char *allow; /* for 405 */
+    int64_t started_ms;
+} gw_request;
+
+static const char MSG_UNAVAILABLE[] = "Service unavailable, try again later";
+
+static void request_destroy(gw_request *request) {
+    if (request == NULL) return;
+    free(request->pending.chunks);
+    free(request->body);
+    free(request->answer);
+    free(request);
+}
+
+static void set_answer(gw_request *request, int status, char *body, size_t len) {
+    free(request->answer);
+    request->status = status;
+    request->answer = body;
+    request->answer_len = len;
+    request->has_answer = true;
+}
+
+static void set_error(gw_request *request, int status, const char *message) {
+    size_t len = 0;
+    char *body = gw_answer_error(message, &len);
+    set_answer(request, status, body, len);
+}
+
+static enum MHD_Result queue_answer(gw_request *request) {
+    struct MHD_Response *response;
+    if (request->answer != NULL) {
+        response = MHD_create_response_from_buffer(request->answer_len, request->answer, MHD_RESPMEM_MUST_FREE);
+        if (response != NULL) request->answer = NULL; /* MHD frees it now */
+    } else {
+        /* Out of memory while building the body: still a JSON error. */
+        static char fallback[] = "{\"success\":false,\"message\":\"Service unavailable, try again later\"}";
+        response = MHD_create_response_from_buffer(sizeof fallback - 1, fallback, MHD_RESPMEM_PERSISTENT);
+        request->status = 503;
+    }
+    if (response == NULL) return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (request->pending.correlation_id[0] != '\0')
+        MHD_add_response_header(response, "X-Correlation-Id", request->pending.correlation_id);
+    if (request->allow != NULL) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, request->allow);
+    enum MHD_Result rc = MHD_queue_response(request->connection, (unsigned int)request->status, response);
+    MHD_destroy_response(response);
+    return rc;
+}
+
+/* Called by the reply thread, or by us on a produce failure, for a request
+ * just taken out of the pending table: we alone answer it now. */
+static void complete_waiting(gw_pending_entry *entry, int status, char *body, size_t len, void *ctx) {
+    (void)ctx;
+    gw_request *request = (gw_request *)entry;
+    set_answer(request, status, body, len);
+    MHD_resume_connection(request->connection);
+}
+
+static void on_publish_failed(const char *correlation_id, size_t len, const char *reason, void *ctx) {
+    gw_http *http = ctx;
+    gw_pending_lock(&http->pending);
+    gw_pending_entry *entry = gw_pending_take_locked(&http->pending, correlation_id, len);
+    gw_pending_unlock(&http->pending);
+    tk_log_fields(TK_LOG_WARN, "command not delivered", json_pack("{s:s%, s:s}", "correlationId", correlation_id, len,
+                                                                  "error", reason));
+    if (entry == NULL) return;
+    size_t body_len = 0;
+    char *body = gw_answer_error(MSG_UNAVAILABLE, &body_len);
+    complete_waiting(entry, 503, body, body_len, http);
+}
+
+static void answer_health(gw_http *http, gw_request *request) {
+    bool is_ready = request->route->id == GW_ROUTE_HEALTHZ || gw_http_is_ready(http);
+    json_t *body = json_pack("{s:s}", "status", is_ready ? "ok" : "unavailable");
+    size_t len = 0;
+    char *text = body != NULL ? gw_answer_dump(body, &len) : NULL;
+    json_decref(body);
+    set_answer(request, is_ready ? 200 : 503, text, len);
+}
+
+/* Everything that can be decided from the request line and headers, before
+ * any body arrives: route, auth, role, id, content type and length. */
+static void check_headers(gw_http *http, gw_request *request, const char *url, const char *method) {
+    struct MHD_Connection *connection = request->connection;
+    const char *message = NULL;
+    char err[TK_ERROR_TEXT_MAX];
+
+    switch (gw_router_find(url, method, &request->route, &request->allow)) {
+    case GW_ROUTE_NOT_FOUND:
+        set_error(request, 404, "Route not found");
+        return;
+    case GW_ROUTE_BAD_METHOD:
+        set_error(request, 405, "Method not allowed");
+        return;
+    case GW_ROUTE_FOUND:
+        break;
+    }
+    const gw_route *route = request->route;
+    if (route->role == GW_ROLE_NONE) {
+        answer_health(http, request);
+        return;
+    }
+    const char *authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (gw_auth_check(&http->auth, authorization, &request->identity, &message) != 0) {
+        set_error(request, 401, message);
+        return;
+    }
+    if (route->role == GW_ROLE_ADMIN && !request->identity.is_admin) {
+        set_error(request, 403, "Access denied: admins only");
+        return;
+    }
+    if (route->role == GW_ROLE_CUSTOMER && request->identity.is_admin) {
+        set_error(request, 403, "Access denied: customers only");
+        return;
+    }
+    if (route->needs_ticket_id &&
+        gw_validate_ticket_id(MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "id"), request->ticket_id,
+                              err, sizeof err) != 0) {
+        set_error(request, 400, err);
+        return;
+    }
+    if (route->has_body) {
+        const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (!gw_validate_is_json_content_type(type)) {
+            set_error(request, 415, "Content-Type must be application/json");
+            return;
+        }
+        if (length != NULL && strtoull(length, NULL, 10) > http->config->max_body_bytes) {
+            set_error(request, 413, "Request body is too large");
+            return;
+        }
+    }
+    const char *traceparent = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "traceparent");
+    if (traceparent != NULL && strlen(traceparent) == TRACEPARENT_LEN)
+        memcpy(request->traceparent, traceparent, TRACEPARENT_LEN + 1);
+}
+
+/* Buffers the body up to the limit; past it, the rest is dropped unread. */
+static void take_upload(gw_http *http, gw_request *request, const char *data, size_t size) {
+    if (request->is_body_too_large) return;
+    if (request->body_len + size > http->config->max_body_bytes) {
+        request->is_body_too_large = true;
+        free(request->body);
+        request->body = NULL;
+        return;
+    }
+    char *grown = realloc(request->body, request->body_len + size);
+    if (grown == NULL) {
+        request->is_body_too_large = true;
+        return;
+    }
+    memcpy(grown + request->body_len, data, size);
+    request->body = grown;
+    request->body_len += size;
+}
+
+static int build_request(gw_request *request, tk_request *out, json_t **body_root, char *key, char *err,
+                         size_t err_len) {
+    const gw_route *route = request->route;
+    memset(out, 0, sizeof *out);
+    *body_root = NULL;
+    out->type = route->request_type;
+    out->actor.id = request->identity.id;
+    out->actor.is_admin = request->identity.is_admin;
+    out->actor.team = request->identity.team[0] != '\0' ? request->identity.team : NULL;
+    if (route->has_body &&
+        gw_validate_body(route, request->body != NULL ? request->body : "", request->body_len, body_root, out, err,
+                         err_len) != 0)
+        return -1;
+    switch (out->type) {
+    case TK_REQUEST_TICKET_CREATE:
+        tk_object_id_new(key);
+        out->ticket_id = key;
+        break;
+    case TK_REQUEST_TICKET_REPLY:
+        strcpy(key, request->ticket_id);
+        out->ticket_id = request->ticket_id;
+        break;
+    case TK_REQUEST_TICKETS_LIST:
+        /* Queries of one team stay on one partition; admins share one key. */
+        snprintf(key, TK_PRINCIPAL_MAX_CHARS * 4 + 1, "%s", out->actor.is_admin ? "admin" : out->actor.team);
+        break;
+    case TK_REQUEST_TYPE_COUNT:
+        return -1;
+    }
+    return 0;
+}
+
+/* Validates the body, then waits: registers the correlation id, suspends the
+ * connection, and publishes. The reply thread resumes it. */
+static void dispatch(gw_http *http, gw_request *request) {
+    char err[TK_ERROR_TEXT_MAX];
+    char key[TK_PRINCIPAL_MAX_CHARS * 4 + 1];
+    char reply_id[TK_OBJECT_ID_LEN + 1];
+    tk_request command;
+    json_t *body_root = NULL;
+    char *payload = NULL;
+
+    if (request->is_body_too_large) {
+        set_error(request, 413, "Request body is too large");
+        return;
+    }
+    if (build_request(request, &command, &body_root, key, err, sizeof err) != 0) {
+        set_error(request, 400, err);
+        goto cleanup;
+    }
+    if (command.type == TK_REQUEST_TICKET_REPLY) {
+        tk_object_id_new(reply_id);
+        command.reply_id = reply_id;
+    }
+    json_t *message = tk_request_json_new(&command);
+    payload = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
+    json_decref(message);
+    if (payload == NULL || !gw_http_is_ready(http)) {
+        set_error(request, 503, MSG_UNAVAILABLE);
+        goto cleanup;
+    }
+
+    tk_correlation_id_new(request->pending.correlation_id);
+    request->pending.deadline_ms = tk_monotonic_ms() + http->config->request_timeout_ms;
+    gw_pending_lock(&http->pending);
+    if (gw_pending_add_locked(&http->pending, &request->pending) != 0) {
+        gw_pending_unlock(&http->pending);
+        request->pending.correlation_id[0] = '\0';
+        set_error(request, 503, MSG_UNAVAILABLE);
+        goto cleanup;
+    }
+    /* Suspend before anyone can find the entry: a reply cannot resume a
+     * connection that is not suspended yet. */
+    request->is_waiting = true;
+    MHD_suspend_connection(request->connection);
+    gw_pending_unlock(&http->pending);
+
+    if (gw_publish_send(&http->publish, command.type, key, payload, strlen(payload), request->pending.correlation_id,
+                        request->traceparent[0] != '\0' ? request->traceparent : NULL) != 0 &&
+        gw_pending_remove(&http->pending, &request->pending) == 0) {
+        size_t len = 0;
+        char *body = gw_answer_error(MSG_UNAVAILABLE, &len);
+        complete_waiting(&request->pending, 503, body, len, http);
+    }
+cleanup:
+    free(payload);
+    json_decref(body_root);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **request_state) {
+    (void)version;
+    gw_http *http = cls;
+    gw_request *request = *request_state;
+    if (request == NULL) {
+        request = calloc(1, sizeof *request);
+        if (request == NULL) return MHD_NO;
+        request->http = http;
+        request->connection = connection;
+        request->started_ms = tk_monotonic_ms();
+        *request_state = request;
+        check_headers(http, request, url, method);
+        /* An early answer (401, 404, 413 ...) goes out before any body is read. */
+        return request->has_answer ? queue_answer(request) : MHD_YES;
+    }
+    if (request->has_answer) return queue_answer(request);
+    if (*upload_data_size != 0) {
+        take_upload(http, request, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (request->is_waiting) return MHD_YES; /* resumed without an answer cannot happen; wait */
+    dispatch(http, request);
+    /* Once waiting, the answer belongs to the thread that resumes us. */
+    if (request->is_waiting) return MHD_YES;
+    return queue_answer(request);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *connection, void **request_state,
+                         enum MHD_RequestTerminationCode code) {
+    (void)connection;
+    (void)code;
+    gw_http *http = cls;
+    gw_request *request = *request_state;
+    if (request == NULL) return;
+    /* Never leave a dangling entry for the reply thread to find. */
+    if (request->is_waiting) gw_pending_remove(&http->pending, &request->pending);
+    request_destroy(request);
+    *request_state = NULL;
+}
+
+bool gw_http_is_ready(gw_http *http) {
+    return gw_replies_is_ready(&http->replies) && !atomic_load(&http->is_draining);
+}
+
+int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, size_t err_len) {
+    memset(http, 0, sizeof *http);
+    http->config = config;
+    if (gw_auth_init(&http->auth, config->jwt_algorithm, config->jwt_key, config->jwt_key_len) != 0) {
+        snprintf(err, err_len, "unsupported JWT algorithm or empty key");
+        return -1;
+    }
+    if (gw_pending_init(&http->pending, (size_t)config->max_pending_requests) != 0) {
+        snprintf(err, err_len, "out of memory for the pending table");
+        return -1;
+    }
+    if (gw_publish_init(&http->publish, config->kafka_brokers, config->gateway_id, config->request_timeout_ms,
+                        on_publish_failed, http, err, err_len) != 0)
+        goto fail;
+    if (gw_replies_start(&http->replies, config->kafka_brokers, config->gateway_id, &http->pending, &http->publish,
+                         complete_waiting, http, err, err_len) != 0)
+        goto fail;
+
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)config->port)};
+    if (inet_pton(AF_INET, config->bind_address, &address.sin_addr) != 1) {
+        snprintf(err, err_len, "BIND_ADDRESS '%s' is not an IPv4 address", config->bind_address);
+        goto fail;
+    }
+    http->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, 0, NULL, NULL,
+        on_request, http, MHD_OPTION_SOCK_ADDR, &address, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)config->http_threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
+    if (http->daemon == NULL) {
+        snprintf(err, err_len, "cannot listen on %s:%d (port in use?)", config->bind_address, config->port);
+        goto fail;
+    }
+    return 0;
+fail:
+    gw_replies_stop(&http->replies);
+    gw_publish_close(&http->publish, 0);
+    gw_pending_close(&http->pending);
+    return -1;
+}
+
+void gw_http_stop(gw_http *http, int drain_ms) {
+    atomic_store(&http->is_draining, true);
+    if (http->daemon != NULL) MHD_quiesce_daemon(http->daemon);
+    int64_t drain_deadline = tk_monotonic_ms() + drain_ms;
+    while (gw_pending_count(&http->pending) > 0 && tk_monotonic_ms() < drain_deadline) usleep(20 * 1000);
+    gw_replies_stop(&http->replies);
+    /* MHD must not stop with suspended connections: answer what is left. */
+    gw_pending_entry *entry;
+    while ((entry = gw_pending_take_oldest(&http->pending)) != NULL) {
+        size_t len = 0;
+        char *body = gw_answer_error(MSG_UNAVAILABLE, &len);
+        complete_waiting(entry, 503, body, len, http);
+    }
+    if (http->daemon != NULL) {
+        usleep(50 * 1000); /* let resumed connections send their answers */
+        MHD_stop_daemon(http->daemon);
+        http->daemon = NULL;
+    }
+    gw_publish_close(&http->publish, 2000);
+    gw_pending_close(&http->pending);
+}

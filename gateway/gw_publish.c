@@ -1,0 +1,75 @@
+#include "gw_publish.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tk_kafka.h"
+#include "tk_log.h"
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *message, void *opaque) {
+    (void)rk;
+    gw_publish *publish = opaque;
+    if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    const char *correlation_id;
+    size_t len;
+    if (tk_kafka_header(message, TK_HEADER_CORRELATION_ID, &correlation_id, &len) != 0) return;
+    publish->on_failed(correlation_id, len, rd_kafka_err2str(message->err), publish->ctx);
+}
+
+int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partition, int delivery_timeout_ms,
+                    gw_publish_failed_fn on_failed, void *ctx, char *err, size_t err_len) {
+    char timeout_text[16];
+    snprintf(timeout_text, sizeof timeout_text, "%d", delivery_timeout_ms);
+    /* Request/reply wants latency: send at once, no Nagle; idempotence keeps
+     * retried commands from being written twice. */
+    const tk_kafka_setting settings[] = {
+        {"enable.idempotence", "true"},   {"linger.ms", "0"},
+        {"socket.nagle.disable", "true"}, {"message.timeout.ms", timeout_text},
+        {"compression.type", "lz4"},      {NULL, NULL},
+    };
+    memset(publish, 0, sizeof *publish);
+    snprintf(publish->reply_partition, sizeof publish->reply_partition, "%d", reply_partition);
+    publish->on_failed = on_failed;
+    publish->ctx = ctx;
+    rd_kafka_conf_t *conf = tk_kafka_conf_new(brokers, "ticket-gateway", settings, err, err_len);
+    if (conf == NULL) return -1;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, publish);
+    publish->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
+    if (publish->producer == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    return 0;
+}
+
+int gw_publish_send(gw_publish *publish, tk_request_type type, const char *key, const char *payload, size_t len,
+                    const char *correlation_id, const char *traceparent) {
+    const char *topic = type == TK_REQUEST_TICKETS_LIST ? TK_TOPIC_QUERIES : TK_TOPIC_COMMANDS;
+    rd_kafka_headers_t *headers = rd_kafka_headers_new(4);
+    rd_kafka_header_add(headers, TK_HEADER_CORRELATION_ID, -1, correlation_id, -1);
+    rd_kafka_header_add(headers, TK_HEADER_REPLY_TOPIC, -1, TK_TOPIC_REPLIES, -1);
+    rd_kafka_header_add(headers, TK_HEADER_REPLY_PARTITION, -1, publish->reply_partition, -1);
+    if (traceparent != NULL) rd_kafka_header_add(headers, TK_HEADER_TRACEPARENT, -1, traceparent, -1);
+    rd_kafka_resp_err_t rc = rd_kafka_producev(
+        publish->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_headers_destroy(headers); /* not taken on failure */
+        tk_log_fields(TK_LOG_WARN, "produce failed",
+                      json_pack("{s:s, s:s, s:s}", "topic", topic, "error", rd_kafka_err2str(rc), "correlationId",
+                                correlation_id));
+        return -1;
+    }
+    return 0;
+}
+
+void gw_publish_poll(gw_publish *publish) { rd_kafka_poll(publish->producer, 0); }
+
+void gw_publish_close(gw_publish *publish, int timeout_ms) {
+    if (publish == NULL || publish->producer == NULL) return;
+    rd_kafka_flush(publish->producer, timeout_ms);
+    rd_kafka_destroy(publish->producer);
+    publish->producer = NULL;
+}

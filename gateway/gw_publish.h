@@ -1,0 +1,41 @@
+/* gw_publish — the producer of commands and queries. */
+#ifndef GW_PUBLISH_H
+#define GW_PUBLISH_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#include "tk_envelope.h"
+
+/** Called (from gw_publish_poll's thread) when a message could not be delivered. */
+typedef void (*gw_publish_failed_fn)(const char *correlation_id, size_t len, const char *reason, void *ctx);
+
+typedef struct {
+    rd_kafka_t *producer;
+    char reply_partition[12];
+    gw_publish_failed_fn on_failed;
+    void *ctx;
+} gw_publish;
+
+/**
+ * @brief Creates the idempotent producer; replies are asked on reply_partition.
+ * @returns 0, or -1 with err.
+ */
+int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partition, int delivery_timeout_ms,
+                    gw_publish_failed_fn on_failed, void *ctx, char *err, size_t err_len);
+
+/**
+ * @brief Queues a command or query with the reply headers; never blocks.
+ * @returns 0, or -1 when the local queue is full or the broker is unknown
+ * (the caller answers 503).
+ */
+int gw_publish_send(gw_publish *publish, tk_request_type type, const char *key, const char *payload, size_t len,
+                    const char *correlation_id, const char *traceparent);
+
+/** @brief Serves delivery reports. */
+void gw_publish_poll(gw_publish *publish);
+
+/** @brief Flushes for up to timeout_ms, then destroys. Accepts a zeroed struct. */
+void gw_publish_close(gw_publish *publish, int timeout_ms);
+
+#endif

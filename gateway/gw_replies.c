@@ -1,0 +1,222 @@
+#include "gw_replies.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gw_answer.h"
+#include "tk_envelope.h"
+#include "tk_kafka.h"
+#include "tk_log.h"
+
+#define POLL_MAX_MS 100
+#define MAX_CHUNKS 128 /* 64 MiB of reply at most */
+
+static void complete_with_error(gw_replies *replies, gw_pending_entry *entry, int status, const char *message) {
+    size_t len = 0;
+    char *body = gw_answer_error(message, &len);
+    replies->complete(entry, status, body, len, replies->ctx);
+}
+
+static void complete_with_reply(gw_replies *replies, gw_pending_entry *entry, const char *data, size_t len) {
+    char err[TK_ERROR_TEXT_MAX];
+    int status = 0;
+    json_t *body = NULL;
+    if (tk_reply_parse(data, len, &status, &body, err, sizeof err) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "invalid reply",
+                      json_pack("{s:s, s:s}", "correlationId", entry->correlation_id, "error", err));
+        complete_with_error(replies, entry, 502, "Invalid reply from worker");
+        return;
+    }
+    size_t body_len = 0;
+    char *text = gw_answer_dump(body, &body_len);
+    json_decref(body);
+    replies->complete(entry, status, text, body_len, replies->ctx);
+}
+
+static int header_int(const rd_kafka_message_t *message, const char *name, int *out) {
+    char text[12];
+    char *end = NULL;
+    if (tk_kafka_header_copy(message, name, text, sizeof text) != 0) return -1;
+    long value = strtol(text, &end, 10);
+    if (*end != '\0' || value < 0 || value > MAX_CHUNKS) return -1;
+    *out = (int)value;
+    return 0;
+}
+
+static void count_late(gw_replies *replies, const char *correlation_id, size_t len) {
+    atomic_fetch_add(&replies->late_replies, 1);
+    tk_log_fields(TK_LOG_INFO, "late reply", json_pack("{s:s%}", "correlationId", correlation_id, len));
+}
+
+/* Appends one chunk under the table lock (the entry cannot vanish meanwhile).
+ * @returns the entry, taken from the table, when the reply is whole; NULL otherwise. */
+static gw_pending_entry *add_chunk(gw_pending_entry *entry, const rd_kafka_message_t *message,
+                                   bool *is_broken) {
+    int index = 0, count = 0;
+    *is_broken = header_int(message, TK_HEADER_CHUNK_INDEX, &index) != 0 ||
+                 header_int(message, TK_HEADER_CHUNK_COUNT, &count) != 0 || count == 0 || index >= count ||
+                 index != entry->chunks_received;
+    if (!*is_broken) {
+        char *grown = realloc(entry->chunks, entry->chunks_len + message->len);
+        *is_broken = grown == NULL;
+        if (grown != NULL) {
+            memcpy(grown + entry->chunks_len, message->payload, message->len);
+            entry->chunks = grown;
+            entry->chunks_len += message->len;
+            entry->chunks_received++;
+        }
+    }
+    if (!*is_broken && entry->chunks_received < count) return NULL;
+    return entry;
+}
+
+static void handle_reply(gw_replies *replies, const rd_kafka_message_t *message) {
+    const char *correlation_id;
+    size_t id_len;
+    const char *chunk_count;
+    size_t chunk_count_len;
+    if (tk_kafka_header(message, TK_HEADER_CORRELATION_ID, &correlation_id, &id_len) != 0) {
+        tk_log_fields(TK_LOG_WARN, "reply without correlation-id", json_pack("{s:I}", "offset", (json_int_t)message->offset));
+        return;
+    }
+    bool is_chunked = tk_kafka_header(message, TK_HEADER_CHUNK_COUNT, &chunk_count, &chunk_count_len) == 0;
+    bool is_broken = false;
+
+    gw_pending_lock(replies->pending);
+    gw_pending_entry *entry = gw_pending_find_locked(replies->pending, correlation_id, id_len);
+    bool is_late = entry == NULL;
+    if (entry != NULL && is_chunked) entry = add_chunk(entry, message, &is_broken);
+    /* Whoever takes the entry out of the table answers it. */
+    if (entry != NULL) gw_pending_remove_locked(replies->pending, entry);
+    gw_pending_unlock(replies->pending);
+
+    if (is_late) {
+        /* Chunks after the first of a late reply are not counted again. */
+        const char *index;
+        size_t index_len;
+        bool is_first = !is_chunked || (tk_kafka_header(message, TK_HEADER_CHUNK_INDEX, &index, &index_len) == 0 &&
+                                        index_len == 1 && index[0] == '0');
+        if (is_first) count_late(replies, correlation_id, id_len);
+        return;
+    }
+    if (entry == NULL) return; /* more chunks to come */
+    if (is_broken) {
+        complete_with_error(replies, entry, 502, "Invalid reply from worker");
+    } else if (is_chunked) {
+        complete_with_reply(replies, entry, entry->chunks, entry->chunks_len);
+    } else {
+        complete_with_reply(replies, entry, message->payload, message->len);
+    }
+}
+
+static void expire_deadlines(gw_replies *replies) {
+    int64_t now = tk_monotonic_ms();
+    gw_pending_entry *entry;
+    while ((entry = gw_pending_take_expired(replies->pending, now)) != NULL) {
+        atomic_fetch_add(&replies->timeouts, 1);
+        tk_log_fields(TK_LOG_WARN, "request timed out", json_pack("{s:s}", "correlationId", entry->correlation_id));
+        complete_with_error(replies, entry, 504, "No worker answered in time");
+    }
+}
+
+/* Assign at the current end, read explicitly: replies produced after this
+ * point are guaranteed to be seen, so readiness means something. */
+static int position_at_end(gw_replies *replies) {
+    int64_t low = 0, high = 0;
+    rd_kafka_resp_err_t rc =
+        rd_kafka_query_watermark_offsets(replies->consumer, TK_TOPIC_REPLIES, replies->partition, &low, &high, 2000);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        tk_log_fields(TK_LOG_WARN, "reply partition not reachable yet",
+                      json_pack("{s:s, s:i, s:s}", "topic", TK_TOPIC_REPLIES, "partition", replies->partition, "error",
+                                rd_kafka_err2str(rc)));
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *assignment = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(assignment, TK_TOPIC_REPLIES, replies->partition)->offset = high;
+    rc = rd_kafka_assign(replies->consumer, assignment);
+    rd_kafka_topic_partition_list_destroy(assignment);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+    atomic_store(&replies->is_ready, true);
+    tk_log_fields(TK_LOG_INFO, "reply partition assigned",
+                  json_pack("{s:s, s:i, s:I}", "topic", TK_TOPIC_REPLIES, "partition", replies->partition, "offset",
+                            (json_int_t)high));
+    return 0;
+}
+
+static int poll_timeout_ms(gw_replies *replies) {
+    int64_t deadline = gw_pending_next_deadline(replies->pending);
+    if (deadline < 0) return POLL_MAX_MS;
+    int64_t wait = deadline - tk_monotonic_ms();
+    return wait <= 0 ? 0 : wait > POLL_MAX_MS ? POLL_MAX_MS : (int)wait;
+}
+
+static void *run(void *arg) {
+    gw_replies *replies = arg;
+    while (!atomic_load(&replies->is_stopping)) {
+        if (!atomic_load(&replies->is_ready) && position_at_end(replies) != 0) {
+            gw_publish_poll(replies->publish);
+            expire_deadlines(replies);
+            usleep(200 * 1000);
+            continue;
+        }
+        rd_kafka_message_t *message = rd_kafka_consumer_poll(replies->consumer, poll_timeout_ms(replies));
+        if (message != NULL) {
+            if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                handle_reply(replies, message);
+            } else if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                tk_log_fields(TK_LOG_WARN, "reply consumer error",
+                              json_pack("{s:s}", "error", rd_kafka_message_errstr(message)));
+            }
+            rd_kafka_message_destroy(message);
+        }
+        gw_publish_poll(replies->publish);
+        expire_deadlines(replies);
+    }
+    return NULL;
+}
+
+int gw_replies_start(gw_replies *replies, const char *brokers, int partition, gw_pending *pending,
+                     gw_publish *publish, gw_replies_complete_fn complete, void *ctx, char *err, size_t err_len) {
+    /* No group: this gateway alone reads its partition. Short fetch waits
+     * keep a reply from sitting on the broker. */
+    const tk_kafka_setting settings[] = {
+        {"enable.auto.commit", "false"},    {"enable.partition.eof", "false"}, {"fetch.wait.max.ms", "10"},
+        {"fetch.error.backoff.ms", "10"},   {"socket.nagle.disable", "true"},  {"fetch.message.max.bytes", "2097152"},
+        {"group.id", "ticket-gateway-replies-unused"}, {NULL, NULL},
+    };
+    memset(replies, 0, sizeof *replies);
+    replies->partition = partition;
+    replies->pending = pending;
+    replies->publish = publish;
+    replies->complete = complete;
+    replies->ctx = ctx;
+    rd_kafka_conf_t *conf = tk_kafka_conf_new(brokers, "ticket-gateway-replies", settings, err, err_len);
+    if (conf == NULL) return -1;
+    replies->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);
+    if (replies->consumer == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(replies->consumer);
+    if (pthread_create(&replies->thread, NULL, run, replies) != 0) {
+        snprintf(err, err_len, "cannot start the reply thread");
+        rd_kafka_destroy(replies->consumer);
+        replies->consumer = NULL;
+        return -1;
+    }
+    replies->is_thread_started = true;
+    return 0;
+}
+
+bool gw_replies_is_ready(gw_replies *replies) { return atomic_load(&replies->is_ready); }
+
+void gw_replies_stop(gw_replies *replies) {
+    if (replies == NULL || replies->consumer == NULL) return;
+    atomic_store(&replies->is_stopping, true);
+    if (replies->is_thread_started) pthread_join(replies->thread, NULL);
+    rd_kafka_consumer_close(replies->consumer);
+    rd_kafka_destroy(replies->consumer);
+    replies->consumer = NULL;
+}
