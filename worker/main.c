@@ -1,0 +1,91 @@
+/* ticket-worker: consume commands and queries, apply them to MongoDB,
+ * answer and announce. Lifecycle only. */
+#include <mongoc/mongoc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "tk_config.h"
+#include "tk_log.h"
+#include "wk_consumer.h"
+#include "wk_lanes.h"
+#include "wk_output.h"
+#include "wk_store.h"
+
+#define DRAIN_MS 10000
+#define FLUSH_MS 10000
+#define INDEX_RETRY_SECONDS 1
+
+static volatile int stop_requested = 0;
+
+static void on_signal(int signal_number) {
+    (void)signal_number;
+    stop_requested = 1;
+}
+
+static bool is_output_broken(void *ctx) { return wk_output_is_broken(ctx); }
+
+/* The database may come up after us: keep trying, but stay stoppable. */
+static int ensure_indexes(wk_store *store) {
+    char err[TK_CONFIG_ERROR_MAX];
+    while (!stop_requested) {
+        if (wk_store_ensure_indexes(store, err, sizeof err) == 0) return 0;
+        tk_log_fields(TK_LOG_WARN, "database not ready, retrying", json_pack("{s:s}", "error", err));
+        sleep(INDEX_RETRY_SECONDS);
+    }
+    return -1;
+}
+
+int main(void) {
+    char err[TK_CONFIG_ERROR_MAX];
+    tk_worker_config config;
+    wk_store store = {0};
+    wk_output output = {0};
+    wk_consumer consumer = {0};
+    wk_lanes lanes = {0};
+    int exit_code = 1;
+
+    if (tk_worker_config_load(&config, err, sizeof err) != 0) {
+        tk_log_init("worker", TK_LOG_INFO);
+        tk_log_fields(TK_LOG_ERROR, "configuration error, not starting", json_pack("{s:s}", "error", err));
+        return 2;
+    }
+    tk_log_init("worker", config.log_level);
+    struct sigaction action = {.sa_handler = on_signal};
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    mongoc_init();
+
+    if (wk_store_init(&store, config.mongodb_uri, err, sizeof err) != 0 ||
+        wk_output_init(&output, config.kafka_brokers, "ticket-worker", err, sizeof err) != 0 ||
+        wk_consumer_init(&consumer, &config, err, sizeof err) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
+        goto cleanup;
+    }
+    if (ensure_indexes(&store) != 0) {
+        exit_code = 0; /* stopped while waiting for the database */
+        goto cleanup;
+    }
+    if (wk_lanes_start(&lanes, config.worker_threads, &store, &output, consumer.consumer, err, sizeof err) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
+        goto cleanup;
+    }
+    tk_log_fields(TK_LOG_INFO, "started", json_pack("{s:i, s:s, s:s*}", "threads", config.worker_threads, "group",
+                                                    config.group_id, "workerId", config.worker_id));
+
+    exit_code = wk_consumer_run(&consumer, &lanes, &stop_requested, is_output_broken, &output) == 0 ? 0 : 1;
+
+    tk_log_fields(TK_LOG_INFO, "draining", json_pack("{s:i}", "drainMs", DRAIN_MS));
+    if (exit_code == 0 && !wk_lanes_wait_idle(&lanes, DRAIN_MS))
+        tk_log_fields(TK_LOG_WARN, "drain timed out, unfinished messages will be redelivered", NULL);
+cleanup:
+    wk_lanes_stop(&lanes);
+    wk_output_close(&output, FLUSH_MS);
+    wk_consumer_close(&consumer);
+    wk_store_close(&store);
+    mongoc_cleanup();
+    tk_log_fields(TK_LOG_INFO, "stopped", json_pack("{s:i}", "exitCode", exit_code));
+    return exit_code;
+}

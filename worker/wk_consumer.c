@@ -1,0 +1,178 @@
+#include "wk_consumer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tk_kafka.h"
+#include "tk_log.h"
+
+#define POLL_MS 100
+#define REVOKE_DRAIN_MS 10000
+
+static json_t *partitions_json(const rd_kafka_topic_partition_list_t *partitions) {
+    json_t *list = json_array();
+    for (int i = 0; list != NULL && i < partitions->cnt; i++) {
+        char name[300];
+        snprintf(name, sizeof name, "%s/%d", partitions->elems[i].topic, (int)partitions->elems[i].partition);
+        json_array_append_new(list, json_string(name));
+    }
+    return list;
+}
+
+/* Messages polled for partitions now leaving us: drop them, the next owner
+ * reads them again from the committed offset. */
+static void drop_overflow_of(wk_consumer *consumer, const rd_kafka_topic_partition_list_t *revoked) {
+    size_t kept = 0;
+    for (size_t i = 0; i < consumer->overflow_count; i++) {
+        rd_kafka_message_t *message = consumer->overflow[i];
+        if (rd_kafka_topic_partition_list_find(revoked, rd_kafka_topic_name(message->rkt), message->partition) != NULL)
+            rd_kafka_message_destroy(message);
+        else
+            consumer->overflow[kept++] = message;
+    }
+    consumer->overflow_count = kept;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions,
+                         void *opaque) {
+    wk_consumer *consumer = opaque;
+    bool is_cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t assign_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (is_cooperative) error = rd_kafka_incremental_assign(rk, partitions);
+        else assign_err = rd_kafka_assign(rk, partitions);
+        tk_log_fields(TK_LOG_INFO, "partitions assigned", json_pack("{s:o}", "partitions", partitions_json(partitions)));
+    } else {
+        /* Finish what is in flight so its offsets are committed before the
+         * partitions move: the next owner then repeats as little as possible. */
+        drop_overflow_of(consumer, partitions);
+        if (consumer->lanes != NULL && consumer->lanes->count > 0) wk_lanes_wait_idle(consumer->lanes, REVOKE_DRAIN_MS);
+        rd_kafka_commit(rk, NULL, 0);
+        if (is_cooperative) error = rd_kafka_incremental_unassign(rk, partitions);
+        else assign_err = rd_kafka_assign(rk, NULL);
+        tk_log_fields(TK_LOG_INFO, "partitions revoked", json_pack("{s:o}", "partitions", partitions_json(partitions)));
+    }
+    if (error != NULL) {
+        tk_log_fields(TK_LOG_ERROR, "rebalance failed", json_pack("{s:s}", "error", rd_kafka_error_string(error)));
+        rd_kafka_error_destroy(error);
+    } else if (assign_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        tk_log_fields(TK_LOG_ERROR, "rebalance failed", json_pack("{s:s}", "error", rd_kafka_err2str(assign_err)));
+    }
+}
+
+int wk_consumer_init(wk_consumer *consumer, const tk_worker_config *config, char *err, size_t err_len) {
+    /* Offsets are stored by hand once a message is written, answered and
+     * announced; the periodic commit only sends what was stored. */
+    const tk_kafka_setting settings[] = {
+        {"group.id", config->group_id},
+        {"enable.auto.offset.store", "false"},
+        {"enable.auto.commit", "true"},
+        {"auto.commit.interval.ms", "1000"},
+        {"auto.offset.reset", "earliest"},
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        {"session.timeout.ms", "6000"},
+        {"heartbeat.interval.ms", "1000"},
+        {"fetch.wait.max.ms", "50"},
+        {"fetch.error.backoff.ms", "100"},
+        {"socket.nagle.disable", "true"},
+        {"queued.max.messages.kbytes", "16384"},
+        {NULL, NULL},
+    };
+    memset(consumer, 0, sizeof *consumer);
+    rd_kafka_conf_t *conf = tk_kafka_conf_new(config->kafka_brokers, "ticket-worker", settings, err, err_len);
+    if (conf == NULL) return -1;
+    if (config->worker_id != NULL &&
+        rd_kafka_conf_set(conf, "group.instance.id", config->worker_id, err, err_len) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, consumer);
+    consumer->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);
+    if (consumer->consumer == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(consumer->consumer);
+    return 0;
+}
+
+static void set_paused(wk_consumer *consumer, bool is_paused) {
+    if (consumer->is_paused == is_paused) return;
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    if (rd_kafka_assignment(consumer->consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    if (is_paused) rd_kafka_pause_partitions(consumer->consumer, assigned);
+    else rd_kafka_resume_partitions(consumer->consumer, assigned);
+    rd_kafka_topic_partition_list_destroy(assigned);
+    consumer->is_paused = is_paused;
+}
+
+static int keep_in_overflow(wk_consumer *consumer, rd_kafka_message_t *message) {
+    if (consumer->overflow_count == consumer->overflow_capacity) {
+        size_t capacity = consumer->overflow_capacity ? consumer->overflow_capacity * 2 : 256;
+        rd_kafka_message_t **grown = realloc(consumer->overflow, capacity * sizeof *grown);
+        if (grown == NULL) return -1;
+        consumer->overflow = grown;
+        consumer->overflow_capacity = capacity;
+    }
+    consumer->overflow[consumer->overflow_count++] = message;
+    return 0;
+}
+
+/* Hands over the overflow in order, stopping at the first full lane. */
+static void drain_overflow(wk_consumer *consumer) {
+    size_t handed = 0;
+    while (handed < consumer->overflow_count && wk_lanes_offer(consumer->lanes, consumer->overflow[handed]) == 0)
+        handed++;
+    memmove(consumer->overflow, consumer->overflow + handed, (consumer->overflow_count - handed) * sizeof *consumer->overflow);
+    consumer->overflow_count -= handed;
+}
+
+int wk_consumer_run(wk_consumer *consumer, wk_lanes *lanes, volatile int *stop_requested, bool (*is_broken)(void *),
+                    void *broken_ctx) {
+    const char *topics[] = {TK_TOPIC_COMMANDS, TK_TOPIC_QUERIES};
+    rd_kafka_topic_partition_list_t *subscription = rd_kafka_topic_partition_list_new(2);
+    for (size_t i = 0; i < 2; i++) rd_kafka_topic_partition_list_add(subscription, topics[i], RD_KAFKA_PARTITION_UA);
+    consumer->lanes = lanes;
+    rd_kafka_resp_err_t rc = rd_kafka_subscribe(consumer->consumer, subscription);
+    rd_kafka_topic_partition_list_destroy(subscription);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        tk_log_fields(TK_LOG_ERROR, "subscribe failed", json_pack("{s:s}", "error", rd_kafka_err2str(rc)));
+        return -1;
+    }
+    while (!*stop_requested) {
+        if (is_broken(broken_ctx)) return -1;
+        drain_overflow(consumer);
+        set_paused(consumer, consumer->overflow_count > 0);
+        rd_kafka_message_t *message = rd_kafka_consumer_poll(consumer->consumer, POLL_MS);
+        if (message == NULL) continue;
+        if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                tk_log_fields(TK_LOG_WARN, "consumer error", json_pack("{s:s}", "error", rd_kafka_message_errstr(message)));
+            bool is_fatal = message->err == RD_KAFKA_RESP_ERR__FATAL;
+            rd_kafka_message_destroy(message);
+            if (is_fatal) return -1;
+            continue;
+        }
+        if ((consumer->overflow_count > 0 || wk_lanes_offer(lanes, message) != 0) &&
+            keep_in_overflow(consumer, message) != 0) {
+            /* Cannot hold it: leave it unstored, it comes back after a restart. */
+            tk_log_fields(TK_LOG_ERROR, "out of memory holding a message", NULL);
+            rd_kafka_message_destroy(message);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void wk_consumer_close(wk_consumer *consumer) {
+    if (consumer == NULL || consumer->consumer == NULL) return;
+    for (size_t i = 0; i < consumer->overflow_count; i++) rd_kafka_message_destroy(consumer->overflow[i]);
+    consumer->overflow_count = 0;
+    rd_kafka_consumer_close(consumer->consumer); /* commits what was stored, leaves the group */
+    rd_kafka_destroy(consumer->consumer);
+    free(consumer->overflow);
+    memset(consumer, 0, sizeof *consumer);
+}

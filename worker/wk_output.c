@@ -1,0 +1,264 @@
+#include "wk_output.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tk_envelope.h"
+#include "tk_kafka.h"
+#include "tk_log.h"
+#include "tk_text.h"
+
+#define QUEUE_FULL_BACKOFF_US (10 * 1000)
+#define EVENT_MAX_BYTES (900 * 1000)    /* under the broker's 1 MB message limit */
+#define DLQ_PAYLOAD_MAX_BYTES (256 * 1024) /* room for base64 and the envelope */
+
+/* The opaque of every produced message: whom to tell when it is stored. */
+typedef struct {
+    wk_progress *progress;
+    wk_progress_record *record;
+} delivery_ticket;
+
+static bool is_topic_name(const char *name, size_t len) {
+    if (len == 0 || len > WK_TOPIC_NAME_MAX) return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void wk_address_from_message(const rd_kafka_message_t *message, wk_address *address) {
+    char partition_text[12];
+    memset(address, 0, sizeof *address);
+    address->partition = RD_KAFKA_PARTITION_UA;
+    tk_kafka_header_copy(message, TK_HEADER_TRACEPARENT, address->traceparent, sizeof address->traceparent);
+    if (tk_kafka_header_copy(message, TK_HEADER_CORRELATION_ID, address->correlation_id,
+                             sizeof address->correlation_id) != 0 ||
+        tk_kafka_header_copy(message, TK_HEADER_REPLY_TOPIC, address->topic, sizeof address->topic) != 0 ||
+        !is_topic_name(address->topic, strlen(address->topic)))
+        return;
+    if (tk_kafka_header_copy(message, TK_HEADER_REPLY_PARTITION, partition_text, sizeof partition_text) == 0) {
+        char *end = NULL;
+        long partition = strtol(partition_text, &end, 10);
+        if (*end != '\0' || partition < 0 || partition > INT32_MAX) return;
+        address->partition = (int32_t)partition;
+    }
+    address->wants_reply = true;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *message, void *opaque) {
+    (void)rk;
+    wk_output *output = opaque;
+    delivery_ticket *ticket = message->_private;
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* With infinite retries only fatal errors land here: the record stays
+         * unfinished so its offset is never stored, and we restart. */
+        tk_log_fields(TK_LOG_ERROR, "delivery failed",
+                      json_pack("{s:s, s:s}", "topic", rd_kafka_topic_name(message->rkt), "error",
+                                rd_kafka_err2str(message->err)));
+        atomic_store(&output->has_fatal_error, true);
+        free(ticket);
+        return;
+    }
+    wk_progress_done(ticket->progress, ticket->record);
+    free(ticket);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    wk_output *output = opaque;
+    char fatal[256];
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+        tk_log_fields(TK_LOG_ERROR, "producer fatal error", json_pack("{s:s}", "error", fatal));
+        atomic_store(&output->has_fatal_error, true);
+        return;
+    }
+    tk_log_fields(TK_LOG_WARN, "producer error", json_pack("{s:s}", "error", reason));
+}
+
+static void *serve_delivery_reports(void *arg) {
+    wk_output *output = arg;
+    while (!atomic_load(&output->is_stopping)) rd_kafka_poll(output->producer, 100);
+    return NULL;
+}
+
+int wk_output_init(wk_output *output, const char *brokers, const char *client_id, char *err, size_t err_len) {
+    /* Never give up on a message (timeout 0): an event or reply that cannot
+     * be sent holds back its offset instead of being dropped. */
+    const tk_kafka_setting settings[] = {
+        {"enable.idempotence", "true"}, {"linger.ms", "1"},          {"socket.nagle.disable", "true"},
+        {"message.timeout.ms", "0"},    {"compression.type", "lz4"}, {"message.max.bytes", "1000000"},
+        {NULL, NULL},
+    };
+    memset(output, 0, sizeof *output);
+    rd_kafka_conf_t *conf = tk_kafka_conf_new(brokers, client_id, settings, err, err_len);
+    if (conf == NULL) return -1;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, output);
+    output->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
+    if (output->producer == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    if (pthread_create(&output->poll_thread, NULL, serve_delivery_reports, output) != 0) {
+        snprintf(err, err_len, "cannot start the delivery thread");
+        rd_kafka_destroy(output->producer);
+        output->producer = NULL;
+        return -1;
+    }
+    output->is_poll_thread_started = true;
+    return 0;
+}
+
+/* Produces one message, waiting while the local queue is full. Takes
+ * ownership of headers. */
+static int produce(wk_output *output, const char *topic, int32_t partition, const void *key, size_t key_len,
+                   const void *value, size_t len, rd_kafka_headers_t *headers, wk_progress *progress,
+                   wk_progress_record *record) {
+    delivery_ticket *ticket = malloc(sizeof *ticket);
+    if (ticket == NULL) {
+        rd_kafka_headers_destroy(headers);
+        return -1;
+    }
+    ticket->progress = progress;
+    ticket->record = record;
+    wk_progress_expect(progress, record);
+    for (;;) {
+        rd_kafka_resp_err_t rc = rd_kafka_producev(
+            output->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(ticket), RD_KAFKA_V_END);
+        if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL || atomic_load(&output->is_stopping)) {
+            tk_log_fields(TK_LOG_ERROR, "produce failed", json_pack("{s:s, s:s}", "topic", topic, "error",
+                                                                    rd_kafka_err2str(rc)));
+            rd_kafka_headers_destroy(headers);
+            free(ticket);
+            /* The unit stays outstanding: this offset is never stored. */
+            return -1;
+        }
+        usleep(QUEUE_FULL_BACKOFF_US);
+    }
+}
+
+static rd_kafka_headers_t *reply_headers(const wk_address *address, int chunk_index, int chunk_count) {
+    rd_kafka_headers_t *headers = rd_kafka_headers_new(4);
+    rd_kafka_header_add(headers, TK_HEADER_CORRELATION_ID, -1, address->correlation_id, -1);
+    if (address->traceparent[0] != '\0') rd_kafka_header_add(headers, TK_HEADER_TRACEPARENT, -1, address->traceparent, -1);
+    if (chunk_count > 1) {
+        char text[12];
+        snprintf(text, sizeof text, "%d", chunk_index);
+        rd_kafka_header_add(headers, TK_HEADER_CHUNK_INDEX, -1, text, -1);
+        snprintf(text, sizeof text, "%d", chunk_count);
+        rd_kafka_header_add(headers, TK_HEADER_CHUNK_COUNT, -1, text, -1);
+    }
+    return headers;
+}
+
+int wk_output_reply(wk_output *output, const wk_address *address, const json_t *reply, wk_progress *progress,
+                    wk_progress_record *record) {
+    char *text = json_dumps(reply, JSON_COMPACT);
+    if (text == NULL) return -1;
+    size_t len = strlen(text);
+    int chunk_count = (int)((len + TK_REPLY_CHUNK_BYTES - 1) / TK_REPLY_CHUNK_BYTES);
+    if (chunk_count == 0) chunk_count = 1;
+    int rc = 0;
+    for (int i = 0; i < chunk_count && rc == 0; i++) {
+        size_t start = (size_t)i * TK_REPLY_CHUNK_BYTES;
+        size_t part = len - start < TK_REPLY_CHUNK_BYTES ? len - start : TK_REPLY_CHUNK_BYTES;
+        rc = produce(output, address->topic, address->partition, address->correlation_id,
+                     strlen(address->correlation_id), text + start, part, reply_headers(address, i, chunk_count),
+                     progress, record);
+    }
+    free(text);
+    return rc;
+}
+
+int wk_output_event(wk_output *output, const char *key, const json_t *event, const wk_address *address,
+                    wk_progress *progress, wk_progress_record *record) {
+    char *text = json_dumps(event, JSON_COMPACT);
+    if (text == NULL) return -1;
+    if (strlen(text) > EVENT_MAX_BYTES) {
+        /* A ticket with very many replies: announce the change without the
+         * whole ticket rather than never announce it. */
+        json_t *slim = json_copy((json_t *)event);
+        free(text);
+        if (slim == NULL) return -1;
+        json_object_del(slim, "ticket");
+        json_object_set_new(slim, "ticketOmitted", json_true());
+        text = json_dumps(slim, JSON_COMPACT);
+        json_decref(slim);
+        if (text == NULL) return -1;
+    }
+    rd_kafka_headers_t *headers = rd_kafka_headers_new(1);
+    if (address->traceparent[0] != '\0') rd_kafka_header_add(headers, TK_HEADER_TRACEPARENT, -1, address->traceparent, -1);
+    int rc = produce(output, TK_TOPIC_EVENTS, RD_KAFKA_PARTITION_UA, key, strlen(key), text, strlen(text), headers,
+                     progress, record);
+    free(text);
+    return rc;
+}
+
+int wk_output_dead_letter(wk_output *output, const rd_kafka_message_t *message, const char *reason,
+                          wk_progress *progress, wk_progress_record *record) {
+    const char *payload = message->payload != NULL ? message->payload : "";
+    size_t payload_len = message->len > DLQ_PAYLOAD_MAX_BYTES ? DLQ_PAYLOAD_MAX_BYTES : message->len;
+    bool is_text = tk_utf8_is_valid(payload, payload_len);
+    json_t *letter = json_pack("{s:i, s:s, s:{s:s, s:i, s:I}}", "version", TK_ENVELOPE_VERSION, "reason", reason,
+                               "source", "topic", rd_kafka_topic_name(message->rkt), "partition",
+                               (int)message->partition, "offset", (json_int_t)message->offset);
+    if (letter == NULL) return -1;
+    if (payload_len < message->len) json_object_set_new(letter, "payloadTruncated", json_true());
+    if (is_text) {
+        json_object_set_new(letter, "payload", json_stringn(payload, payload_len));
+    } else {
+        /* jansson has no base64: encode by hand, 3 bytes to 4 characters. */
+        static const char ALPHABET[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const unsigned char *in = (const unsigned char *)payload;
+        size_t out_len = 4 * ((payload_len + 2) / 3);
+        char *encoded = malloc(out_len + 1);
+        if (encoded == NULL) {
+            json_decref(letter);
+            return -1;
+        }
+        size_t o = 0;
+        for (size_t i = 0; i < payload_len; i += 3) {
+            uint32_t chunk = (uint32_t)in[i] << 16;
+            if (i + 1 < payload_len) chunk |= (uint32_t)in[i + 1] << 8;
+            if (i + 2 < payload_len) chunk |= in[i + 2];
+            encoded[o++] = ALPHABET[(chunk >> 18) & 63];
+            encoded[o++] = ALPHABET[(chunk >> 12) & 63];
+            encoded[o++] = i + 1 < payload_len ? ALPHABET[(chunk >> 6) & 63] : '=';
+            encoded[o++] = i + 2 < payload_len ? ALPHABET[chunk & 63] : '=';
+        }
+        encoded[o] = '\0';
+        json_object_set_new(letter, "payloadBase64", json_stringn(encoded, o));
+        free(encoded);
+    }
+    char *text = json_dumps(letter, JSON_COMPACT);
+    json_decref(letter);
+    if (text == NULL) return -1;
+    rd_kafka_headers_t *original = NULL;
+    rd_kafka_headers_t *headers =
+        rd_kafka_message_headers(message, &original) == RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_headers_copy(original)
+                                                                                  : rd_kafka_headers_new(1);
+    int rc = produce(output, TK_TOPIC_DLQ, RD_KAFKA_PARTITION_UA, message->key, message->key_len, text, strlen(text),
+                     headers, progress, record);
+    free(text);
+    return rc;
+}
+
+bool wk_output_is_broken(wk_output *output) { return atomic_load(&output->has_fatal_error); }
+
+void wk_output_close(wk_output *output, int timeout_ms) {
+    if (output == NULL || output->producer == NULL) return;
+    rd_kafka_flush(output->producer, timeout_ms);
+    atomic_store(&output->is_stopping, true);
+    if (output->is_poll_thread_started) pthread_join(output->poll_thread, NULL);
+    rd_kafka_destroy(output->producer);
+    output->producer = NULL;
+}

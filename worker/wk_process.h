@@ -1,0 +1,27 @@
+/* wk_process — one consumed message from start to finish: validate (or
+ * dead-letter), apply with retries, answer, announce, and mark it done. */
+#ifndef WK_PROCESS_H
+#define WK_PROCESS_H
+
+#include <librdkafka/rdkafka.h>
+#include <mongoc/mongoc.h>
+#include <stdatomic.h>
+
+#include "wk_output.h"
+#include "wk_progress.h"
+
+/** What every lane shares. */
+typedef struct {
+    wk_output *output;
+    const atomic_bool *is_stopping;
+} wk_process_context;
+
+/**
+ * @brief Handles message completely. Database outages are retried with
+ * backoff until they pass or the worker stops; a message abandoned at stop
+ * keeps its offset unstored so it is delivered again.
+ */
+void wk_process_message(const wk_process_context *context, mongoc_collection_t *tickets, wk_progress *progress,
+                        const rd_kafka_message_t *message);
+
+#endif

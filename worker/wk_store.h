@@ -1,0 +1,41 @@
+/* wk_store — the MongoDB client pool and the tickets collection's indexes. */
+#ifndef WK_STORE_H
+#define WK_STORE_H
+
+#include <mongoc/mongoc.h>
+#include <stdbool.h>
+
+#define WK_TICKETS_COLLECTION "tickets"
+
+typedef struct {
+    mongoc_uri_t *uri;
+    mongoc_client_pool_t *pool;
+    char *database; /* from the URI path, "ticketing" when absent */
+} wk_store;
+
+/**
+ * @brief Parses the URI (shortening server selection to 5 s unless the URI
+ * says otherwise) and creates the pool. Does not connect yet.
+ * @returns 0, or -1 with err.
+ */
+int wk_store_init(wk_store *store, const char *uri_text, char *err, size_t err_len);
+
+/** @brief Creates the indexes the queries use. @returns 0, or -1 with err (retry later). */
+int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len);
+
+/** @brief Borrows a client for this thread (blocks while all are taken). */
+mongoc_client_t *wk_store_pop(wk_store *store);
+
+/** @brief Returns a client from wk_store_pop. */
+void wk_store_push(wk_store *store, mongoc_client_t *client);
+
+/** @brief The tickets collection for a popped client; caller destroys it. */
+mongoc_collection_t *wk_store_tickets(wk_store *store, mongoc_client_t *client);
+
+/** @returns true when error means "try again later" (network, no server, failover). */
+bool wk_store_is_transient(const bson_error_t *error);
+
+/** @brief Destroys the pool. Accepts a zeroed struct. */
+void wk_store_close(wk_store *store);
+
+#endif

@@ -1,0 +1,93 @@
+#include "wk_ticket_json.h"
+
+#include <string.h>
+
+#include "tk_ids.h"
+
+typedef enum { FIELD_ID, FIELD_TEXT, FIELD_TIME, FIELD_INT, FIELD_REPLIES } field_kind;
+
+typedef struct {
+    const char *name;
+    field_kind kind;
+} field;
+
+static const field TICKET_FIELDS[] = {
+    {"_id", FIELD_ID},         {"creatorId", FIELD_TEXT}, {"creatorType", FIELD_TEXT}, {"category", FIELD_TEXT},
+    {"subject", FIELD_TEXT},   {"description", FIELD_TEXT}, {"priority", FIELD_TEXT}, {"status", FIELD_TEXT},
+    {"response", FIELD_REPLIES}, {"createdAt", FIELD_TIME}, {"updatedAt", FIELD_TIME}, {"__v", FIELD_INT},
+};
+
+static const field REPLY_FIELDS[] = {
+    {"_id", FIELD_ID},         {"creatorId", FIELD_TEXT}, {"creatorType", FIELD_TEXT},
+    {"description", FIELD_TEXT}, {"createdAt", FIELD_TIME}, {"updatedAt", FIELD_TIME},
+};
+
+static json_t *replies_json_new(bson_iter_t *iter) {
+    bson_iter_t child;
+    json_t *list = json_array();
+    if (list == NULL || !BSON_ITER_HOLDS_ARRAY(iter) || !bson_iter_recurse(iter, &child)) goto fail;
+    while (bson_iter_next(&child)) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_t reply;
+        if (!BSON_ITER_HOLDS_DOCUMENT(&child)) goto fail;
+        bson_iter_document(&child, &len, &data);
+        if (!bson_init_static(&reply, data, len)) goto fail;
+        if (json_array_append_new(list, wk_reply_json_new(&reply)) != 0) goto fail;
+    }
+    return list;
+fail:
+    json_decref(list);
+    return NULL;
+}
+
+static json_t *field_json_new(bson_iter_t *iter, field_kind kind) {
+    switch (kind) {
+    case FIELD_ID: {
+        char hex[25];
+        if (!BSON_ITER_HOLDS_OID(iter)) return NULL;
+        bson_oid_to_string(bson_iter_oid(iter), hex);
+        return json_stringn(hex, TK_OBJECT_ID_LEN);
+    }
+    case FIELD_TEXT: {
+        uint32_t len;
+        if (!BSON_ITER_HOLDS_UTF8(iter)) return NULL;
+        const char *text = bson_iter_utf8(iter, &len);
+        return json_stringn(text, len);
+    }
+    case FIELD_TIME: {
+        char text[TK_ISO_TIME_LEN + 1];
+        if (!BSON_ITER_HOLDS_DATE_TIME(iter)) return NULL;
+        tk_iso_time_format(bson_iter_date_time(iter), text);
+        return json_stringn(text, TK_ISO_TIME_LEN);
+    }
+    case FIELD_INT:
+        if (!BSON_ITER_HOLDS_NUMBER(iter)) return NULL;
+        return json_integer(bson_iter_as_int64(iter));
+    case FIELD_REPLIES:
+        return replies_json_new(iter);
+    }
+    return NULL;
+}
+
+static json_t *document_json_new(const bson_t *document, const field *fields, size_t count) {
+    json_t *object = json_object();
+    if (object == NULL) return NULL;
+    for (size_t i = 0; i < count; i++) {
+        bson_iter_t iter;
+        if (!bson_iter_init_find(&iter, document, fields[i].name)) goto fail;
+        if (json_object_set_new(object, fields[i].name, field_json_new(&iter, fields[i].kind)) != 0) goto fail;
+    }
+    return object;
+fail:
+    json_decref(object);
+    return NULL;
+}
+
+json_t *wk_ticket_json_new(const bson_t *ticket) {
+    return document_json_new(ticket, TICKET_FIELDS, sizeof TICKET_FIELDS / sizeof TICKET_FIELDS[0]);
+}
+
+json_t *wk_reply_json_new(const bson_t *reply) {
+    return document_json_new(reply, REPLY_FIELDS, sizeof REPLY_FIELDS / sizeof REPLY_FIELDS[0]);
+}

@@ -1,0 +1,20 @@
+/* wk_ticket_json — a stored ticket (BSON) as the API shows it (JSON), with the
+ * seed's field order whatever order the database keeps. */
+#ifndef WK_TICKET_JSON_H
+#define WK_TICKET_JSON_H
+
+#include <bson/bson.h>
+#include <jansson.h>
+
+/**
+ * @brief Builds the public ticket: _id, creatorId, creatorType, category,
+ * subject, description, priority, status, response[], createdAt, updatedAt, __v.
+ * The stored teamId is left out.
+ * @returns a new reference, or NULL when a field is missing or mistyped.
+ */
+json_t *wk_ticket_json_new(const bson_t *ticket);
+
+/** @brief The public form of one response entry. @returns NULL on a malformed entry. */
+json_t *wk_reply_json_new(const bson_t *reply);
+
+#endif

@@ -1,0 +1,292 @@
+#include "wk_tickets.h"
+
+#include <string.h>
+
+#include "tk_ids.h"
+#include "tk_log.h"
+#include "wk_store.h"
+#include "wk_ticket_json.h"
+
+#define DUPLICATE_KEY 11000
+#define REPLY_ATTEMPTS 8 /* optimistic-concurrency retries against other writers */
+
+static const char MSG_CREATED[] = "Ticket created successfullly!";
+static const char MSG_FETCHED[] = "Ticket fetched successfullly!";
+static const char MSG_REPLIED[] = "Response added successfully!";
+static const char MSG_NOT_FOUND[] = "Ticket not found";
+static const char MSG_ID_TAKEN[] = "Ticket id already in use";
+static const char MSG_INTERNAL[] = "Internal error, the request was not applied";
+
+typedef int (*operation_fn)(mongoc_collection_t *tickets, const tk_request *request, wk_result *result);
+
+static int create_ticket(mongoc_collection_t *tickets, const tk_request *request, wk_result *result);
+static int add_reply(mongoc_collection_t *tickets, const tk_request *request, wk_result *result);
+static int list_tickets(mongoc_collection_t *tickets, const tk_request *request, wk_result *result);
+
+static const operation_fn OPERATIONS[TK_REQUEST_TYPE_COUNT] = {
+    [TK_REQUEST_TICKET_CREATE] = create_ticket,
+    [TK_REQUEST_TICKET_REPLY] = add_reply,
+    [TK_REQUEST_TICKETS_LIST] = list_tickets,
+};
+
+static void set_answer(wk_result *result, int status, const char *message, json_t *data) {
+    result->status = status;
+    result->message = message;
+    result->data = data;
+}
+
+/* A database error: retry when it may pass, otherwise answer 500 (logged,
+ * never a stack trace to the client). */
+static int database_failure(const char *operation, const bson_error_t *error, wk_result *result) {
+    bool is_transient = wk_store_is_transient(error);
+    tk_log_fields(is_transient ? TK_LOG_WARN : TK_LOG_ERROR, "database error",
+                  json_pack("{s:s, s:i, s:i, s:s, s:b}", "operation", operation, "domain", (int)error->domain, "code",
+                            (int)error->code, "error", error->message, "willRetry", is_transient));
+    if (is_transient) return WK_RETRY;
+    set_answer(result, 500, MSG_INTERNAL, NULL);
+    return 0;
+}
+
+static json_t *event_new(const char *type, const char *event_id_prefix, const char *event_id, const char *team,
+                         json_t *ticket) {
+    char now[TK_ISO_TIME_LEN + 1];
+    char id[64];
+    tk_iso_time_format(tk_now_ms(), now);
+    snprintf(id, sizeof id, "%s:%s", event_id_prefix, event_id);
+    return json_pack("{s:i, s:s, s:s, s:s, s:s*, s:O}", "version", TK_ENVELOPE_VERSION, "type", type, "eventId", id,
+                     "occurredAt", now, "teamId", team, "ticket", ticket);
+}
+
+/* The stored team of a ticket, NULL when it has none (created by an admin
+ * through Kafka). */
+static const char *stored_team(const bson_t *ticket) {
+    bson_iter_t iter;
+    if (!bson_iter_init_find(&iter, ticket, "teamId") || !BSON_ITER_HOLDS_UTF8(&iter)) return NULL;
+    return bson_iter_utf8(&iter, NULL);
+}
+
+static bool is_visible_to(const bson_t *ticket, const tk_actor *actor) {
+    if (actor->is_admin) return true;
+    const char *team = stored_team(ticket);
+    return team != NULL && strcmp(team, actor->team) == 0;
+}
+
+/* Loads one ticket by id. @returns 1 found, 0 absent, -1 error (in *error). */
+static int find_ticket(mongoc_collection_t *tickets, const bson_oid_t *id, bson_t *out, bson_error_t *error) {
+    bson_t *filter = BCON_NEW("_id", BCON_OID(id));
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(tickets, filter, NULL, NULL);
+    const bson_t *found = NULL;
+    int rc = 0;
+    if (mongoc_cursor_next(cursor, &found)) {
+        bson_copy_to(found, out);
+        rc = 1;
+    } else if (mongoc_cursor_error(cursor, error)) {
+        rc = -1;
+    }
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(filter);
+    return rc;
+}
+
+static int answer_created(const bson_t *ticket, const char *ticket_id, wk_result *result) {
+    json_t *data = wk_ticket_json_new(ticket);
+    if (data == NULL) {
+        set_answer(result, 500, MSG_INTERNAL, NULL);
+        return 0;
+    }
+    result->event = event_new("ticket.created", "created", ticket_id, stored_team(ticket), data);
+    memcpy(result->event_key, ticket_id, TK_OBJECT_ID_LEN + 1);
+    set_answer(result, 201, MSG_CREATED, data);
+    return 0;
+}
+
+static int create_ticket(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
+    bson_oid_t id;
+    bson_error_t error;
+    bson_t existing = BSON_INITIALIZER;
+    int64_t now = tk_now_ms();
+    int rc = 0;
+    bson_oid_init_from_string(&id, request->ticket_id);
+    bson_t *ticket = BCON_NEW("_id", BCON_OID(&id), "creatorId", BCON_UTF8(request->actor.id), "creatorType",
+                              BCON_UTF8("customer"), "category", BCON_UTF8(request->category), "subject",
+                              BCON_UTF8(request->subject), "description", BCON_UTF8(request->description), "priority",
+                              BCON_UTF8(request->priority), "status", BCON_UTF8("created"), "response", "[", "]",
+                              "createdAt", BCON_DATE_TIME(now), "updatedAt", BCON_DATE_TIME(now), "__v",
+                              BCON_INT32(0), "teamId", BCON_UTF8(request->actor.team));
+
+    if (mongoc_collection_insert_one(tickets, ticket, NULL, NULL, &error)) {
+        rc = answer_created(ticket, request->ticket_id, result);
+        goto cleanup;
+    }
+    if (error.code != DUPLICATE_KEY) {
+        rc = database_failure("insert", &error, result);
+        goto cleanup;
+    }
+    /* Seen before: answer as the first time, if it is the same creator's. */
+    int found = find_ticket(tickets, &id, &existing, &error);
+    if (found < 0) {
+        rc = database_failure("find", &error, result);
+    } else if (found == 0 || !is_visible_to(&existing, &request->actor)) {
+        set_answer(result, 409, MSG_ID_TAKEN, NULL);
+    } else {
+        rc = answer_created(&existing, request->ticket_id, result);
+    }
+cleanup:
+    bson_destroy(&existing);
+    bson_destroy(ticket);
+    return rc;
+}
+
+static bool has_reply(const bson_t *ticket, const bson_oid_t *reply_id) {
+    bson_iter_t iter, entries, field;
+    if (!bson_iter_init_find(&iter, ticket, "response") || !BSON_ITER_HOLDS_ARRAY(&iter) ||
+        !bson_iter_recurse(&iter, &entries))
+        return false;
+    while (bson_iter_next(&entries)) {
+        if (bson_iter_recurse(&entries, &field) && bson_iter_find(&field, "_id") && BSON_ITER_HOLDS_OID(&field) &&
+            bson_oid_equal(bson_iter_oid(&field), reply_id))
+            return true;
+    }
+    return false;
+}
+
+static int answer_replied(const bson_t *ticket, const tk_request *request, wk_result *result) {
+    json_t *data = wk_ticket_json_new(ticket);
+    json_t *entries = json_object_get(data, "response");
+    json_t *reply = NULL;
+    size_t index;
+    json_t *entry;
+    json_array_foreach(entries, index, entry) {
+        if (strcmp(json_string_value(json_object_get(entry, "_id")), request->reply_id) == 0) reply = entry;
+    }
+    if (data == NULL || reply == NULL) {
+        json_decref(data);
+        set_answer(result, 500, MSG_INTERNAL, NULL);
+        return 0;
+    }
+    result->event = event_new("ticket.replied", "replied", request->reply_id, stored_team(ticket), data);
+    if (result->event != NULL) {
+        json_object_set_new(result->event, "ticketId", json_string(request->ticket_id));
+        json_object_set(result->event, "reply", reply);
+        /* Keep the contract's member order: ticket last. */
+        json_t *ticket_json = json_incref(json_object_get(result->event, "ticket"));
+        json_object_del(result->event, "ticket");
+        json_object_set_new(result->event, "ticket", ticket_json);
+    }
+    memcpy(result->event_key, request->ticket_id, TK_OBJECT_ID_LEN + 1);
+    set_answer(result, 200, MSG_REPLIED, data);
+    return 0;
+}
+
+/* Optimistic concurrency on __v: read, check, then update only if nobody
+ * wrote in between. Only equality filters, so any MongoDB-compatible server
+ * behaves the same. */
+static int add_reply(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
+    bson_oid_t ticket_id, reply_id;
+    bson_error_t error;
+    bson_oid_init_from_string(&ticket_id, request->ticket_id);
+    bson_oid_init_from_string(&reply_id, request->reply_id);
+    const char *creator_type = request->actor.is_admin ? "admin" : "customer";
+
+    for (int attempt = 0; attempt < REPLY_ATTEMPTS; attempt++) {
+        bson_t current = BSON_INITIALIZER;
+        int found = find_ticket(tickets, &ticket_id, &current, &error);
+        if (found < 0) {
+            bson_destroy(&current);
+            return database_failure("find", &error, result);
+        }
+        if (found == 0 || !is_visible_to(&current, &request->actor)) {
+            bson_destroy(&current);
+            set_answer(result, 404, MSG_NOT_FOUND, NULL);
+            return 0;
+        }
+        if (has_reply(&current, &reply_id)) {
+            int rc = answer_replied(&current, request, result);
+            bson_destroy(&current);
+            return rc;
+        }
+        bson_iter_t version_iter;
+        int64_t version = bson_iter_init_find(&version_iter, &current, "__v") ? bson_iter_as_int64(&version_iter) : 0;
+        bson_destroy(&current);
+
+        int64_t now = tk_now_ms();
+        bson_t *query = BCON_NEW("_id", BCON_OID(&ticket_id), "__v", BCON_INT64(version));
+        bson_t *update = BCON_NEW("$push", "{", "response", "{", "_id", BCON_OID(&reply_id), "creatorId",
+                                  BCON_UTF8(request->actor.id), "creatorType", BCON_UTF8(creator_type), "description",
+                                  BCON_UTF8(request->description), "createdAt", BCON_DATE_TIME(now), "updatedAt",
+                                  BCON_DATE_TIME(now), "}", "}", "$set", "{", "updatedAt", BCON_DATE_TIME(now), "}",
+                                  "$inc", "{", "__v", BCON_INT32(1), "}");
+        mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+        mongoc_find_and_modify_opts_set_update(opts, update);
+        mongoc_find_and_modify_opts_set_flags(opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+        bson_t reply;
+        bool is_ok = mongoc_collection_find_and_modify_with_opts(tickets, query, opts, &reply, &error);
+        bson_iter_t value;
+        int rc = 1; /* 1: lost the race, try again */
+        if (!is_ok) {
+            rc = database_failure("findAndModify", &error, result);
+        } else if (bson_iter_init_find(&value, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&value)) {
+            const uint8_t *data;
+            uint32_t len;
+            bson_t updated;
+            bson_iter_document(&value, &len, &data);
+            rc = bson_init_static(&updated, data, len) ? answer_replied(&updated, request, result)
+                                                       : (set_answer(result, 500, MSG_INTERNAL, NULL), 0);
+        }
+        bson_destroy(&reply);
+        mongoc_find_and_modify_opts_destroy(opts);
+        bson_destroy(update);
+        bson_destroy(query);
+        if (rc != 1) return rc;
+    }
+    tk_log_fields(TK_LOG_WARN, "reply lost every concurrency retry", json_pack("{s:s}", "ticketId", request->ticket_id));
+    return WK_RETRY;
+}
+
+static int list_tickets(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
+    bson_error_t error;
+    const bson_t *document;
+    /* Scope first; filters and a cursor page will join this filter and
+     * these options when the query grows them. */
+    bson_t *filter = request->actor.is_admin ? bson_new() : BCON_NEW("teamId", BCON_UTF8(request->actor.team));
+    bson_t *opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}");
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(tickets, filter, opts, NULL);
+    json_t *list = json_array();
+    int rc = 0;
+    while (list != NULL && mongoc_cursor_next(cursor, &document)) {
+        json_t *ticket = wk_ticket_json_new(document);
+        if (ticket == NULL) {
+            /* One malformed document must not hide the others. */
+            tk_log_fields(TK_LOG_ERROR, "skipping malformed ticket document", NULL);
+            continue;
+        }
+        json_array_append_new(list, ticket);
+    }
+    if (mongoc_cursor_error(cursor, &error)) {
+        json_decref(list);
+        rc = database_failure("find", &error, result);
+    } else if (list == NULL) {
+        set_answer(result, 500, MSG_INTERNAL, NULL);
+    } else {
+        set_answer(result, 200, MSG_FETCHED, list);
+    }
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    return rc;
+}
+
+int wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
+    memset(result, 0, sizeof *result);
+    int rc = OPERATIONS[request->type](tickets, request, result);
+    if (rc != 0) wk_result_close(result);
+    return rc;
+}
+
+void wk_result_close(wk_result *result) {
+    if (result == NULL) return;
+    json_decref(result->data);
+    json_decref(result->event);
+    result->data = NULL;
+    result->event = NULL;
+}
