@@ -126,6 +126,7 @@ int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len)
         return -1;
     }
     config->max_body_bytes = (size_t)max_body_kib * 1024;
+    config->is_access_log = strcmp(env_string("ACCESS_LOG", "on"), "off") != 0;
     return 0;
 }
 

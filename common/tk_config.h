@@ -3,6 +3,7 @@
 #ifndef TK_CONFIG_H
 #define TK_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "tk_log.h"
@@ -21,6 +22,7 @@ typedef struct {
     int http_threads;
     size_t max_body_bytes;
     int max_pending_requests;
+    bool is_access_log;
     tk_log_level log_level;
 } tk_gateway_config;
 

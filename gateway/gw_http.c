@@ -15,6 +15,7 @@
 #include "tk_ids.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
+#include "tk_metrics.h"
 
 #define TRACEPARENT_LEN 55
 
@@ -36,22 +37,28 @@ typedef struct {
     int status;
     char *answer; /* JSON text */
     size_t answer_len;
-    const char *allow; /* for 405 */
+    const char *allow;        /* for 405 */
+    const char *content_type; /* of the answer; JSON unless set */
+    bool is_answer_static;    /* answer points at data that outlives us */
     int64_t started_ms;
 } gw_request;
 
 static const char MSG_UNAVAILABLE[] = "Service unavailable, try again later";
 
+extern const char gw_openapi_json[];
+extern const size_t gw_openapi_json_len;
+
 static void request_destroy(gw_request *request) {
     if (request == NULL) return;
     free(request->pending.chunks);
     free(request->body);
-    free(request->answer);
+    if (!request->is_answer_static) free(request->answer);
     free(request);
 }
 
 static void set_answer(gw_request *request, int status, char *body, size_t len) {
-    free(request->answer);
+    if (!request->is_answer_static) free(request->answer);
+    request->is_answer_static = false;
     request->status = status;
     request->answer = body;
     request->answer_len = len;
@@ -66,7 +73,9 @@ static void set_error(gw_request *request, int status, const char *message) {
 
 static enum MHD_Result queue_answer(gw_request *request) {
     struct MHD_Response *response;
-    if (request->answer != NULL) {
+    if (request->answer != NULL && request->is_answer_static) {
+        response = MHD_create_response_from_buffer(request->answer_len, request->answer, MHD_RESPMEM_PERSISTENT);
+    } else if (request->answer != NULL) {
         response = MHD_create_response_from_buffer(request->answer_len, request->answer, MHD_RESPMEM_MUST_FREE);
         if (response != NULL) request->answer = NULL; /* MHD frees it now */
     } else {
@@ -76,9 +85,11 @@ static enum MHD_Result queue_answer(gw_request *request) {
         request->status = 503;
     }
     if (response == NULL) return MHD_NO;
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            request->content_type != NULL ? request->content_type : "application/json");
     if (request->pending.correlation_id[0] != '\0')
         MHD_add_response_header(response, "X-Correlation-Id", request->pending.correlation_id);
+    if (request->traceparent[0] != '\0') MHD_add_response_header(response, "traceparent", request->traceparent);
     if (request->allow != NULL) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, request->allow);
     enum MHD_Result rc = MHD_queue_response(request->connection, (unsigned int)request->status, response);
     MHD_destroy_response(response);
@@ -107,13 +118,62 @@ static void on_publish_failed(const char *correlation_id, size_t len, const char
     complete_waiting(entry, 503, body, body_len, http);
 }
 
-static void answer_health(gw_http *http, gw_request *request) {
-    bool is_ready = request->route->id == GW_ROUTE_HEALTHZ || gw_http_is_ready(http);
-    json_t *body = json_pack("{s:s}", "status", is_ready ? "ok" : "unavailable");
+/* Routes without auth: health, readiness, metrics and the API description. */
+static void answer_public(gw_http *http, gw_request *request) {
     size_t len = 0;
-    char *text = body != NULL ? gw_answer_dump(body, &len) : NULL;
-    json_decref(body);
-    set_answer(request, is_ready ? 200 : 503, text, len);
+    switch (request->route->id) {
+    case GW_ROUTE_METRICS: {
+        char *text = tk_metrics_render(&len);
+        set_answer(request, text != NULL ? 200 : 503, text, len);
+        request->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        return;
+    }
+    case GW_ROUTE_OPENAPI:
+        set_answer(request, 200, (char *)gw_openapi_json, gw_openapi_json_len);
+        request->is_answer_static = true;
+        return;
+    default: {
+        bool is_ready = request->route->id == GW_ROUTE_HEALTHZ || gw_http_is_ready(http);
+        json_t *body = json_pack("{s:s}", "status", is_ready ? "ok" : "unavailable");
+        char *text = body != NULL ? gw_answer_dump(body, &len) : NULL;
+        json_decref(body);
+        set_answer(request, is_ready ? 200 : 503, text, len);
+        return;
+    }
+    }
+}
+
+static bool is_hex(const char *text, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (!((text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f'))) return false;
+    return true;
+}
+
+/* W3C trace context: keep a well-formed incoming traceparent, else start a
+ * new trace, so every request can be followed through Kafka and the worker. */
+static void take_traceparent(gw_request *request, const char *incoming) {
+    if (incoming != NULL && strlen(incoming) == TRACEPARENT_LEN && incoming[2] == '-' && incoming[35] == '-' &&
+        incoming[52] == '-' && is_hex(incoming, 2) && is_hex(incoming + 3, 32) && is_hex(incoming + 36, 16) &&
+        is_hex(incoming + 53, 2) && strncmp(incoming, "ff", 2) != 0 &&
+        strspn(incoming + 3, "0") < 32 && strspn(incoming + 36, "0") < 16) {
+        memcpy(request->traceparent, incoming, TRACEPARENT_LEN + 1);
+        return;
+    }
+    static const char HEX[] = "0123456789abcdef";
+    uint8_t random[24];
+    if (tk_random_bytes(random, sizeof random) != 0) memset(random, 0x5a, sizeof random);
+    char *out = request->traceparent;
+    memcpy(out, "00-", 3);
+    for (int i = 0; i < 16; i++) {
+        out[3 + 2 * i] = HEX[random[i] >> 4];
+        out[4 + 2 * i] = HEX[random[i] & 15];
+    }
+    out[35] = '-';
+    for (int i = 0; i < 8; i++) {
+        out[36 + 2 * i] = HEX[random[16 + i] >> 4];
+        out[37 + 2 * i] = HEX[random[16 + i] & 15];
+    }
+    memcpy(out + 52, "-01", 4);
 }
 
 /* Everything that can be decided from the request line and headers, before
@@ -135,9 +195,10 @@ static void check_headers(gw_http *http, gw_request *request, const char *url, c
     }
     const gw_route *route = request->route;
     if (route->role == GW_ROLE_NONE) {
-        answer_health(http, request);
+        answer_public(http, request);
         return;
     }
+    take_traceparent(request, MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "traceparent"));
     const char *authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (gw_auth_check(&http->auth, authorization, &request->identity, &message) != 0) {
         set_error(request, 401, message);
@@ -169,9 +230,6 @@ static void check_headers(gw_http *http, gw_request *request, const char *url, c
             return;
         }
     }
-    const char *traceparent = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "traceparent");
-    if (traceparent != NULL && strlen(traceparent) == TRACEPARENT_LEN)
-        memcpy(request->traceparent, traceparent, TRACEPARENT_LEN + 1);
 }
 
 /* Buffers the body up to the limit; past it, the rest is dropped unread. */
@@ -294,6 +352,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         request->http = http;
         request->connection = connection;
         request->started_ms = tk_monotonic_ms();
+        atomic_fetch_add(&http->requests_in_flight, 1);
         *request_state = request;
         check_headers(http, request, url, method);
         /* An early answer (401, 404, 413 ...) goes out before any body is read. */
@@ -312,18 +371,47 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     return queue_answer(request);
 }
 
+/* Metrics and the access log line of a finished request. */
+static void record_request(gw_http *http, const gw_request *request, enum MHD_RequestTerminationCode code) {
+    const char *route = request->route != NULL ? request->route->name : "unmatched";
+    int status = request->has_answer ? request->status : 0; /* 0: the client left first */
+    double seconds = (double)(tk_monotonic_ms() - request->started_ms) / 1000.0;
+    char labels[96];
+    snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
+    tk_counter_add(tk_metrics_counter("ticket_gateway_http_requests_total", "HTTP requests answered, by route and status", labels), 1);
+    snprintf(labels, sizeof labels, "route=\"%s\"", route);
+    tk_histogram_observe(tk_metrics_histogram("ticket_gateway_http_request_duration_seconds",
+                                              "Time from request start to response, by route", labels),
+                         seconds);
+    if (!http->config->is_access_log || !tk_log_enabled(TK_LOG_INFO)) return;
+    json_t *fields = json_pack("{s:s, s:i, s:f, s:b}", "route", route, "status", status, "latencyMs", seconds * 1000.0,
+                               "completed", code == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    if (fields == NULL) return;
+    if (request->pending.correlation_id[0] != '\0')
+        json_object_set_new(fields, "correlationId", json_string(request->pending.correlation_id));
+    if (request->identity.id[0] != '\0') json_object_set_new(fields, "userId", json_string(request->identity.id));
+    if (request->traceparent[0] != '\0')
+        json_object_set_new(fields, "traceId", json_stringn(request->traceparent + 3, 32));
+    tk_log_fields(TK_LOG_INFO, "request", fields);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *connection, void **request_state,
                          enum MHD_RequestTerminationCode code) {
     (void)connection;
-    (void)code;
     gw_http *http = cls;
     gw_request *request = *request_state;
     if (request == NULL) return;
+    record_request(http, request, code);
+    atomic_fetch_sub(&http->requests_in_flight, 1);
     /* Never leave a dangling entry for the reply thread to find. */
     if (request->is_waiting) gw_pending_remove(&http->pending, &request->pending);
     request_destroy(request);
     *request_state = NULL;
 }
+
+static double waiting_requests(void *ctx) { return (double)gw_pending_count(&((gw_http *)ctx)->pending); }
+
+static double in_flight_requests(void *ctx) { return (double)atomic_load(&((gw_http *)ctx)->requests_in_flight); }
 
 bool gw_http_is_ready(gw_http *http) {
     return gw_replies_is_ready(&http->replies) && !atomic_load(&http->is_draining);
@@ -340,6 +428,10 @@ int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, siz
         snprintf(err, err_len, "out of memory for the pending table");
         return -1;
     }
+    tk_metrics_gauge_fn("ticket_gateway_requests_waiting", "Requests waiting for a worker's reply", "",
+                        waiting_requests, http);
+    tk_metrics_gauge_fn("ticket_gateway_requests_in_flight", "HTTP requests received and not yet finished", "",
+                        in_flight_requests, http);
     if (gw_publish_init(&http->publish, config->kafka_brokers, config->gateway_id, config->request_timeout_ms,
                         on_publish_failed, http, err, err_len) != 0)
         goto fail;

@@ -22,6 +22,7 @@ typedef struct {
     gw_replies replies;
     struct MHD_Daemon *daemon;
     atomic_bool is_draining;
+    atomic_long requests_in_flight;
 } gw_http;
 
 /**

@@ -5,11 +5,14 @@
 
 #include "tk_kafka.h"
 #include "tk_log.h"
+#include "tk_metrics.h"
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *message, void *opaque) {
     (void)rk;
     gw_publish *publish = opaque;
     if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    tk_counter_add(tk_metrics_counter("ticket_gateway_produce_errors_total",
+                                      "Commands and queries the broker did not take", "stage=\"delivery\""), 1);
     const char *correlation_id;
     size_t len;
     if (tk_kafka_header(message, TK_HEADER_CORRELATION_ID, &correlation_id, &len) != 0) return;
@@ -57,6 +60,8 @@ int gw_publish_send(gw_publish *publish, tk_request_type type, const char *key, 
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_headers_destroy(headers); /* not taken on failure */
+        tk_counter_add(tk_metrics_counter("ticket_gateway_produce_errors_total",
+                                          "Commands and queries the broker did not take", "stage=\"enqueue\""), 1);
         tk_log_fields(TK_LOG_WARN, "produce failed",
                       json_pack("{s:s, s:s, s:s}", "topic", topic, "error", rd_kafka_err2str(rc), "correlationId",
                                 correlation_id));

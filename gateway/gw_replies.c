@@ -9,6 +9,7 @@
 #include "tk_envelope.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
+#include "tk_metrics.h"
 
 #define POLL_MAX_MS 100
 #define MAX_CHUNKS 128 /* 64 MiB of reply at most */
@@ -46,7 +47,7 @@ static int header_int(const rd_kafka_message_t *message, const char *name, int *
 }
 
 static void count_late(gw_replies *replies, const char *correlation_id, size_t len) {
-    atomic_fetch_add(&replies->late_replies, 1);
+    tk_counter_add(replies->late_replies, 1);
     tk_log_fields(TK_LOG_INFO, "late reply", json_pack("{s:s%}", "correlationId", correlation_id, len));
 }
 
@@ -115,7 +116,7 @@ static void expire_deadlines(gw_replies *replies) {
     int64_t now = tk_monotonic_ms();
     gw_pending_entry *entry;
     while ((entry = gw_pending_take_expired(replies->pending, now)) != NULL) {
-        atomic_fetch_add(&replies->timeouts, 1);
+        tk_counter_add(replies->timeouts, 1);
         tk_log_fields(TK_LOG_WARN, "request timed out", json_pack("{s:s}", "correlationId", entry->correlation_id));
         complete_with_error(replies, entry, 504, "No worker answered in time");
     }
@@ -192,6 +193,10 @@ int gw_replies_start(gw_replies *replies, const char *brokers, int partition, gw
     replies->publish = publish;
     replies->complete = complete;
     replies->ctx = ctx;
+    replies->late_replies = tk_metrics_counter("ticket_gateway_late_replies_total",
+                                               "Replies that arrived after their request was answered", "");
+    replies->timeouts = tk_metrics_counter("ticket_gateway_request_timeouts_total",
+                                           "Requests answered 504 because no reply came in time", "");
     rd_kafka_conf_t *conf = tk_kafka_conf_new(brokers, "ticket-gateway-replies", settings, err, err_len);
     if (conf == NULL) return -1;
     replies->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);

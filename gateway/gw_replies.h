@@ -26,8 +26,8 @@ typedef struct {
     bool is_thread_started;
     atomic_bool is_ready;
     atomic_bool is_stopping;
-    atomic_ulong late_replies;
-    atomic_ulong timeouts;
+    struct tk_series *late_replies; /* metrics */
+    struct tk_series *timeouts;
 } gw_replies;
 
 /**

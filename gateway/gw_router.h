@@ -20,10 +20,13 @@ typedef enum {
     GW_ROUTE_ADMIN_CREATE_REPLY,
     GW_ROUTE_HEALTHZ,
     GW_ROUTE_READYZ,
+    GW_ROUTE_METRICS,
+    GW_ROUTE_OPENAPI,
 } gw_route_id;
 
 typedef struct {
     gw_route_id id;
+    const char *name; /* for logs and metric labels */
     const char *method;
     const char *path;
     gw_role role;
