@@ -32,6 +32,8 @@ typedef struct {
     const char *group_id;
     const char *worker_id; /* group.instance.id; NULL for dynamic membership */
     int worker_threads;
+    int http_port; /* WORKER_HTTP_PORT: health and metrics; 0 = off */
+    const char *bind_address;
     tk_log_level log_level;
 } tk_worker_config;
 

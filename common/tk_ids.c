@@ -53,6 +53,12 @@ int64_t tk_monotonic_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t tk_monotonic_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void hex_encode(const uint8_t *bytes, size_t len, char *out) {
     for (size_t i = 0; i < len; i++) {
         out[2 * i] = HEX_DIGITS[bytes[i] >> 4];

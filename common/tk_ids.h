@@ -16,6 +16,9 @@ int64_t tk_now_ms(void);
 /** @returns a monotonic clock in milliseconds, for deadlines. */
 int64_t tk_monotonic_ms(void);
 
+/** @returns a monotonic clock in microseconds, for latencies. */
+int64_t tk_monotonic_us(void);
+
 /**
  * @brief Writes a new MongoDB ObjectId as 24 lowercase hex characters + NUL.
  * Thread-safe: timestamp, a per-process random value and an atomic counter.

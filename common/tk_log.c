@@ -50,7 +50,7 @@ void tk_log_fields(tk_log_level level, const char *msg, json_t *fields) {
         json_object_update(line, fields);
         json_decref(fields);
     }
-    char *text = json_dumps(line, JSON_COMPACT);
+    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(line);
     if (text == NULL) return;
     /* One fputs per line under stdio's own lock keeps lines whole across threads. */

@@ -29,6 +29,26 @@ struct tk_series {
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static tk_series *registry_head, *registry_tail;
 
+#define MAX_COLLECTORS 8
+static struct {
+    tk_collector_fn fn;
+    void *ctx;
+} collectors[MAX_COLLECTORS];
+static size_t collector_count;
+
+int tk_metrics_add_collector(tk_collector_fn fn, void *ctx) {
+    pthread_mutex_lock(&registry_lock);
+    int rc = -1;
+    if (collector_count < MAX_COLLECTORS) {
+        collectors[collector_count].fn = fn;
+        collectors[collector_count].ctx = ctx;
+        collector_count++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return rc;
+}
+
 static tk_series *find_or_add(series_kind kind, const char *name, const char *help, const char *labels) {
     pthread_mutex_lock(&registry_lock);
     tk_series *series = registry_head;
@@ -191,6 +211,11 @@ char *tk_metrics_render(size_t *len) {
         appendf(&out, "# HELP %s %s\n# TYPE %s %s\n", first->name, first->help, first->name, type_name(first->kind));
         for (const tk_series *s = first; s != NULL; s = s->next)
             if (strcmp(s->name, first->name) == 0) render_series(&out, s);
+    }
+    for (size_t i = 0; i < collector_count; i++) {
+        char *text = collectors[i].fn(collectors[i].ctx);
+        if (text != NULL) appendf(&out, "%s", text);
+        free(text);
     }
     pthread_mutex_unlock(&registry_lock);
     if (out.failed) {

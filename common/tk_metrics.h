@@ -34,6 +34,13 @@ void tk_histogram_observe(tk_series *histogram, double seconds);
 /** @returns the current value of a counter (tests and logs). */
 uint64_t tk_counter_value(const tk_series *counter);
 
+/** Writes whole families (HELP, TYPE, samples) whose series change at run
+ * time, such as per-partition lag. @returns a malloc'd text, or NULL. */
+typedef char *(*tk_collector_fn)(void *ctx);
+
+/** @brief Adds a collector called at each render. @returns 0, or -1 when out of memory. */
+int tk_metrics_add_collector(tk_collector_fn fn, void *ctx);
+
 /**
  * @brief Renders every series in Prometheus text format 0.0.4.
  * @returns a malloc'd string with *len, or NULL when out of memory.

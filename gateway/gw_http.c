@@ -40,7 +40,7 @@ typedef struct {
     const char *allow;        /* for 405 */
     const char *content_type; /* of the answer; JSON unless set */
     bool is_answer_static;    /* answer points at data that outlives us */
-    int64_t started_ms;
+    int64_t started_us;
 } gw_request;
 
 static const char MSG_UNAVAILABLE[] = "Service unavailable, try again later";
@@ -351,7 +351,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         if (request == NULL) return MHD_NO;
         request->http = http;
         request->connection = connection;
-        request->started_ms = tk_monotonic_ms();
+        request->started_us = tk_monotonic_us();
         atomic_fetch_add(&http->requests_in_flight, 1);
         *request_state = request;
         check_headers(http, request, url, method);
@@ -375,7 +375,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 static void record_request(gw_http *http, const gw_request *request, enum MHD_RequestTerminationCode code) {
     const char *route = request->route != NULL ? request->route->name : "unmatched";
     int status = request->has_answer ? request->status : 0; /* 0: the client left first */
-    double seconds = (double)(tk_monotonic_ms() - request->started_ms) / 1000.0;
+    double seconds = (double)(tk_monotonic_us() - request->started_us) / 1e6;
     char labels[96];
     snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
     tk_counter_add(tk_metrics_counter("ticket_gateway_http_requests_total", "HTTP requests answered, by route and status", labels), 1);

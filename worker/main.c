@@ -8,6 +8,7 @@
 #include "tk_config.h"
 #include "tk_log.h"
 #include "wk_consumer.h"
+#include "wk_http.h"
 #include "wk_lanes.h"
 #include "wk_output.h"
 #include "wk_store.h"
@@ -24,6 +25,28 @@ static void on_signal(int signal_number) {
 }
 
 static bool is_output_broken(void *ctx) { return wk_output_is_broken(ctx); }
+
+typedef struct {
+    wk_consumer *consumer;
+    wk_store *store;
+} readiness;
+
+/* Ready: holds partitions and the database answered last time it was asked. */
+static bool is_ready(void *ctx) {
+    readiness *parts = ctx;
+    return wk_consumer_has_assignment(parts->consumer) && atomic_load(&parts->store->is_reachable);
+}
+
+/* The driver logs through ours, so every line on stderr is JSON. */
+static void log_from_mongoc(mongoc_log_level_t level, const char *domain, const char *message, void *ctx) {
+    (void)ctx;
+    tk_log_level our_level = level <= MONGOC_LOG_LEVEL_ERROR     ? TK_LOG_ERROR
+                             : level == MONGOC_LOG_LEVEL_WARNING ? TK_LOG_WARN
+                             : level <= MONGOC_LOG_LEVEL_INFO    ? TK_LOG_INFO
+                                                                 : TK_LOG_DEBUG;
+    if (!tk_log_enabled(our_level)) return;
+    tk_log_fields(our_level, message, json_pack("{s:s}", "mongoc", domain));
+}
 
 /* The database may come up after us: keep trying, but stay stoppable. */
 static int ensure_indexes(wk_store *store) {
@@ -43,6 +66,8 @@ int main(void) {
     wk_output output = {0};
     wk_consumer consumer = {0};
     wk_lanes lanes = {0};
+    wk_http http = {0};
+    readiness ready_parts = {&consumer, &store};
     int exit_code = 1;
 
     if (tk_worker_config_load(&config, err, sizeof err) != 0) {
@@ -57,10 +82,12 @@ int main(void) {
     sigaction(SIGINT, &action, NULL);
     signal(SIGPIPE, SIG_IGN);
     mongoc_init();
+    mongoc_log_set_handler(log_from_mongoc, NULL);
 
     if (wk_store_init(&store, config.mongodb_uri, err, sizeof err) != 0 ||
         wk_output_init(&output, config.kafka_brokers, "ticket-worker", err, sizeof err) != 0 ||
-        wk_consumer_init(&consumer, &config, err, sizeof err) != 0) {
+        wk_consumer_init(&consumer, &config, err, sizeof err) != 0 ||
+        wk_http_start(&http, config.bind_address, config.http_port, is_ready, &ready_parts, err, sizeof err) != 0) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
         goto cleanup;
     }
@@ -72,8 +99,9 @@ int main(void) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
         goto cleanup;
     }
-    tk_log_fields(TK_LOG_INFO, "started", json_pack("{s:i, s:s, s:s*}", "threads", config.worker_threads, "group",
-                                                    config.group_id, "workerId", config.worker_id));
+    tk_log_fields(TK_LOG_INFO, "started", json_pack("{s:i, s:s, s:s*, s:i}", "threads", config.worker_threads, "group",
+                                                    config.group_id, "workerId", config.worker_id, "httpPort",
+                                                    config.http_port));
 
     exit_code = wk_consumer_run(&consumer, &lanes, &stop_requested, is_output_broken, &output) == 0 ? 0 : 1;
 
@@ -81,6 +109,7 @@ int main(void) {
     if (exit_code == 0 && !wk_lanes_wait_idle(&lanes, DRAIN_MS))
         tk_log_fields(TK_LOG_WARN, "drain timed out, unfinished messages will be redelivered", NULL);
 cleanup:
+    wk_http_stop(&http);
     wk_lanes_stop(&lanes);
     wk_output_close(&output, FLUSH_MS);
     wk_consumer_close(&consumer);

@@ -6,6 +6,7 @@
 
 #include "tk_kafka.h"
 #include "tk_log.h"
+#include "tk_metrics.h"
 
 #define POLL_MS 100
 #define REVOKE_DRAIN_MS 10000
@@ -34,6 +35,8 @@ static void drop_overflow_of(wk_consumer *consumer, const rd_kafka_topic_partiti
     consumer->overflow_count = kept;
 }
 
+static char *render_lag(void *ctx);
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions,
                          void *opaque) {
     wk_consumer *consumer = opaque;
@@ -43,6 +46,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (is_cooperative) error = rd_kafka_incremental_assign(rk, partitions);
         else assign_err = rd_kafka_assign(rk, partitions);
+        if (is_cooperative) atomic_fetch_add(&consumer->assigned_count, partitions->cnt);
+        else atomic_store(&consumer->assigned_count, partitions->cnt);
         tk_log_fields(TK_LOG_INFO, "partitions assigned", json_pack("{s:o}", "partitions", partitions_json(partitions)));
     } else {
         /* Finish what is in flight so its offsets are committed before the
@@ -52,6 +57,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         rd_kafka_commit(rk, NULL, 0);
         if (is_cooperative) error = rd_kafka_incremental_unassign(rk, partitions);
         else assign_err = rd_kafka_assign(rk, NULL);
+        if (is_cooperative) atomic_fetch_sub(&consumer->assigned_count, partitions->cnt);
+        else atomic_store(&consumer->assigned_count, 0);
         tk_log_fields(TK_LOG_INFO, "partitions revoked", json_pack("{s:o}", "partitions", partitions_json(partitions)));
     }
     if (error != NULL) {
@@ -96,7 +103,54 @@ int wk_consumer_init(wk_consumer *consumer, const tk_worker_config *config, char
         return -1;
     }
     rd_kafka_poll_set_consumer(consumer->consumer);
+    tk_metrics_add_collector(render_lag, consumer);
     return 0;
+}
+
+bool wk_consumer_has_assignment(wk_consumer *consumer) { return atomic_load(&consumer->assigned_count) > 0; }
+
+/* Consumer lag per assigned partition, from the watermarks the fetcher
+ * already knows (no broker round trip at scrape time). */
+static char *render_lag(void *ctx) {
+    wk_consumer *consumer = ctx;
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    if (consumer->consumer == NULL || rd_kafka_assignment(consumer->consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    rd_kafka_position(consumer->consumer, assigned);
+    /* Nothing consumed yet on a partition: its committed offset is where we stand. */
+    rd_kafka_topic_partition_list_t *unknown = rd_kafka_topic_partition_list_new(assigned->cnt);
+    for (int i = 0; i < assigned->cnt; i++)
+        if (assigned->elems[i].offset < 0)
+            rd_kafka_topic_partition_list_add(unknown, assigned->elems[i].topic, assigned->elems[i].partition);
+    if (unknown->cnt > 0 && rd_kafka_committed(consumer->consumer, unknown, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < unknown->cnt; i++) {
+            rd_kafka_topic_partition_t *known = rd_kafka_topic_partition_list_find(assigned, unknown->elems[i].topic,
+                                                                                  unknown->elems[i].partition);
+            if (known != NULL) known->offset = unknown->elems[i].offset;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(unknown);
+    size_t cap = 256 + (size_t)assigned->cnt * 128;
+    char *text = malloc(cap);
+    if (text != NULL) {
+        size_t len = (size_t)snprintf(text, cap,
+                                      "# HELP ticket_worker_consumer_lag Messages not yet consumed, by partition\n"
+                                      "# TYPE ticket_worker_consumer_lag gauge\n");
+        for (int i = 0; i < assigned->cnt && len < cap; i++) {
+            int64_t low = 0, high = 0;
+            rd_kafka_topic_partition_t *p = &assigned->elems[i];
+            if (rd_kafka_get_watermark_offsets(consumer->consumer, p->topic, p->partition, &low, &high) !=
+                    RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
+                continue;
+            if (p->offset < 0) continue; /* never committed: lag unknown until the first message */
+            int64_t position = p->offset;
+            len += (size_t)snprintf(text + len, cap - len,
+                                    "ticket_worker_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n", p->topic,
+                                    (int)p->partition, (long long)(high > position ? high - position : 0));
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(assigned);
+    return text;
 }
 
 static void set_paused(wk_consumer *consumer, bool is_paused) {

@@ -5,6 +5,7 @@
 #define WK_CONSUMER_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "tk_config.h"
@@ -16,7 +17,11 @@ typedef struct {
     rd_kafka_message_t **overflow; /* polled but not yet taken by a lane, in order */
     size_t overflow_count, overflow_capacity;
     bool is_paused;
+    atomic_int assigned_count; /* partitions held now (readiness) */
 } wk_consumer;
+
+/** @returns true while the worker holds at least one partition. */
+bool wk_consumer_has_assignment(wk_consumer *consumer);
 
 /** @brief Creates the group consumer (not subscribed yet). @returns 0, or -1 with err. */
 int wk_consumer_init(wk_consumer *consumer, const tk_worker_config *config, char *err, size_t err_len);

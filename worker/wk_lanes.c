@@ -87,6 +87,7 @@ int wk_lanes_start(wk_lanes *lanes, int count, wk_store *store, wk_output *outpu
     lanes->queue_capacity = QUEUE_CAPACITY;
     lanes->store = store;
     lanes->context.output = output;
+    lanes->context.store = store;
     lanes->context.is_stopping = &lanes->is_stopping;
     lanes->lanes = calloc((size_t)count, sizeof *lanes->lanes);
     if (lanes->lanes == NULL) goto fail;

@@ -1,11 +1,13 @@
 #include "wk_process.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "tk_envelope.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
+#include "tk_metrics.h"
 #include "wk_tickets.h"
 
 #define RETRY_FIRST_MS 100
@@ -27,12 +29,30 @@ static void answer(const wk_process_context *context, const wk_address *address,
     json_decref(reply);
 }
 
+/* The trace id of a W3C traceparent ("00-<trace id>-<span>-<flags>"), or NULL. */
+static json_t *trace_id_json(const wk_address *address) {
+    return strlen(address->traceparent) == 55 ? json_stringn(address->traceparent + 3, 32) : NULL;
+}
+
+static void count_message(const char *topic, const char *type, int status, double seconds) {
+    char labels[128];
+    snprintf(labels, sizeof labels, "topic=\"%s\",type=\"%s\",status=\"%d\"", topic, type, status);
+    tk_counter_add(tk_metrics_counter("ticket_worker_messages_total", "Messages handled, by topic, type and answer status",
+                                      labels), 1);
+    snprintf(labels, sizeof labels, "type=\"%s\"", type);
+    tk_histogram_observe(tk_metrics_histogram("ticket_worker_message_duration_seconds",
+                                              "Time to apply and answer one message, by type", labels),
+                         seconds);
+}
+
 static void dead_letter(const wk_process_context *context, const rd_kafka_message_t *message,
                         const wk_address *address, const char *reason, wk_progress *progress,
                         wk_progress_record *record) {
-    tk_log_fields(TK_LOG_WARN, "message rejected to the dead-letter topic",
-                  json_pack("{s:s, s:i, s:I, s:s}", "topic", rd_kafka_topic_name(message->rkt), "partition",
-                            (int)message->partition, "offset", (json_int_t)message->offset, "reason", reason));
+    json_t *fields = json_pack("{s:s, s:i, s:I, s:s}", "topic", rd_kafka_topic_name(message->rkt), "partition",
+                               (int)message->partition, "offset", (json_int_t)message->offset, "reason", reason);
+    if (fields != NULL && address->traceparent[0] != '\0') json_object_set_new(fields, "traceId", trace_id_json(address));
+    tk_log_fields(TK_LOG_WARN, "message rejected to the dead-letter topic", fields);
+    tk_counter_add(tk_metrics_counter("ticket_worker_dlq_total", "Messages sent to ticket.dlq", ""), 1);
     wk_output_dead_letter(context->output, message, reason, progress, record);
     if (address->wants_reply) answer(context, address, 400, reason, NULL, progress, record);
 }
@@ -43,10 +63,12 @@ static int execute_with_retry(const wk_process_context *context, mongoc_collecti
                               const tk_request *request, wk_result *result) {
     int backoff_ms = RETRY_FIRST_MS;
     while (wk_tickets_execute(tickets, request, result) == WK_RETRY) {
+        atomic_store(&context->store->is_reachable, false);
         if (atomic_load(context->is_stopping)) return -1;
         usleep((useconds_t)backoff_ms * 1000);
         backoff_ms = backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff_ms * 2;
     }
+    atomic_store(&context->store->is_reachable, true);
     return 0;
 }
 
@@ -56,7 +78,7 @@ void wk_process_message(const wk_process_context *context, mongoc_collection_t *
     wk_address address;
     tk_request request;
     wk_result result;
-    int64_t started_ms = tk_monotonic_ms();
+    int64_t started_us = tk_monotonic_us();
 
     wk_progress_record *record =
         wk_progress_begin(progress, static_topic_name(message), message->partition, message->offset);
@@ -77,11 +99,18 @@ void wk_process_message(const wk_process_context *context, mongoc_collection_t *
     if (address.wants_reply)
         answer(context, &address, result.status, result.message, json_incref(result.data), progress, record);
     if (result.event != NULL) wk_output_event(context->output, result.event_key, result.event, &address, progress, record);
-    tk_log_fields(TK_LOG_DEBUG, request.type == TK_REQUEST_TICKETS_LIST ? "query answered" : "command applied",
-                  json_pack("{s:s, s:i, s:s*, s:s, s:I, s:I}", "type", tk_request_type_name(request.type), "status",
-                            result.status, "ticketId", request.ticket_id, "correlationId", address.correlation_id,
-                            "offset", (json_int_t)message->offset, "elapsedMs",
-                            (json_int_t)(tk_monotonic_ms() - started_ms)));
+    int64_t elapsed_us = tk_monotonic_us() - started_us;
+    count_message(static_topic_name(message), tk_request_type_name(request.type), result.status,
+                  (double)elapsed_us / 1e6);
+    if (tk_log_enabled(TK_LOG_DEBUG)) {
+        json_t *fields = json_pack("{s:s, s:i, s:s*, s:s, s:i, s:I, s:f, s:o*}", "type",
+                                   tk_request_type_name(request.type), "status", result.status, "ticketId",
+                                   request.ticket_id, "correlationId", address.correlation_id, "partition",
+                                   (int)message->partition, "offset", (json_int_t)message->offset, "elapsedMs",
+                                   (double)elapsed_us / 1000.0, "traceId", trace_id_json(&address));
+        tk_log_fields(TK_LOG_DEBUG, request.type == TK_REQUEST_TICKETS_LIST ? "query answered" : "command applied",
+                      fields);
+    }
     wk_result_close(&result);
     tk_request_close(&request);
     wk_progress_done(progress, record);

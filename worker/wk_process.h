@@ -9,10 +9,12 @@
 
 #include "wk_output.h"
 #include "wk_progress.h"
+#include "wk_store.h"
 
 /** What every lane shares. */
 typedef struct {
     wk_output *output;
+    wk_store *store;
     const atomic_bool *is_stopping;
 } wk_process_context;
 

@@ -32,24 +32,81 @@ fail:
     return -1;
 }
 
+/* Indexes the queries use: team lists and the admin list, newest first. */
+static bson_t *index_spec_new(int which) {
+    if (which == 0)
+        return BCON_NEW("key", "{", "teamId", BCON_INT32(1), "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}",
+                        "name", BCON_UTF8("team_newest_first"));
+    return BCON_NEW("key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
+                    BCON_UTF8("newest_first"));
+}
+#define INDEX_COUNT 2
+
+/* Names of the indexes already there. FerretDB 1.24 (SQLite) panics when
+ * asked to create an index that exists, so only missing ones are created;
+ * MongoDB behaves the same either way. @returns 0, or -1 with *error. */
+static int existing_index_names(mongoc_collection_t *tickets, bool is_present[INDEX_COUNT], bson_error_t *error) {
+    mongoc_cursor_t *cursor = mongoc_collection_find_indexes_with_opts(tickets, NULL);
+    const bson_t *index;
+    while (mongoc_cursor_next(cursor, &index)) {
+        bson_iter_t name;
+        if (!bson_iter_init_find(&name, index, "name") || !BSON_ITER_HOLDS_UTF8(&name)) continue;
+        for (int i = 0; i < INDEX_COUNT; i++) {
+            bson_t *spec = index_spec_new(i);
+            bson_iter_t wanted;
+            if (bson_iter_init_find(&wanted, spec, "name") &&
+                strcmp(bson_iter_utf8(&wanted, NULL), bson_iter_utf8(&name, NULL)) == 0)
+                is_present[i] = true;
+            bson_destroy(spec);
+        }
+    }
+    int rc = mongoc_cursor_error(cursor, error) ? -1 : 0;
+    mongoc_cursor_destroy(cursor);
+    return rc;
+}
+
 int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len) {
     bson_error_t error;
-    bson_t reply;
+    bool is_present[INDEX_COUNT] = {false};
+    int rc = -1;
     mongoc_client_t *client = wk_store_pop(store);
-    /* Team lists and the admin list, both newest first. */
-    bson_t *command = BCON_NEW("createIndexes", BCON_UTF8(WK_TICKETS_COLLECTION), "indexes", "[",
-                               "{", "key", "{", "teamId", BCON_INT32(1), "createdAt", BCON_INT32(-1), "_id",
-                               BCON_INT32(-1), "}", "name", BCON_UTF8("team_newest_first"), "}",
-                               "{", "key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
-                               BCON_UTF8("newest_first"), "}", "]");
-    mongoc_database_t *database = mongoc_client_get_database(client, store->database);
-    bool is_ok = mongoc_database_write_command_with_opts(database, command, NULL, &reply, &error);
-    if (!is_ok) snprintf(err, err_len, "createIndexes failed: %s", error.message);
-    bson_destroy(&reply);
-    bson_destroy(command);
-    mongoc_database_destroy(database);
+    mongoc_collection_t *tickets = wk_store_tickets(store, client);
+    if (existing_index_names(tickets, is_present, &error) != 0) {
+        snprintf(err, err_len, "listIndexes failed: %s", error.message);
+        goto cleanup;
+    }
+    bson_t indexes = BSON_INITIALIZER, child;
+    uint32_t missing = 0;
+    bson_append_array_begin(&indexes, "indexes", -1, &child);
+    for (int i = 0; i < INDEX_COUNT; i++) {
+        if (is_present[i]) continue;
+        char key[16];
+        snprintf(key, sizeof key, "%u", missing++);
+        bson_t *spec = index_spec_new(i);
+        bson_append_document(&child, key, -1, spec);
+        bson_destroy(spec);
+    }
+    bson_append_array_end(&indexes, &child);
+    rc = 0;
+    if (missing > 0) {
+        bson_t *command = BCON_NEW("createIndexes", BCON_UTF8(WK_TICKETS_COLLECTION));
+        bson_concat(command, &indexes);
+        bson_t reply;
+        mongoc_database_t *database = mongoc_client_get_database(client, store->database);
+        if (!mongoc_database_write_command_with_opts(database, command, NULL, &reply, &error)) {
+            snprintf(err, err_len, "createIndexes failed: %s", error.message);
+            rc = -1;
+        }
+        bson_destroy(&reply);
+        mongoc_database_destroy(database);
+        bson_destroy(command);
+    }
+    bson_destroy(&indexes);
+cleanup:
+    atomic_store(&store->is_reachable, rc == 0 || !wk_store_is_transient(&error));
+    mongoc_collection_destroy(tickets);
     wk_store_push(store, client);
-    return is_ok ? 0 : -1;
+    return rc;
 }
 
 mongoc_client_t *wk_store_pop(wk_store *store) { return mongoc_client_pool_pop(store->pool); }

@@ -3,6 +3,7 @@
 #define WK_STORE_H
 
 #include <mongoc/mongoc.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #define WK_TICKETS_COLLECTION "tickets"
@@ -11,6 +12,7 @@ typedef struct {
     mongoc_uri_t *uri;
     mongoc_client_pool_t *pool;
     char *database; /* from the URI path, "ticketing" when absent */
+    atomic_bool is_reachable; /* the last operation reached the server */
 } wk_store;
 
 /**

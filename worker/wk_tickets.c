@@ -1,9 +1,11 @@
 #include "wk_tickets.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "tk_ids.h"
 #include "tk_log.h"
+#include "tk_metrics.h"
 #include "wk_store.h"
 #include "wk_ticket_json.h"
 
@@ -39,6 +41,9 @@ static void set_answer(wk_result *result, int status, const char *message, json_
  * never a stack trace to the client). */
 static int database_failure(const char *operation, const bson_error_t *error, wk_result *result) {
     bool is_transient = wk_store_is_transient(error);
+    char labels[96];
+    snprintf(labels, sizeof labels, "operation=\"%s\",transient=\"%s\"", operation, is_transient ? "true" : "false");
+    tk_counter_add(tk_metrics_counter("ticket_worker_db_errors_total", "Database operations that failed", labels), 1);
     tk_log_fields(is_transient ? TK_LOG_WARN : TK_LOG_ERROR, "database error",
                   json_pack("{s:s, s:i, s:i, s:s, s:b}", "operation", operation, "domain", (int)error->domain, "code",
                             (int)error->code, "error", error->message, "willRetry", is_transient));
@@ -278,7 +283,13 @@ static int list_tickets(mongoc_collection_t *tickets, const tk_request *request,
 
 int wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
     memset(result, 0, sizeof *result);
+    int64_t started_us = tk_monotonic_us();
     int rc = OPERATIONS[request->type](tickets, request, result);
+    char labels[64];
+    snprintf(labels, sizeof labels, "operation=\"%s\"", tk_request_type_name(request->type));
+    tk_histogram_observe(tk_metrics_histogram("ticket_worker_db_operation_duration_seconds",
+                                              "Time spent in the database per request, by operation", labels),
+                         (double)(tk_monotonic_us() - started_us) / 1e6);
     if (rc != 0) wk_result_close(result);
     return rc;
 }
