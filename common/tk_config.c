@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,25 @@ fail:
 
 /* Exactly one key source, pinned algorithm: no key means no start, never a
  * built-in default. */
+static int load_previous_key(tk_gateway_config *config, bool is_secret, char *err, size_t err_len) {
+    const char *name = is_secret ? "JWT_PREVIOUS_SECRET" : "JWT_PREVIOUS_PUBLIC_KEY_FILE";
+    const char *other = is_secret ? "JWT_PREVIOUS_PUBLIC_KEY_FILE" : "JWT_PREVIOUS_SECRET";
+    const char *value = env_string(name, NULL);
+    if (env_string(other, NULL) != NULL) {
+        snprintf(err, err_len, "%s does not match the current key type (use %s)", other, name);
+        return -1;
+    }
+    if (value == NULL) return 0;
+    if (!is_secret) return read_key_file(value, &config->jwt_previous_key, &config->jwt_previous_key_len, err, err_len);
+    if (strlen(value) < JWT_SECRET_MIN_BYTES) {
+        snprintf(err, err_len, "JWT_PREVIOUS_SECRET is too short: at least %d bytes required", JWT_SECRET_MIN_BYTES);
+        return -1;
+    }
+    config->jwt_previous_key = strdup(value);
+    config->jwt_previous_key_len = strlen(value);
+    return config->jwt_previous_key != NULL ? 0 : -1;
+}
+
 static int load_jwt_key(tk_gateway_config *config, char *err, size_t err_len) {
     const char *secret = env_string("JWT_SECRET", NULL);
     const char *key_file = env_string("JWT_PUBLIC_KEY_FILE", NULL);
@@ -99,7 +119,7 @@ static int load_jwt_key(tk_gateway_config *config, char *err, size_t err_len) {
             snprintf(err, err_len, "out of memory");
             return -1;
         }
-        return 0;
+        return load_previous_key(config, true, err, err_len);
     }
     config->jwt_algorithm = env_string("JWT_ALG", "RS256");
     if (strcmp(config->jwt_algorithm, "RS256") != 0 && strcmp(config->jwt_algorithm, "ES256") != 0) {
@@ -107,11 +127,13 @@ static int load_jwt_key(tk_gateway_config *config, char *err, size_t err_len) {
                  config->jwt_algorithm);
         return -1;
     }
-    return read_key_file(key_file, &config->jwt_key, &config->jwt_key_len, err, err_len);
+    if (read_key_file(key_file, &config->jwt_key, &config->jwt_key_len, err, err_len) != 0) return -1;
+    return load_previous_key(config, false, err, err_len);
 }
 
 int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len) {
     int max_body_kib = 0;
+    int rate_per_second = 0, rate_burst = 0;
     memset(config, 0, sizeof *config);
     config->bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
     config->kafka_brokers = env_string("KAFKA_BROKERS", "127.0.0.1:9092");
@@ -121,11 +143,15 @@ int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len)
         env_int("HTTP_THREADS", 2, 1, 64, &config->http_threads, err, err_len) != 0 ||
         env_int("MAX_BODY_KIB", 64, 1, 1024, &max_body_kib, err, err_len) != 0 ||
         env_int("MAX_PENDING_REQUESTS", 20000, 1, 1000000, &config->max_pending_requests, err, err_len) != 0 ||
+        env_int("RATE_LIMIT_PER_SECOND", 50, 0, 1000000, &rate_per_second, err, err_len) != 0 ||
+        env_int("RATE_LIMIT_BURST", 100, 1, 1000000, &rate_burst, err, err_len) != 0 ||
         load_log_level(&config->log_level, err, err_len) != 0 || load_jwt_key(config, err, err_len) != 0) {
         tk_gateway_config_close(config);
         return -1;
     }
     config->max_body_bytes = (size_t)max_body_kib * 1024;
+    config->rate_limit_per_second = rate_per_second;
+    config->rate_limit_burst = rate_burst;
     config->is_access_log = strcmp(env_string("ACCESS_LOG", "on"), "off") != 0;
     return 0;
 }
@@ -133,7 +159,9 @@ int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len)
 void tk_gateway_config_close(tk_gateway_config *config) {
     if (config == NULL) return;
     free(config->jwt_key);
+    free(config->jwt_previous_key);
     config->jwt_key = NULL;
+    config->jwt_previous_key = NULL;
 }
 
 int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {

@@ -17,6 +17,10 @@ typedef struct {
     const char *jwt_algorithm; /* "HS256", "RS256" or "ES256" */
     char *jwt_key;             /* secret or PEM public key; owned */
     size_t jwt_key_len;
+    char *jwt_previous_key; /* accepted too while keys rotate; owned, NULL when unset */
+    size_t jwt_previous_key_len;
+    double rate_limit_per_second; /* per user; 0 = off */
+    double rate_limit_burst;
     int request_timeout_ms;
     int gateway_id; /* also the partition of ticket.replies it reads */
     int http_threads;

@@ -22,9 +22,26 @@ int gw_auth_init(gw_auth *auth, const char *algorithm, const char *key, size_t k
     /* An empty key would make libjwt accept unsigned tokens. */
     if (!is_supported || key == NULL || key_len == 0 || key_len > INT32_MAX) return -1;
     auth->algorithm = (int)alg;
-    auth->key = (const unsigned char *)key;
-    auth->key_len = (int)key_len;
+    auth->key_count = 0;
+    return gw_auth_add_key(auth, key, key_len);
+}
+
+int gw_auth_add_key(gw_auth *auth, const char *key, size_t key_len) {
+    if (key == NULL || key_len == 0 || key_len > INT32_MAX || auth->key_count >= GW_AUTH_MAX_KEYS) return -1;
+    auth->keys[auth->key_count] = (const unsigned char *)key;
+    auth->key_lens[auth->key_count] = (int)key_len;
+    auth->key_count++;
     return 0;
+}
+
+/* Verifies with each accepted key in turn. @returns the decoded token, or NULL. */
+static jwt_t *decode_with_any_key(const gw_auth *auth, const char *token) {
+    for (int i = 0; i < auth->key_count; i++) {
+        jwt_t *jwt = NULL;
+        if (jwt_decode(&jwt, token, auth->keys[i], auth->key_lens[i]) == 0 && jwt != NULL) return jwt;
+        jwt_free(jwt);
+    }
+    return NULL;
 }
 
 static int copy_principal(const json_t *claims, const char *name, bool is_required, char *out, size_t out_len) {
@@ -87,7 +104,8 @@ int gw_auth_check(const gw_auth *auth, const char *authorization, gw_identity *i
     if (token_len > GW_TOKEN_MAX_BYTES) return 401;
     token = strndup(token_start, token_len); /* libjwt wants its own NUL-terminated copy */
     if (token == NULL) goto cleanup;
-    if (jwt_decode(&jwt, token, auth->key, auth->key_len) != 0 || jwt == NULL) goto cleanup;
+    jwt = decode_with_any_key(auth, token);
+    if (jwt == NULL) goto cleanup;
     /* The token names its algorithm; only the configured one is trusted. */
     if ((int)jwt_get_alg(jwt) != auth->algorithm) goto cleanup;
     claims_text = jwt_get_grants_json(jwt, NULL);

@@ -10,10 +10,13 @@
 
 #define GW_TOKEN_MAX_BYTES 8192
 
+#define GW_AUTH_MAX_KEYS 2 /* the current key and, while rotating, the previous one */
+
 typedef struct {
     int algorithm; /* jwt_alg_t, kept as int to keep libjwt out of this header */
-    const unsigned char *key; /* borrowed from the config */
-    int key_len;
+    const unsigned char *keys[GW_AUTH_MAX_KEYS]; /* borrowed from the config */
+    int key_lens[GW_AUTH_MAX_KEYS];
+    int key_count;
 } gw_auth;
 
 /** The caller, as the token says. */
@@ -28,6 +31,9 @@ typedef struct {
  * @returns 0, or -1 when the algorithm is unknown or the key empty.
  */
 int gw_auth_init(gw_auth *auth, const char *algorithm, const char *key, size_t key_len);
+
+/** @brief Also accepts tokens signed with key (key rotation). @returns 0, or -1 when empty or full. */
+int gw_auth_add_key(gw_auth *auth, const char *key, size_t key_len);
 
 /**
  * @brief Verifies the Authorization header value (may be NULL).

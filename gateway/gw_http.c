@@ -38,6 +38,7 @@ typedef struct {
     char *answer; /* JSON text */
     size_t answer_len;
     const char *allow;        /* for 405 */
+    int retry_after_seconds;  /* for 429 */
     const char *content_type; /* of the answer; JSON unless set */
     bool is_answer_static;    /* answer points at data that outlives us */
     int64_t started_us;
@@ -91,6 +92,11 @@ static enum MHD_Result queue_answer(gw_request *request) {
         MHD_add_response_header(response, "X-Correlation-Id", request->pending.correlation_id);
     if (request->traceparent[0] != '\0') MHD_add_response_header(response, "traceparent", request->traceparent);
     if (request->allow != NULL) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, request->allow);
+    if (request->retry_after_seconds > 0) {
+        char seconds[16];
+        snprintf(seconds, sizeof seconds, "%d", request->retry_after_seconds);
+        MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
     enum MHD_Result rc = MHD_queue_response(request->connection, (unsigned int)request->status, response);
     MHD_destroy_response(response);
     return rc;
@@ -212,6 +218,11 @@ static void check_headers(gw_http *http, gw_request *request, const char *url, c
         set_error(request, 403, "Access denied: customers only");
         return;
     }
+    if (!gw_ratelimit_take(&http->ratelimit, request->identity.id, tk_monotonic_us(), &request->retry_after_seconds)) {
+        tk_counter_add(tk_metrics_counter("ticket_gateway_rate_limited_total", "Requests refused with 429", ""), 1);
+        set_error(request, 429, "Too many requests, retry later");
+        return;
+    }
     if (route->needs_ticket_id &&
         gw_validate_ticket_id(MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "id"), request->ticket_id,
                               err, sizeof err) != 0) {
@@ -308,7 +319,7 @@ static void dispatch(gw_http *http, gw_request *request) {
     json_t *message = tk_request_json_new(&command);
     payload = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
     json_decref(message);
-    if (payload == NULL || !gw_http_is_ready(http)) {
+    if (payload == NULL || !gw_http_is_ready(http) || gw_publish_is_broker_down(&http->publish)) {
         set_error(request, 503, MSG_UNAVAILABLE);
         goto cleanup;
     }
@@ -414,14 +425,21 @@ static double waiting_requests(void *ctx) { return (double)gw_pending_count(&((g
 static double in_flight_requests(void *ctx) { return (double)atomic_load(&((gw_http *)ctx)->requests_in_flight); }
 
 bool gw_http_is_ready(gw_http *http) {
-    return gw_replies_is_ready(&http->replies) && !atomic_load(&http->is_draining);
+    return gw_replies_is_ready(&http->replies) && !atomic_load(&http->is_draining) &&
+           !gw_publish_is_broker_down(&http->publish);
 }
 
 int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, size_t err_len) {
     memset(http, 0, sizeof *http);
     http->config = config;
-    if (gw_auth_init(&http->auth, config->jwt_algorithm, config->jwt_key, config->jwt_key_len) != 0) {
+    if (gw_auth_init(&http->auth, config->jwt_algorithm, config->jwt_key, config->jwt_key_len) != 0 ||
+        (config->jwt_previous_key != NULL &&
+         gw_auth_add_key(&http->auth, config->jwt_previous_key, config->jwt_previous_key_len) != 0)) {
         snprintf(err, err_len, "unsupported JWT algorithm or empty key");
+        return -1;
+    }
+    if (gw_ratelimit_init(&http->ratelimit, config->rate_limit_per_second, config->rate_limit_burst, 65536) != 0) {
+        snprintf(err, err_len, "out of memory for the rate limiter");
         return -1;
     }
     if (gw_pending_init(&http->pending, (size_t)config->max_pending_requests) != 0) {
@@ -459,6 +477,7 @@ fail:
     gw_replies_stop(&http->replies);
     gw_publish_close(&http->publish, 0);
     gw_pending_close(&http->pending);
+    gw_ratelimit_close(&http->ratelimit);
     return -1;
 }
 
@@ -482,4 +501,5 @@ void gw_http_stop(gw_http *http, int drain_ms) {
     }
     gw_publish_close(&http->publish, 2000);
     gw_pending_close(&http->pending);
+    gw_ratelimit_close(&http->ratelimit);
 }

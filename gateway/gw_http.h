@@ -9,6 +9,7 @@
 #include "gw_auth.h"
 #include "gw_pending.h"
 #include "gw_publish.h"
+#include "gw_ratelimit.h"
 #include "gw_replies.h"
 #include "tk_config.h"
 
@@ -20,6 +21,7 @@ typedef struct {
     gw_pending pending;
     gw_publish publish;
     gw_replies replies;
+    gw_ratelimit ratelimit;
     struct MHD_Daemon *daemon;
     atomic_bool is_draining;
     atomic_long requests_in_flight;

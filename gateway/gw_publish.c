@@ -19,6 +19,27 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *message, void 
     publish->on_failed(correlation_id, len, rd_kafka_err2str(message->err), publish->ctx);
 }
 
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)rk;
+    gw_publish *publish = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !atomic_exchange(&publish->is_broker_down, true))
+        tk_log_fields(TK_LOG_ERROR, "all brokers down, answering 503 until one is back", json_pack("{s:s}", "error", reason));
+    else if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        tk_log_fields(TK_LOG_WARN, "producer error", json_pack("{s:s}", "error", reason));
+}
+
+bool gw_publish_is_broker_down(gw_publish *publish) { return atomic_load(&publish->is_broker_down); }
+
+void gw_publish_probe(gw_publish *publish) {
+    if (!atomic_load(&publish->is_broker_down)) return;
+    const struct rd_kafka_metadata *metadata = NULL;
+    if (rd_kafka_metadata(publish->producer, 0, NULL, &metadata, 300) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(metadata);
+        atomic_store(&publish->is_broker_down, false);
+        tk_log_fields(TK_LOG_INFO, "broker reachable again", NULL);
+    }
+}
+
 int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partition, int delivery_timeout_ms,
                     gw_publish_failed_fn on_failed, void *ctx, char *err, size_t err_len) {
     char timeout_text[16];
@@ -37,6 +58,7 @@ int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partitio
     rd_kafka_conf_t *conf = tk_kafka_conf_new(brokers, "ticket-gateway", settings, err, err_len);
     if (conf == NULL) return -1;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, publish);
     publish->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
     if (publish->producer == NULL) {

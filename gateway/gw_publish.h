@@ -3,6 +3,8 @@
 #define GW_PUBLISH_H
 
 #include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "tk_envelope.h"
@@ -12,6 +14,7 @@ typedef void (*gw_publish_failed_fn)(const char *correlation_id, size_t len, con
 
 typedef struct {
     rd_kafka_t *producer;
+    atomic_bool is_broker_down; /* every broker unreachable: answer 503 at once */
     char reply_partition[12];
     gw_publish_failed_fn on_failed;
     void *ctx;
@@ -31,6 +34,12 @@ int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partitio
  */
 int gw_publish_send(gw_publish *publish, tk_request_type type, const char *key, const char *payload, size_t len,
                     const char *correlation_id, const char *traceparent);
+
+/** @returns true while no broker is reachable (set by the client, cleared by gw_publish_probe). */
+bool gw_publish_is_broker_down(gw_publish *publish);
+
+/** @brief While the broker is down, asks it once (short timeout) and clears the flag when it answers. */
+void gw_publish_probe(gw_publish *publish);
 
 /** @brief Serves delivery reports. */
 void gw_publish_poll(gw_publish *publish);

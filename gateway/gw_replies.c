@@ -12,6 +12,7 @@
 #include "tk_metrics.h"
 
 #define POLL_MAX_MS 100
+#define BROKER_PROBE_MS 500 /* how often an unreachable broker is asked again */
 #define MAX_CHUNKS 128 /* 64 MiB of reply at most */
 
 static void complete_with_error(gw_replies *replies, gw_pending_entry *entry, int status, const char *message) {
@@ -155,6 +156,7 @@ static int poll_timeout_ms(gw_replies *replies) {
 
 static void *run(void *arg) {
     gw_replies *replies = arg;
+    int64_t next_probe_ms = 0;
     while (!atomic_load(&replies->is_stopping)) {
         if (!atomic_load(&replies->is_ready) && position_at_end(replies) != 0) {
             gw_publish_poll(replies->publish);
@@ -174,6 +176,10 @@ static void *run(void *arg) {
         }
         gw_publish_poll(replies->publish);
         expire_deadlines(replies);
+        if (tk_monotonic_ms() >= next_probe_ms) {
+            gw_publish_probe(replies->publish);
+            next_probe_ms = tk_monotonic_ms() + BROKER_PROBE_MS;
+        }
     }
     return NULL;
 }
