@@ -19,14 +19,36 @@ static const struct {
     const char *const *members;
     request_body_parser parse;
 } REQUEST_TYPES[TK_REQUEST_TYPE_COUNT] = {
-    [TK_REQUEST_TICKET_CREATE] = {"ticket.create", (const char *const[]){"version", "type", "actor", "ticket", NULL},
+    [TK_REQUEST_TICKET_CREATE] = {"ticket.create",
+                                  (const char *const[]){"version", "type", "actor", "ticket", "idempotencyKey", NULL},
                                   parse_create},
     [TK_REQUEST_TICKET_REPLY] = {"ticket.reply",
-                                 (const char *const[]){"version", "type", "actor", "ticketId", "reply", NULL},
+                                 (const char *const[]){"version", "type", "actor", "ticketId", "reply",
+                                                       "idempotencyKey", NULL},
                                  parse_reply},
     [TK_REQUEST_TICKETS_LIST] = {"tickets.list", (const char *const[]){"version", "type", "actor", NULL},
                                  parse_list},
 };
+
+bool tk_idempotency_key_is_valid(const char *key) {
+    size_t len = key != NULL ? strlen(key) : 0;
+    if (len == 0 || len > TK_IDEMPOTENCY_KEY_MAX) return false;
+    for (size_t i = 0; i < len; i++)
+        if (key[i] < 0x21 || key[i] > 0x7e) return false;
+    return true;
+}
+
+/* The optional Idempotency-Key a command carries from its HTTP request. */
+static int parse_idempotency_key(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    json_t *key = json_object_get(root, "idempotencyKey");
+    if (key == NULL) return 0;
+    if (!json_is_string(key) || !tk_idempotency_key_is_valid(json_string_value(key))) {
+        snprintf(err, err_len, "Field 'idempotencyKey' must be 1 to 255 printable ASCII characters");
+        return -1;
+    }
+    out->idempotency_key = json_string_value(key);
+    return 0;
+}
 
 const char *tk_request_type_name(tk_request_type type) {
     return type < TK_REQUEST_TYPE_COUNT ? REQUEST_TYPES[type].name : "unknown";
@@ -103,7 +125,7 @@ static int parse_create(const json_t *root, tk_request *out, char *err, size_t e
         snprintf(err, err_len, "Only customers create tickets");
         return -1;
     }
-    return 0;
+    return parse_idempotency_key(root, out, err, err_len);
 }
 
 static int parse_reply(const json_t *root, tk_request *out, char *err, size_t err_len) {
@@ -116,7 +138,7 @@ static int parse_reply(const json_t *root, tk_request *out, char *err, size_t er
         tk_text_member(reply, "description", "reply.description", TK_DESCRIPTION_MAX_CHARS, true,
                        &out->description, err, err_len) != 0)
         return -1;
-    return 0;
+    return parse_idempotency_key(root, out, err, err_len);
 }
 
 static int parse_list(const json_t *root, tk_request *out, char *err, size_t err_len) {
@@ -194,20 +216,30 @@ json_t *tk_actor_json_new(const tk_actor *actor) {
     return object;
 }
 
+static json_t *with_idempotency_key(json_t *message, const tk_request *request) {
+    if (message != NULL && request->idempotency_key != NULL &&
+        json_object_set_new(message, "idempotencyKey", json_string(request->idempotency_key)) != 0) {
+        json_decref(message);
+        return NULL;
+    }
+    return message;
+}
+
 json_t *tk_request_json_new(const tk_request *request) {
     json_t *actor = tk_actor_json_new(&request->actor);
     if (actor == NULL) return NULL;
     const char *type = tk_request_type_name(request->type);
     switch (request->type) {
     case TK_REQUEST_TICKET_CREATE:
-        return json_pack("{s:i, s:s, s:o, s:{s:s, s:s, s:s, s:s, s:s}}", "version", TK_ENVELOPE_VERSION, "type", type,
+        return with_idempotency_key(json_pack("{s:i, s:s, s:o, s:{s:s, s:s, s:s, s:s, s:s}}", "version", TK_ENVELOPE_VERSION, "type", type,
                          "actor", actor, "ticket", "_id", request->ticket_id, "category", request->category,
                          "subject", request->subject, "description", request->description, "priority",
-                         request->priority ? request->priority : "low");
+                         request->priority ? request->priority : "low"), request);
     case TK_REQUEST_TICKET_REPLY:
-        return json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:s}}", "version", TK_ENVELOPE_VERSION, "type", type, "actor",
-                         actor, "ticketId", request->ticket_id, "reply", "_id", request->reply_id, "description",
-                         request->description);
+        return with_idempotency_key(json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:s}}", "version", TK_ENVELOPE_VERSION,
+                                              "type", type, "actor", actor, "ticketId", request->ticket_id, "reply",
+                                              "_id", request->reply_id, "description", request->description),
+                                    request);
     case TK_REQUEST_TICKETS_LIST:
         return json_pack("{s:i, s:s, s:o}", "version", TK_ENVELOPE_VERSION, "type", type, "actor", actor);
     case TK_REQUEST_TYPE_COUNT:

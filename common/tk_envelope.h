@@ -38,7 +38,13 @@ typedef struct {
     const char *subject;     /* create only */
     const char *description; /* create, reply */
     const char *priority;    /* create: "low" when absent */
+    const char *idempotency_key; /* commands: the client's Idempotency-Key, or NULL */
 } tk_request;
+
+#define TK_IDEMPOTENCY_KEY_MAX 255
+
+/** @returns true for 1..255 printable ASCII characters without spaces (0x21..0x7E). */
+bool tk_idempotency_key_is_valid(const char *key);
 
 /** @returns the wire name of a request type ("ticket.create", ...). */
 const char *tk_request_type_name(tk_request_type type);

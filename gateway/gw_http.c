@@ -38,6 +38,7 @@ typedef struct {
     char *answer; /* JSON text */
     size_t answer_len;
     const char *allow;        /* for 405 */
+    const char *idempotency_key; /* borrowed from MHD's headers, valid for the request */
     int retry_after_seconds;  /* for 429 */
     const char *content_type; /* of the answer; JSON unless set */
     bool is_answer_static;    /* answer points at data that outlives us */
@@ -230,6 +231,11 @@ static void check_headers(gw_http *http, gw_request *request, const char *url, c
         return;
     }
     if (route->has_body) {
+        request->idempotency_key = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Idempotency-Key");
+        if (request->idempotency_key != NULL && !tk_idempotency_key_is_valid(request->idempotency_key)) {
+            set_error(request, 400, "Header 'Idempotency-Key' must be 1 to 255 printable ASCII characters");
+            return;
+        }
         const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
         const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (!gw_validate_is_json_content_type(type)) {
@@ -271,6 +277,7 @@ static int build_request(gw_request *request, tk_request *out, json_t **body_roo
     out->actor.id = request->identity.id;
     out->actor.is_admin = request->identity.is_admin;
     out->actor.team = request->identity.team[0] != '\0' ? request->identity.team : NULL;
+    out->idempotency_key = request->idempotency_key;
     if (route->has_body &&
         gw_validate_body(route, request->body != NULL ? request->body : "", request->body_len, body_root, out, err,
                          err_len) != 0)

@@ -39,13 +39,14 @@ static void *run_lane(void *arg) {
     wk_lane *lane = arg;
     wk_lanes *lanes = lane->owner;
     mongoc_client_t *client = wk_store_pop(lanes->store);
-    mongoc_collection_t *tickets = wk_store_tickets(lanes->store, client);
+    wk_collections db = {wk_store_tickets(lanes->store, client), wk_store_idempotency_keys(lanes->store, client)};
     rd_kafka_message_t *message;
     while ((message = take_next(lane)) != NULL) {
-        wk_process_message(&lanes->context, tickets, &lane->progress, message);
+        wk_process_message(&lanes->context, &db, &lane->progress, message);
         rd_kafka_message_destroy(message);
     }
-    mongoc_collection_destroy(tickets);
+    mongoc_collection_destroy(db.idempotency_keys);
+    mongoc_collection_destroy(db.tickets);
     wk_store_push(lanes->store, client);
     return NULL;
 }

@@ -8,6 +8,7 @@
 #include "tk_kafka.h"
 #include "tk_log.h"
 #include "tk_metrics.h"
+#include "wk_idempotency.h"
 #include "wk_tickets.h"
 
 #define RETRY_FIRST_MS 100
@@ -59,10 +60,19 @@ static void dead_letter(const wk_process_context *context, const rd_kafka_messag
 
 /* Applies with backoff while the database is away. @returns 0 with *result,
  * or -1 when the worker is stopping first. */
-static int execute_with_retry(const wk_process_context *context, mongoc_collection_t *tickets,
-                              const tk_request *request, wk_result *result) {
+static int execute(const wk_collections *db, tk_request *request, wk_original_ids *original, wk_result *result) {
+    memset(result, 0, sizeof *result);
+    int rc = wk_idempotency_resolve(db->idempotency_keys, request, original, result);
+    if (rc == 1) return 0; /* answered: the key was used for something else */
+    if (rc != 0) return rc;
+    return wk_tickets_execute(db->tickets, request, result);
+}
+
+static int execute_with_retry(const wk_process_context *context, const wk_collections *db, tk_request *request,
+                              wk_result *result) {
     int backoff_ms = RETRY_FIRST_MS;
-    while (wk_tickets_execute(tickets, request, result) == WK_RETRY) {
+    wk_original_ids original;
+    while (execute(db, request, &original, result) == WK_RETRY) {
         atomic_store(&context->store->is_reachable, false);
         if (atomic_load(context->is_stopping)) return -1;
         usleep((useconds_t)backoff_ms * 1000);
@@ -72,7 +82,7 @@ static int execute_with_retry(const wk_process_context *context, mongoc_collecti
     return 0;
 }
 
-void wk_process_message(const wk_process_context *context, mongoc_collection_t *tickets, wk_progress *progress,
+void wk_process_message(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
                         const rd_kafka_message_t *message) {
     char reason[TK_ERROR_TEXT_MAX];
     wk_address address;
@@ -92,7 +102,7 @@ void wk_process_message(const wk_process_context *context, mongoc_collection_t *
         wk_progress_done(progress, record);
         return;
     }
-    if (execute_with_retry(context, tickets, &request, &result) != 0) {
+    if (execute_with_retry(context, db, &request, &result) != 0) {
         tk_request_close(&request);
         return; /* stopping: the record stays open, the offset unstored */
     }

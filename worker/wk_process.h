@@ -11,6 +11,12 @@
 #include "wk_progress.h"
 #include "wk_store.h"
 
+/** A lane's handles on the collections (its own client's). */
+typedef struct {
+    mongoc_collection_t *tickets;
+    mongoc_collection_t *idempotency_keys;
+} wk_collections;
+
 /** What every lane shares. */
 typedef struct {
     wk_output *output;
@@ -23,7 +29,7 @@ typedef struct {
  * backoff until they pass or the worker stops; a message abandoned at stop
  * keeps its offset unstored so it is delivered again.
  */
-void wk_process_message(const wk_process_context *context, mongoc_collection_t *tickets, wk_progress *progress,
+void wk_process_message(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
                         const rd_kafka_message_t *message);
 
 #endif

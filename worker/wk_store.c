@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tk_log.h"
+
 #define SERVER_SELECTION_TIMEOUT_MS 5000
 
 int wk_store_init(wk_store *store, const char *uri_text, char *err, size_t err_len) {
@@ -32,81 +34,76 @@ fail:
     return -1;
 }
 
-/* Indexes the queries use: team lists and the admin list, newest first. */
-static bson_t *index_spec_new(int which) {
-    if (which == 0)
-        return BCON_NEW("key", "{", "teamId", BCON_INT32(1), "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}",
-                        "name", BCON_UTF8("team_newest_first"));
-    return BCON_NEW("key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
-                    BCON_UTF8("newest_first"));
-}
-#define INDEX_COUNT 2
-
-/* Names of the indexes already there. FerretDB 1.24 (SQLite) panics when
- * asked to create an index that exists, so only missing ones are created;
- * MongoDB behaves the same either way. @returns 0, or -1 with *error. */
-static int existing_index_names(mongoc_collection_t *tickets, bool is_present[INDEX_COUNT], bson_error_t *error) {
-    mongoc_cursor_t *cursor = mongoc_collection_find_indexes_with_opts(tickets, NULL);
+/* True when the collection already has an index of that name. FerretDB
+ * 1.24 (SQLite) panics when asked to create an index that exists, so only
+ * missing ones are created; MongoDB behaves the same either way.
+ * @returns 1 present, 0 absent, -1 error in *error. */
+static int has_index(mongoc_collection_t *collection, const char *name, bson_error_t *error) {
+    mongoc_cursor_t *cursor = mongoc_collection_find_indexes_with_opts(collection, NULL);
     const bson_t *index;
-    while (mongoc_cursor_next(cursor, &index)) {
-        bson_iter_t name;
-        if (!bson_iter_init_find(&name, index, "name") || !BSON_ITER_HOLDS_UTF8(&name)) continue;
-        for (int i = 0; i < INDEX_COUNT; i++) {
-            bson_t *spec = index_spec_new(i);
-            bson_iter_t wanted;
-            if (bson_iter_init_find(&wanted, spec, "name") &&
-                strcmp(bson_iter_utf8(&wanted, NULL), bson_iter_utf8(&name, NULL)) == 0)
-                is_present[i] = true;
-            bson_destroy(spec);
-        }
+    int found = 0;
+    while (found == 0 && mongoc_cursor_next(cursor, &index)) {
+        bson_iter_t iter;
+        if (bson_iter_init_find(&iter, index, "name") && BSON_ITER_HOLDS_UTF8(&iter) &&
+            strcmp(bson_iter_utf8(&iter, NULL), name) == 0)
+            found = 1;
     }
-    int rc = mongoc_cursor_error(cursor, error) ? -1 : 0;
+    if (found == 0 && mongoc_cursor_error(cursor, error)) found = -1;
     mongoc_cursor_destroy(cursor);
-    return rc;
+    return found;
 }
 
-int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len) {
+static int ensure_index(wk_store *store, mongoc_client_t *client, const char *collection_name, bson_t *spec,
+                        char *err, size_t err_len) {
     bson_error_t error;
-    bool is_present[INDEX_COUNT] = {false};
+    bson_iter_t name;
     int rc = -1;
-    mongoc_client_t *client = wk_store_pop(store);
-    mongoc_collection_t *tickets = wk_store_tickets(store, client);
-    if (existing_index_names(tickets, is_present, &error) != 0) {
-        snprintf(err, err_len, "listIndexes failed: %s", error.message);
-        goto cleanup;
-    }
-    bson_t indexes = BSON_INITIALIZER, child;
-    uint32_t missing = 0;
-    bson_append_array_begin(&indexes, "indexes", -1, &child);
-    for (int i = 0; i < INDEX_COUNT; i++) {
-        if (is_present[i]) continue;
-        char key[16];
-        snprintf(key, sizeof key, "%u", missing++);
-        bson_t *spec = index_spec_new(i);
-        bson_append_document(&child, key, -1, spec);
-        bson_destroy(spec);
-    }
-    bson_append_array_end(&indexes, &child);
-    rc = 0;
-    if (missing > 0) {
-        bson_t *command = BCON_NEW("createIndexes", BCON_UTF8(WK_TICKETS_COLLECTION));
-        bson_concat(command, &indexes);
+    if (!bson_iter_init_find(&name, spec, "name")) return -1;
+    mongoc_collection_t *collection = mongoc_client_get_collection(client, store->database, collection_name);
+    int present = has_index(collection, bson_iter_utf8(&name, NULL), &error);
+    if (present < 0) {
+        snprintf(err, err_len, "listIndexes on %s failed: %s", collection_name, error.message);
+    } else if (present == 1) {
+        rc = 0;
+    } else {
+        bson_t *command = BCON_NEW("createIndexes", BCON_UTF8(collection_name), "indexes", "[", BCON_DOCUMENT(spec), "]");
         bson_t reply;
         mongoc_database_t *database = mongoc_client_get_database(client, store->database);
-        if (!mongoc_database_write_command_with_opts(database, command, NULL, &reply, &error)) {
-            snprintf(err, err_len, "createIndexes failed: %s", error.message);
-            rc = -1;
-        }
+        if (mongoc_database_write_command_with_opts(database, command, NULL, &reply, &error)) rc = 0;
+        else snprintf(err, err_len, "createIndexes on %s failed: %s", collection_name, error.message);
         bson_destroy(&reply);
         mongoc_database_destroy(database);
         bson_destroy(command);
     }
-    bson_destroy(&indexes);
-cleanup:
-    atomic_store(&store->is_reachable, rc == 0 || !wk_store_is_transient(&error));
-    mongoc_collection_destroy(tickets);
-    wk_store_push(store, client);
+    if (rc != 0 && present >= 0 && !wk_store_is_transient(&error)) rc = -2; /* refused, not unreachable */
+    mongoc_collection_destroy(collection);
     return rc;
+}
+
+int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len) {
+    /* Team lists and the admin list, newest first; client retry keys forgotten after a day. */
+    bson_t *team = BCON_NEW("key", "{", "teamId", BCON_INT32(1), "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1),
+                            "}", "name", BCON_UTF8("team_newest_first"));
+    bson_t *newest = BCON_NEW("key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
+                              BCON_UTF8("newest_first"));
+    bson_t *ttl = BCON_NEW("key", "{", "createdAt", BCON_INT32(1), "}", "name", BCON_UTF8("forget_after_24h"),
+                           "expireAfterSeconds", BCON_INT32(86400));
+    mongoc_client_t *client = wk_store_pop(store);
+    int rc = ensure_index(store, client, WK_TICKETS_COLLECTION, team, err, err_len);
+    if (rc == 0) rc = ensure_index(store, client, WK_TICKETS_COLLECTION, newest, err, err_len);
+    if (rc == 0) {
+        char ttl_err[256];
+        /* Expiry is also checked when a key is read, so a server without
+         * TTL indexes only keeps old keys longer. */
+        if (ensure_index(store, client, WK_IDEMPOTENCY_COLLECTION, ttl, ttl_err, sizeof ttl_err) == -2)
+            tk_log_fields(TK_LOG_WARN, "no TTL index for idempotency keys", json_pack("{s:s}", "error", ttl_err));
+    }
+    atomic_store(&store->is_reachable, rc == 0);
+    wk_store_push(store, client);
+    bson_destroy(ttl);
+    bson_destroy(newest);
+    bson_destroy(team);
+    return rc == 0 ? 0 : -1;
 }
 
 mongoc_client_t *wk_store_pop(wk_store *store) { return mongoc_client_pool_pop(store->pool); }
@@ -115,6 +112,10 @@ void wk_store_push(wk_store *store, mongoc_client_t *client) { mongoc_client_poo
 
 mongoc_collection_t *wk_store_tickets(wk_store *store, mongoc_client_t *client) {
     return mongoc_client_get_collection(client, store->database, WK_TICKETS_COLLECTION);
+}
+
+mongoc_collection_t *wk_store_idempotency_keys(wk_store *store, mongoc_client_t *client) {
+    return mongoc_client_get_collection(client, store->database, WK_IDEMPOTENCY_COLLECTION);
 }
 
 bool wk_store_is_transient(const bson_error_t *error) {

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #define WK_TICKETS_COLLECTION "tickets"
+#define WK_IDEMPOTENCY_COLLECTION "idempotency_keys"
 
 typedef struct {
     mongoc_uri_t *uri;
@@ -33,6 +34,9 @@ void wk_store_push(wk_store *store, mongoc_client_t *client);
 
 /** @brief The tickets collection for a popped client; caller destroys it. */
 mongoc_collection_t *wk_store_tickets(wk_store *store, mongoc_client_t *client);
+
+/** @brief The idempotency keys collection for a popped client; caller destroys it. */
+mongoc_collection_t *wk_store_idempotency_keys(wk_store *store, mongoc_client_t *client);
 
 /** @returns true when error means "try again later" (network, no server, failover). */
 bool wk_store_is_transient(const bson_error_t *error);

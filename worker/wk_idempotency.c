@@ -1,0 +1,114 @@
+#include "wk_idempotency.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tk_log.h"
+#include "tk_text.h"
+#include "wk_store.h"
+
+#define DUPLICATE_KEY 11000
+#define FINGERPRINT_HEX 32
+
+static const char MSG_KEY_REUSED[] = "Idempotency-Key was already used with a different request body";
+
+/* 128 bits of FNV-1a over what makes two requests "the same": the type, the
+ * target ticket of a reply, and the content. Fields are NUL-separated. */
+static void fingerprint(const tk_request *request, char out[FINGERPRINT_HEX + 1]) {
+    const char *parts[] = {tk_request_type_name(request->type),
+                           request->type == TK_REQUEST_TICKET_REPLY ? request->ticket_id : "",
+                           request->category != NULL ? request->category : "",
+                           request->subject != NULL ? request->subject : "",
+                           request->description != NULL ? request->description : "",
+                           request->priority != NULL ? request->priority : ""};
+    uint64_t low = 1469598103934665603ULL, high = 0x6c62272e07bb0142ULL;
+    for (size_t p = 0; p < sizeof parts / sizeof parts[0]; p++) {
+        for (const char *c = parts[p];; c++) {
+            low = (low ^ (unsigned char)*c) * 1099511628211ULL;
+            high = (high ^ (unsigned char)*c) * 0x100000001b3ULL + (low >> 29);
+            if (*c == '\0') break;
+        }
+    }
+    snprintf(out, FINGERPRINT_HEX + 1, "%016llx%016llx", (unsigned long long)high, (unsigned long long)low);
+}
+
+static bson_t *record_new(const char *record_id, const char *print, const tk_request *request, int64_t now_ms) {
+    bson_t *record = BCON_NEW("_id", BCON_UTF8(record_id), "fingerprint", BCON_UTF8(print), "ticketId",
+                              BCON_UTF8(request->ticket_id), "createdAt", BCON_DATE_TIME(now_ms));
+    if (request->reply_id != NULL) BSON_APPEND_UTF8(record, "replyId", request->reply_id);
+    return record;
+}
+
+static const char *record_text(const bson_t *record, const char *name) {
+    bson_iter_t iter;
+    return bson_iter_init_find(&iter, record, name) && BSON_ITER_HOLDS_UTF8(&iter) ? bson_iter_utf8(&iter, NULL) : "";
+}
+
+/* Loads the record and applies it. @returns as wk_idempotency_resolve. */
+static int follow_record(mongoc_collection_t *keys, const bson_t *filter, tk_request *request, const char *print,
+                         int64_t now_ms, wk_original_ids *original, wk_result *result) {
+    bson_error_t error;
+    const bson_t *record;
+    int rc = 0;
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(keys, filter, NULL, NULL);
+    if (!mongoc_cursor_next(cursor, &record)) {
+        /* Vanished between insert and find (expired): apply as new. */
+        rc = mongoc_cursor_error(cursor, &error) ? WK_RETRY : 0;
+        goto cleanup;
+    }
+    bson_iter_t created;
+    bool is_expired = bson_iter_init_find(&created, record, "createdAt") && BSON_ITER_HOLDS_DATE_TIME(&created) &&
+                      bson_iter_date_time(&created) < now_ms - (int64_t)WK_IDEMPOTENCY_TTL_SECONDS * 1000;
+    if (is_expired) {
+        /* Older than the promise: this request starts a new life for the key. */
+        bson_t *replacement = record_new(record_text(record, "_id"), print, request, now_ms);
+        bool is_ok = mongoc_collection_replace_one(keys, filter, replacement, NULL, NULL, &error);
+        bson_destroy(replacement);
+        rc = is_ok ? 0 : WK_RETRY;
+        goto cleanup;
+    }
+    if (strcmp(record_text(record, "fingerprint"), print) != 0) {
+        result->status = 422;
+        result->message = MSG_KEY_REUSED;
+        rc = 1;
+        goto cleanup;
+    }
+    const char *ticket_id = record_text(record, "ticketId");
+    const char *reply_id = record_text(record, "replyId");
+    if (!tk_object_id_is_valid(ticket_id, strlen(ticket_id))) goto cleanup;
+    memcpy(original->ticket_id, ticket_id, TK_OBJECT_ID_LEN + 1);
+    request->ticket_id = original->ticket_id;
+    if (request->reply_id != NULL && tk_object_id_is_valid(reply_id, strlen(reply_id))) {
+        memcpy(original->reply_id, reply_id, TK_OBJECT_ID_LEN + 1);
+        request->reply_id = original->reply_id;
+    }
+cleanup:
+    mongoc_cursor_destroy(cursor);
+    return rc;
+}
+
+int wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request, wk_original_ids *original,
+                           wk_result *result) {
+    if (request->idempotency_key == NULL) return 0;
+    char print[FINGERPRINT_HEX + 1];
+    char record_id[TK_PRINCIPAL_MAX_CHARS * 4 + TK_IDEMPOTENCY_KEY_MAX + 2];
+    bson_error_t error;
+    int64_t now_ms = tk_now_ms();
+    fingerprint(request, print);
+    /* Keys belong to a user: two users may pick the same key. */
+    snprintf(record_id, sizeof record_id, "%s\x1f%s", request->actor.id, request->idempotency_key);
+
+    bson_t *record = record_new(record_id, print, request, now_ms);
+    bool is_inserted = mongoc_collection_insert_one(keys, record, NULL, NULL, &error);
+    bson_destroy(record);
+    if (is_inserted) return 0;
+    if (error.code != DUPLICATE_KEY) {
+        tk_log_fields(TK_LOG_WARN, "idempotency record not stored", json_pack("{s:s}", "error", error.message));
+        return wk_store_is_transient(&error) ? WK_RETRY : 0;
+    }
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(record_id));
+    int rc = follow_record(keys, filter, request, print, now_ms, original, result);
+    bson_destroy(filter);
+    return rc;
+}
+
