@@ -1,0 +1,418 @@
+# shellcheck shell=bash
+# Local infrastructure for ./dev: Apache Kafka (KRaft, single node) and
+# FerretDB (SQLite backend), fetched/built into .cache/ and run as background
+# process groups in a run directory (logs and pid files there).
+#
+# Sourced by ./dev after scripts/common.sh. Functions are prefixed `stk_`.
+# Every start function returns non-zero with a message naming the log file.
+
+STK_CACHE="$TK_ROOT/.cache"
+STK_KAFKA_POM="$TK_ROOT/tools/kafka/pom.xml"
+STK_KAFKA_TOOL_SRC="$TK_ROOT/tools/kafka/EnsureTopics.java"
+STK_KAFKA_LIBS="$STK_CACHE/kafka/libs"
+STK_KAFKA_TOOL_JAR="$STK_CACHE/kafka/ensure-topics.jar"
+STK_FERRETDB_SRC="$TK_ROOT/tools/ferretdb"
+STK_FERRETDB_BIN="$STK_CACHE/bin/ferretdb"
+
+# Topics of docs/contract.md: name:partitions:retention_ms.
+STK_TOPICS=(
+    "ticket.commands:8:604800000"   # 7 days
+    "ticket.queries:8:3600000"      # 1 hour
+    "ticket.replies:4:3600000"      # 1 hour
+    "ticket.events:4:604800000"     # 7 days
+    "ticket.dlq:1:2592000000"       # 30 days
+)
+
+# Heap and GC of the broker; override with KAFKA_HEAP_OPTS / KAFKA_JVM_OPTS.
+STK_KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
+STK_KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dlog4j2.shutdownHookEnabled=false}"
+# Short-lived helper JVMs (storage format, topic creation): start fast.
+STK_TOOL_JVM_OPTS=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
+
+# ---------------------------------------------------------------- fetch/build
+
+# Fingerprint of files (content), for cache stamps.
+stk_fingerprint() {
+    cat "$@" | sha256sum | cut -c1-16
+}
+
+# Runs "$@" while holding the cache lock, so parallel ./dev runs do not
+# fetch or build into the same place at once.
+stk_with_cache_lock() {
+    mkdir -p "$STK_CACHE"
+    (
+        flock 9
+        "$@"
+    ) 9>"$STK_CACHE/.lock"
+}
+
+# Kafka jars into .cache/kafka/libs (mvn dependency:copy-dependencies).
+# Skipped while tools/kafka/pom.xml is unchanged.
+stk_fetch_kafka() {
+    local stamp="$STK_CACHE/kafka/libs.stamp" want
+    want=$(stk_fingerprint "$STK_KAFKA_POM")
+    if [[ -d $STK_KAFKA_LIBS && -f $stamp && $(<"$stamp") == "$want" ]]; then
+        return 0
+    fi
+    tk_need mvn "install maven (apt-get install maven)"
+    tk_info "fetching Apache Kafka jars from Maven Central (tools/kafka/pom.xml) ..."
+    local tmp="$STK_CACHE/kafka/libs.tmp" log="$STK_CACHE/kafka/fetch.log"
+    mkdir -p "$STK_CACHE/kafka"
+    rm -rf "$tmp"
+    if ! mvn -q -B -Dstyle.color=never -f "$STK_KAFKA_POM" \
+            -Dmaven.repo.local="$STK_CACHE/m2" \
+            dependency:copy-dependencies -DoutputDirectory="$tmp" >"$log" 2>&1; then
+        tk_fail "fetching Kafka with Maven failed; see $log"
+        return 1
+    fi
+    rm -rf "$STK_KAFKA_LIBS"
+    mv "$tmp" "$STK_KAFKA_LIBS"
+    rm -f "$STK_CACHE"/kafka/*.jsa
+    echo "$want" >"$stamp"
+}
+
+# The topic helper (tools/kafka/EnsureTopics.java) compiled against the jars
+# into a jar (class-data sharing accepts jars only on the class path).
+stk_build_kafka_tool() {
+    local stamp="$STK_KAFKA_TOOL_JAR.stamp" want
+    want=$(stk_fingerprint "$STK_KAFKA_TOOL_SRC" "$STK_CACHE/kafka/libs.stamp")
+    if [[ -f $STK_KAFKA_TOOL_JAR && -f $stamp && $(<"$stamp") == "$want" ]]; then
+        return 0
+    fi
+    tk_need javac "install a JDK (apt-get install openjdk-17-jdk-headless)"
+    tk_info "compiling tools/kafka/EnsureTopics.java ..."
+    local classes="$STK_CACHE/kafka/classes"
+    rm -rf "$classes"
+    mkdir -p "$classes"
+    javac -nowarn -d "$classes" -cp "$STK_KAFKA_LIBS/*" "$STK_KAFKA_TOOL_SRC" ||
+        { tk_fail "javac failed on $STK_KAFKA_TOOL_SRC"; return 1; }
+    jar --create --file "$STK_KAFKA_TOOL_JAR.tmp" -C "$classes" . ||
+        { tk_fail "jar failed for $STK_KAFKA_TOOL_JAR"; return 1; }
+    mv "$STK_KAFKA_TOOL_JAR.tmp" "$STK_KAFKA_TOOL_JAR"
+    rm -f "$STK_CACHE"/kafka/topics-*.jsa
+    echo "$want" >"$stamp"
+}
+
+# FerretDB (tools/ferretdb, Go module) built into .cache/bin/ferretdb.
+stk_build_ferretdb() {
+    local stamp="$STK_FERRETDB_BIN.stamp" want
+    want=$(stk_fingerprint "$STK_FERRETDB_SRC"/go.mod "$STK_FERRETDB_SRC"/go.sum "$STK_FERRETDB_SRC"/*.go)
+    if [[ -x $STK_FERRETDB_BIN && -f $stamp && $(<"$stamp") == "$want" ]]; then
+        return 0
+    fi
+    tk_need go "install Go >= 1.24 (it is expected at /usr/local/go/bin)"
+    tk_info "building FerretDB (tools/ferretdb) with go build; the first build takes about a minute ..."
+    local log="$STK_CACHE/ferretdb-build.log"
+    mkdir -p "$STK_CACHE/bin"
+    if ! (cd "$STK_FERRETDB_SRC" &&
+            GOMODCACHE="$STK_CACHE/go/mod" GOCACHE="$STK_CACHE/go/build" \
+            GOFLAGS="-modcacherw -mod=readonly" CGO_ENABLED=0 \
+            go build -trimpath -tags ferretdb_no_postgresql \
+                -o "$STK_FERRETDB_BIN.tmp" .) >"$log" 2>&1; then
+        tk_fail "building FerretDB failed; see $log"
+        return 1
+    fi
+    mv "$STK_FERRETDB_BIN.tmp" "$STK_FERRETDB_BIN"
+    echo "$want" >"$stamp"
+}
+
+# Everything the stack needs, fetched/built once into .cache/.
+stk_prepare() {
+    stk_with_cache_lock stk__prepare_locked
+}
+stk__prepare_locked() {
+    stk_fetch_kafka
+    stk_build_kafka_tool
+    stk_build_ferretdb
+}
+
+# ------------------------------------------------------------------ processes
+
+# Prints a free TCP port on 127.0.0.1 (the kernel's choice).
+stk_free_port() {
+    tk_python -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# True when something accepts TCP connections on 127.0.0.1:PORT.
+stk_port_open() {
+    timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+# Starts "$@" in its own session/process group, in the background, with
+# stdout+stderr appended to RUN/NAME.log and its pid in RUN/NAME.pid.
+# The process gets TICKET_RUN_DIR=RUN so that stk_alive can tell it is ours.
+# Usage: stk_spawn RUN NAME CMD...
+stk_spawn() {
+    local run=$1 name=$2
+    shift 2
+    local pidfile="$run/$name.pid" log="$run/$name.log"
+    rm -f "$pidfile"
+    # shellcheck disable=SC2016 # $$ and $0 belong to the inner bash
+    TICKET_RUN_DIR="$run" setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
+        </dev/null >>"$log" 2>&1 &
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $pidfile ]] && return 0
+        sleep 0.02
+    done
+    tk_fail "$name did not start; see $log"
+    return 1
+}
+
+# Prints the pid of RUN/NAME if that process is alive and was started by
+# stk_spawn for this run dir; returns 1 otherwise.
+stk_alive() {
+    local run=$1 name=$2 pid
+    [[ -f $run/$name.pid ]] || return 1
+    pid=$(<"$run/$name.pid")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    # A recycled pid would not carry our run dir in its environment.
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "TICKET_RUN_DIR=$run" || return 1
+    echo "$pid"
+}
+
+# Stops RUN/NAME: SIGTERM to its process group, SIGKILL after TIMEOUT
+# seconds (default 15). Quiet and successful when it is not running.
+stk_stop() {
+    local run=$1 name=$2 timeout=${3:-15} pid i
+    if ! pid=$(stk_alive "$run" "$name"); then
+        rm -f "$run/$name.pid"
+        return 0
+    fi
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < timeout * 10; i++)); do
+        kill -0 -- "-$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 -- "-$pid" 2>/dev/null; then
+        tk_warn "$name (pid $pid) did not stop within ${timeout}s after SIGTERM; sending SIGKILL"
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            kill -0 -- "-$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$run/$name.pid"
+}
+
+# Waits until PORT accepts connections while RUN/NAME stays alive.
+# Usage: stk_wait_port RUN NAME PORT TIMEOUT_SECONDS
+stk_wait_port() {
+    local run=$1 name=$2 port=$3 timeout=$4 deadline
+    deadline=$((SECONDS + timeout))
+    while ! stk_port_open "$port"; do
+        if ! stk_alive "$run" "$name" >/dev/null; then
+            tk_fail "$name exited during startup; see $run/$name.log"
+            tail -n 20 "$run/$name.log" >&2 || true
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            tk_fail "$name did not open port $port within ${timeout}s; see $run/$name.log"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# ---------------------------------------------------------------------- Kafka
+
+# JVM class-data-sharing archive per JVM kind ("broker", "format", "topics"): created by
+# the first run (at its exit), reused afterwards; it cuts JVM startup by ~1s.
+# Prints the -XX option to use. Usage: stk_cds_opt KIND RUN
+stk_cds_opt() {
+    local kind=$1 run=$2 archive
+    archive="$STK_CACHE/kafka/$kind-$(<"$STK_CACHE/kafka/libs.stamp").jsa"
+    if [[ -s $archive ]]; then
+        echo "-XX:SharedArchiveFile=$archive"
+    else
+        echo "-XX:ArchiveClassesAtExit=$run/$kind.jsa"
+    fi
+}
+
+# Moves an archive written by a JVM that has exited into the cache.
+stk_cds_keep() {
+    local kind=$1 run=$2 archive
+    archive="$STK_CACHE/kafka/$kind-$(<"$STK_CACHE/kafka/libs.stamp").jsa"
+    if [[ -s $run/$kind.jsa && ! -e $archive ]]; then
+        mv "$run/$kind.jsa" "$archive" 2>/dev/null || true
+    fi
+    rm -f "$run/$kind.jsa"
+}
+
+# Runs a short-lived Kafka JVM (main class and args in "$@").
+# Usage: stk_kafka_tool KIND RUN MAIN_CLASS ARGS...
+stk_kafka_tool() {
+    local kind=$1 run=$2 rc=0
+    shift 2
+    java "${STK_TOOL_JVM_OPTS[@]}" "$(stk_cds_opt "$kind" "$run")" -Xlog:cds=off -Xlog:cds+dynamic=off \
+        -Dlog4j2.configurationFile="$run/kafka/log4j2-tools.properties" \
+        -cp "$STK_KAFKA_TOOL_JAR:$STK_KAFKA_LIBS/*" "$@" || rc=$?
+    stk_cds_keep "$kind" "$run"
+    return $rc
+}
+
+# Writes RUN/kafka/{server.properties,log4j2*.properties}.
+stk_kafka_config() {
+    local run=$1 port=$2 cport=$3 dir="$1/kafka"
+    mkdir -p "$dir/data"
+    cat >"$dir/server.properties" <<EOF
+# Written by scripts/stack.sh: single-node KRaft broker+controller for dev/tests.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$dir/data
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+num.network.threads=2
+num.io.threads=4
+log.segment.bytes=67108864
+log.retention.check.interval.ms=60000
+EOF
+    cat >"$dir/log4j2.properties" <<'EOF'
+status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = OUT
+logger.config.name = org.apache.kafka.common.config.AbstractConfig
+logger.config.level = WARN
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = WARN
+logger.raft.name = org.apache.kafka.raft
+logger.raft.level = WARN
+EOF
+    cat >"$dir/log4j2-tools.properties" <<'EOF'
+status = warn
+appender.err.type = Console
+appender.err.name = ERR
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = %p %m (%c)%n
+rootLogger.level = ERROR
+rootLogger.appenderRef.err.ref = ERR
+EOF
+}
+
+# Starts the broker; returns once its port accepts connections.
+# Usage: stk_start_kafka RUN PORT CONTROLLER_PORT
+stk_start_kafka() {
+    local run=$1 port=$2 cport=$3 dir="$1/kafka"
+    mkdir -p "$dir"
+    stk_kafka_config "$run" "$port" "$cport"
+    if [[ ! -f $dir/data/meta.properties ]]; then
+        local cluster_id
+        # A Kafka cluster id is 16 random bytes, base64url without padding.
+        cluster_id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+        stk_kafka_tool format "$run" kafka.tools.StorageTool format --ignore-formatted \
+            -t "$cluster_id" -c "$dir/server.properties" >>"$run/kafka.log" 2>&1 ||
+            { tk_fail "formatting Kafka storage failed; see $run/kafka.log"; return 1; }
+    fi
+    local cds
+    cds=$(stk_cds_opt broker "$run")
+    # shellcheck disable=SC2086 # the option strings are word lists
+    stk_spawn "$run" kafka java $STK_KAFKA_HEAP_OPTS $STK_KAFKA_JVM_OPTS "$cds" \
+        -Xlog:cds=off -Xlog:cds+dynamic=off \
+        -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+        -cp "$STK_KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties" || return 1
+    echo "$port" >"$run/kafka.port"
+    stk_wait_port "$run" kafka "$port" 90
+}
+
+# Creates the topics of docs/contract.md (idempotent) and waits until every
+# partition has a leader. Usage: stk_create_topics RUN PORT
+stk_create_topics() {
+    local run=$1 port=$2
+    if ! stk_kafka_tool topics "$run" EnsureTopics "127.0.0.1:$port" 60000 "${STK_TOPICS[@]}" \
+            >>"$run/kafka.log" 2>"$run/kafka-topics.err"; then
+        tk_fail "creating Kafka topics failed: $(tail -n 3 "$run/kafka-topics.err"); see $run/kafka.log"
+        return 1
+    fi
+    rm -f "$run/kafka-topics.err"
+}
+
+stk_stop_kafka() {
+    local run=$1
+    stk_stop "$run" kafka 30
+    stk_cds_keep broker "$run"
+}
+
+# -------------------------------------------------------------------- FerretDB
+
+# Usage: stk_start_ferretdb RUN PORT
+stk_start_ferretdb() {
+    local run=$1 port=$2
+    mkdir -p "$run/ferretdb"
+    stk_spawn "$run" ferretdb "$STK_FERRETDB_BIN" -listen "127.0.0.1:$port" \
+        -data "$run/ferretdb/data" -log-level "${FERRETDB_LOG_LEVEL:-warn}" || return 1
+    echo "$port" >"$run/ferretdb.port"
+    stk_wait_port "$run" ferretdb "$port" 30 || return 1
+    local i
+    for ((i = 0; i < 50; i++)); do
+        stk_mongo_ping "$port" && return 0
+        sleep 0.1
+    done
+    tk_fail "FerretDB on port $port does not answer ping; see $run/ferretdb.log"
+    return 1
+}
+
+# Sends {ping: 1} as an OP_MSG (MongoDB wire protocol) with the Python
+# standard library only, and succeeds when the answer says ok: 1.
+stk_mongo_ping() {
+    tk_python - "$1" <<'EOF'
+import socket, struct, sys
+def cstr(s): return s.encode() + b"\0"
+body = b"\x10" + cstr("ping") + struct.pack("<i", 1) + b"\x02" + cstr("$db") + struct.pack("<i", 6) + cstr("admin")
+doc = struct.pack("<i", len(body) + 5) + body + b"\0"
+msg = struct.pack("<I", 0) + b"\0" + doc                 # flagBits, section kind 0
+head = struct.pack("<iiii", 16 + len(msg), 1, 0, 2013)   # OP_MSG
+try:
+    with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as s:
+        s.sendall(head + msg)
+        data = b""
+        while len(data) < 4 or len(data) < struct.unpack("<i", data[:4])[0]:
+            chunk = s.recv(65536)
+            if not chunk: break
+            data += chunk
+except OSError:
+    sys.exit(1)
+# An ok:1 double (type 0x01) in the reply document.
+sys.exit(0 if b"\x01ok\x00" + struct.pack("<d", 1.0) in data else 1)
+EOF
+}
+
+stk_stop_ferretdb() {
+    stk_stop "$1" ferretdb 10
+}
+
+# ------------------------------------------------------------------------ both
+
+# Stops FerretDB and Kafka of RUN, in parallel (each takes about a second).
+stk_stop_infra() {
+    local run=$1 ferretdb_stopper
+    stk_stop_ferretdb "$run" &
+    ferretdb_stopper=$!
+    stk_stop_kafka "$run"
+    wait "$ferretdb_stopper" || true
+}
