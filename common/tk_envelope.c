@@ -179,7 +179,7 @@ static int find_type(const json_t *root, tk_request_type *type, char *err, size_
 int tk_request_parse(const char *data, size_t len, tk_request *out, char *err, size_t err_len) {
     json_error_t json_error;
     memset(out, 0, sizeof *out);
-    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &json_error);
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &json_error);
     if (root == NULL) {
         snprintf(err, err_len, "Message is not valid JSON: %s", json_error.text);
         return -1;

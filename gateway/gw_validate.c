@@ -19,7 +19,7 @@ bool gw_validate_is_json_content_type(const char *content_type) {
 static int parse_object(const char *body, size_t len, json_t **root, char *err, size_t err_len) {
     *root = NULL;
     /* Duplicate keys are ambiguous: which one would we store? Refuse them. */
-    json_t *parsed = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *parsed = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
     if (parsed == NULL) {
         snprintf(err, err_len, "Request body is not valid JSON");
         return -1;

@@ -10,7 +10,6 @@
 #include "wk_ticket_json.h"
 
 #define DUPLICATE_KEY 11000
-#define REPLY_ATTEMPTS 8 /* optimistic-concurrency retries against other writers */
 
 static const char MSG_CREATED[] = "Ticket created successfullly!";
 static const char MSG_FETCHED[] = "Ticket fetched successfullly!";
@@ -183,69 +182,65 @@ static int answer_replied(const bson_t *ticket, const tk_request *request, wk_re
     return 0;
 }
 
-/* Optimistic concurrency on __v: read, check, then update only if nobody
- * wrote in between. Only equality filters, so any MongoDB-compatible server
- * behaves the same. */
+/* Read, check, then push. The commands of one ticket share a partition and
+ * a partition has one consumer at a time (revocation waits for in-flight
+ * work), so nothing writes this ticket between the read and the push.
+ * The push filters on _id alone: FerretDB's SQLite backend uses its primary
+ * key only for a lone {_id} filter and scans the collection for any other. */
 static int add_reply(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
     bson_oid_t ticket_id, reply_id;
     bson_error_t error;
+    bson_t current = BSON_INITIALIZER;
+    int rc = 0;
     bson_oid_init_from_string(&ticket_id, request->ticket_id);
     bson_oid_init_from_string(&reply_id, request->reply_id);
-    const char *creator_type = request->actor.is_admin ? "admin" : "customer";
 
-    for (int attempt = 0; attempt < REPLY_ATTEMPTS; attempt++) {
-        bson_t current = BSON_INITIALIZER;
-        int found = find_ticket(tickets, &ticket_id, &current, &error);
-        if (found < 0) {
-            bson_destroy(&current);
-            return database_failure("find", &error, result);
-        }
-        if (found == 0 || !is_visible_to(&current, &request->actor)) {
-            bson_destroy(&current);
-            set_answer(result, 404, MSG_NOT_FOUND, NULL);
-            return 0;
-        }
-        if (has_reply(&current, &reply_id)) {
-            int rc = answer_replied(&current, request, result);
-            bson_destroy(&current);
-            return rc;
-        }
-        bson_iter_t version_iter;
-        int64_t version = bson_iter_init_find(&version_iter, &current, "__v") ? bson_iter_as_int64(&version_iter) : 0;
-        bson_destroy(&current);
-
-        int64_t now = tk_now_ms();
-        bson_t *query = BCON_NEW("_id", BCON_OID(&ticket_id), "__v", BCON_INT64(version));
-        bson_t *update = BCON_NEW("$push", "{", "response", "{", "_id", BCON_OID(&reply_id), "creatorId",
-                                  BCON_UTF8(request->actor.id), "creatorType", BCON_UTF8(creator_type), "description",
-                                  BCON_UTF8(request->description), "createdAt", BCON_DATE_TIME(now), "updatedAt",
-                                  BCON_DATE_TIME(now), "}", "}", "$set", "{", "updatedAt", BCON_DATE_TIME(now), "}",
-                                  "$inc", "{", "__v", BCON_INT32(1), "}");
-        mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
-        mongoc_find_and_modify_opts_set_update(opts, update);
-        mongoc_find_and_modify_opts_set_flags(opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-        bson_t reply;
-        bool is_ok = mongoc_collection_find_and_modify_with_opts(tickets, query, opts, &reply, &error);
-        bson_iter_t value;
-        int rc = 1; /* 1: lost the race, try again */
-        if (!is_ok) {
-            rc = database_failure("findAndModify", &error, result);
-        } else if (bson_iter_init_find(&value, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&value)) {
-            const uint8_t *data;
-            uint32_t len;
-            bson_t updated;
-            bson_iter_document(&value, &len, &data);
-            rc = bson_init_static(&updated, data, len) ? answer_replied(&updated, request, result)
-                                                       : (set_answer(result, 500, MSG_INTERNAL, NULL), 0);
-        }
-        bson_destroy(&reply);
-        mongoc_find_and_modify_opts_destroy(opts);
-        bson_destroy(update);
-        bson_destroy(query);
-        if (rc != 1) return rc;
+    int found = find_ticket(tickets, &ticket_id, &current, &error);
+    if (found < 0) {
+        rc = database_failure("find", &error, result);
+        goto cleanup;
     }
-    tk_log_fields(TK_LOG_WARN, "reply lost every concurrency retry", json_pack("{s:s}", "ticketId", request->ticket_id));
-    return WK_RETRY;
+    if (found == 0 || !is_visible_to(&current, &request->actor)) {
+        set_answer(result, 404, MSG_NOT_FOUND, NULL);
+        goto cleanup;
+    }
+    if (has_reply(&current, &reply_id)) { /* seen before: answer as the first time */
+        rc = answer_replied(&current, request, result);
+        goto cleanup;
+    }
+
+    int64_t now = tk_now_ms();
+    bson_t *query = BCON_NEW("_id", BCON_OID(&ticket_id));
+    bson_t *update = BCON_NEW("$push", "{", "response", "{", "_id", BCON_OID(&reply_id), "creatorId",
+                              BCON_UTF8(request->actor.id), "creatorType",
+                              BCON_UTF8(request->actor.is_admin ? "admin" : "customer"), "description",
+                              BCON_UTF8(request->description), "createdAt", BCON_DATE_TIME(now), "updatedAt",
+                              BCON_DATE_TIME(now), "}", "}", "$set", "{", "updatedAt", BCON_DATE_TIME(now), "}", "$inc",
+                              "{", "__v", BCON_INT32(1), "}");
+    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
+    mongoc_find_and_modify_opts_set_update(opts, update);
+    mongoc_find_and_modify_opts_set_flags(opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    bson_t reply;
+    bson_iter_t value;
+    if (!mongoc_collection_find_and_modify_with_opts(tickets, query, opts, &reply, &error)) {
+        rc = database_failure("findAndModify", &error, result);
+    } else if (bson_iter_init_find(&value, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&value)) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_t updated;
+        bson_iter_document(&value, &len, &data);
+        if (bson_init_static(&updated, data, len)) rc = answer_replied(&updated, request, result);
+        else set_answer(result, 500, MSG_INTERNAL, NULL);
+    } else {
+        set_answer(result, 404, MSG_NOT_FOUND, NULL); /* deleted since the read */
+    }
+    bson_destroy(&reply);
+    mongoc_find_and_modify_opts_destroy(opts);
+    bson_destroy(update);
+    bson_destroy(query);
+cleanup:
+    bson_destroy(&current);
+    return rc;
 }
 
 static int list_tickets(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
