@@ -156,6 +156,8 @@ def test_openapi_routes_are_the_five_plus_health():
         ("POST", "/api/ticket/admin-create-reply"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
+        ("GET", "/metrics"),
+        ("GET", "/api/ticket/openapi.json"),
     }
 
 

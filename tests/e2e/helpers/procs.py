@@ -1,0 +1,306 @@
+"""Start, watch and stop ticket-gateway / ticket-worker subprocesses.
+
+Every process is started with its stdout+stderr in a log file, tracked in a
+module-level registry (so an interpreter exit never leaves one behind) and
+stopped with SIGTERM, then SIGKILL after a grace period.
+"""
+
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+
+import requests
+
+# Variables the service reads: never inherited from the developer's shell.
+SERVICE_ENV_VARS = (
+    "PORT", "BIND_ADDRESS", "KAFKA_BROKERS", "MONGODB_URI", "JWT_SECRET",
+    "JWT_PUBLIC_KEY_FILE", "JWT_ALG", "REQUEST_TIMEOUT_MS", "GATEWAY_ID",
+    "WORKER_THREADS", "WORKER_ID", "LOG_LEVEL",
+)
+
+START_TIMEOUT_S = 30.0
+STOP_GRACE_S = 10.0
+
+_registry = []
+_registry_lock = threading.Lock()
+
+
+def _kill_leftovers():
+    with _registry_lock:
+        procs = list(_registry)
+    for proc in procs:
+        if proc.alive:
+            try:
+                proc.popen.kill()
+            except OSError:
+                pass
+
+
+atexit.register(_kill_leftovers)
+
+
+def live_processes(kind=None):
+    """Processes started by this suite that are still running."""
+    with _registry_lock:
+        procs = list(_registry)
+    return [p for p in procs if p.alive and (kind is None or p.kind == kind)]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(overrides):
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV_VARS}
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    return env
+
+
+class Proc:
+    """One service process with its log file."""
+
+    def __init__(self, kind, name, argv, env, log_path):
+        self.kind = kind
+        self.name = name
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.log_path = str(log_path)
+        self.returncode = None
+        self._log_file = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(
+            self.argv, env=self.env, stdin=subprocess.DEVNULL,
+            stdout=self._log_file, stderr=self._log_file,
+            start_new_session=True)
+        with _registry_lock:
+            _registry.append(self)
+
+    def __repr__(self):
+        return "<%s %s pid=%s>" % (self.kind, self.name, self.popen.pid)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    @property
+    def alive(self):
+        return self.popen.poll() is None
+
+    # -- log -------------------------------------------------------------
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_text(self, since=0):
+        with open(self.log_path, "rb") as f:
+            f.seek(since)
+            return f.read().decode("utf-8", "replace")
+
+    def log_records(self, since=0):
+        """Parsed JSON log lines (non-JSON lines are skipped)."""
+        records = []
+        for line in self.log_text(since).splitlines():
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                records.append(obj)
+        return records
+
+    def count_msg(self, msg, since=0):
+        return sum(1 for r in self.log_records(since) if r.get("msg") == msg)
+
+    def tail(self, lines=40):
+        try:
+            text = self.log_text()
+        except OSError:
+            return "<no log>"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def describe(self, lines=40):
+        state = "running" if self.alive else "exited with %s" % self.popen.returncode
+        return "%r (%s), log %s, last lines:\n%s" % (
+            self, state, self.log_path, self.tail(lines))
+
+    def wait_for_msg(self, msg, since=0, timeout=START_TIMEOUT_S, count=1):
+        """Wait until the log has `count` JSON lines with "msg": msg."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.count_msg(msg, since) >= count:
+                return
+            if not self.alive:
+                raise AssertionError("process died while waiting for log msg %r: %s"
+                                     % (msg, self.describe()))
+            if time.monotonic() > deadline:
+                raise AssertionError("log msg %r not seen within %.0f s: %s"
+                                     % (msg, timeout, self.describe()))
+            time.sleep(0.05)
+
+    # -- lifecycle -------------------------------------------------------
+    def send_signal(self, sig):
+        if self.alive:
+            self.popen.send_signal(sig)
+
+    def wait_exit(self, timeout):
+        try:
+            self.returncode = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._close_log()
+        return self.returncode
+
+    def stop(self, grace=STOP_GRACE_S, sig=signal.SIGTERM):
+        """SIGTERM (or `sig`), SIGKILL after `grace` s; returns the exit code."""
+        if self.alive:
+            try:
+                self.popen.send_signal(signal.SIGCONT)
+            except OSError:
+                pass
+            self.popen.send_signal(sig)
+            if self.wait_exit(grace) is None:
+                self.popen.kill()
+                self.wait_exit(grace)
+        self.returncode = self.popen.wait()
+        self._close_log()
+        return self.returncode
+
+    def kill(self):
+        if self.alive:
+            self.popen.kill()
+        self.returncode = self.popen.wait()
+        self._close_log()
+        return self.returncode
+
+    def _close_log(self):
+        if not self._log_file.closed:
+            self._log_file.close()
+
+
+class Gateway(Proc):
+    def __init__(self, *args, port, gateway_id, **kwargs):
+        self.port = port
+        self.gateway_id = gateway_id
+        super().__init__(*args, **kwargs)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def base(self):
+        return self.url + "/api/ticket"
+
+    def wait_ready(self, timeout=START_TIMEOUT_S):
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            if not self.alive:
+                raise AssertionError("gateway exited before /readyz was 200: %s"
+                                     % self.describe())
+            try:
+                resp = requests.get(self.url + "/readyz", timeout=2)
+                last = resp.status_code
+                if resp.status_code == 200:
+                    return
+            except requests.RequestException as exc:
+                last = repr(exc)
+            if time.monotonic() > deadline:
+                raise AssertionError("gateway /readyz not 200 within %.0f s (last: %s): %s"
+                                     % (timeout, last, self.describe()))
+            time.sleep(0.1)
+
+
+class Worker(Proc):
+    def __init__(self, *args, worker_id, **kwargs):
+        self.worker_id = worker_id
+        super().__init__(*args, **kwargs)
+
+    def wait_assigned(self, since=0, timeout=START_TIMEOUT_S):
+        self.wait_for_msg("partitions assigned", since=since, timeout=timeout)
+
+
+class ProcFactory:
+    """Starts processes for one scope and stops them all at `close()`."""
+
+    def __init__(self, config, log_dir, jwt_secret, label):
+        self.config = config
+        self.log_dir = str(log_dir)
+        self.jwt_secret = jwt_secret
+        self.label = label
+        self.procs = []
+
+    def _log_path(self, name):
+        return os.path.join(self.log_dir, "%s-%s.log" % (name, uuid.uuid4().hex[:6]))
+
+    def gateway(self, gateway_id=0, request_timeout_ms=5000, env=None, wait=True,
+                port=None):
+        """Start a ticket-gateway; `env` entries override (None removes)."""
+        port = port or free_port()
+        overrides = {
+            "PORT": port,
+            "BIND_ADDRESS": "127.0.0.1",
+            "KAFKA_BROKERS": self.config.kafka,
+            "JWT_SECRET": self.jwt_secret,
+            "REQUEST_TIMEOUT_MS": request_timeout_ms,
+            "GATEWAY_ID": gateway_id,
+            "LOG_LEVEL": "debug",
+        }
+        overrides.update(env or {})
+        name = "gateway%s-%s" % (gateway_id, self.label)
+        proc = Gateway("gateway", name, [self.config.gateway_bin], service_env(overrides),
+                       self._log_path(name), port=port, gateway_id=gateway_id)
+        self.procs.append(proc)
+        if wait:
+            proc.wait_ready()
+        return proc
+
+    def worker(self, worker_id=None, env=None, wait=True, threads=2):
+        worker_id = worker_id or "e2e-%s-%s" % (self.label, uuid.uuid4().hex[:8])
+        overrides = {
+            "KAFKA_BROKERS": self.config.kafka,
+            "MONGODB_URI": self.config.mongodb_uri,
+            "WORKER_THREADS": threads,
+            "WORKER_ID": worker_id,
+            "LOG_LEVEL": "debug",
+        }
+        overrides.update(env or {})
+        name = "worker-%s" % worker_id
+        proc = Worker("worker", name, [self.config.worker_bin], service_env(overrides),
+                      self._log_path(name), worker_id=worker_id)
+        self.procs.append(proc)
+        if wait:
+            proc.wait_assigned()
+        return proc
+
+    def run_to_exit(self, binary, env, timeout=15):
+        """Run a binary that is expected to exit by itself; returns (rc, output)."""
+        name = "oneshot-%s" % os.path.basename(binary)
+        proc = Proc("oneshot", name, [binary], service_env(env), self._log_path(name))
+        self.procs.append(proc)
+        rc = proc.wait_exit(timeout)
+        if rc is None:
+            proc.kill()
+            raise AssertionError("%s did not exit within %d s: %s"
+                                 % (binary, timeout, proc.describe()))
+        return rc, proc.log_text()
+
+    def close(self):
+        for proc in reversed(self.procs):
+            proc.stop()

@@ -1,0 +1,361 @@
+/* gw_publish against librdkafka's in-process mock cluster: what reaches the
+ * topics, and failures reported with the request's correlation id. */
+#include "test_support.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gw_publish.h"
+#include "tk_ids.h"
+#include "tk_kafka.h"
+#include "tk_log.h"
+
+#define API_KEY_PRODUCE 0 /* RD_KAFKAP_Produce: rdkafka_protocol.h is not installed */
+#define DELIVERY_TIMEOUT_MS 1000 /* ample for a healthy broker, even under sanitizers */
+#define FAILURE_TIMEOUT_MS 300   /* for the tests where delivery cannot succeed */
+#define REPLY_PARTITION 2
+#define WAIT_MS 4000
+
+#define TICKET_ID "6720b1c8f1c2b3a5e4d90130"
+#define TRACEPARENT "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+typedef struct {
+    char correlation_id[64];
+    char reason[256];
+    int calls;
+} failures;
+
+/* One mock cluster and one reader for the whole group (creating and
+ * destroying a cluster costs about a second); a gw_publish per test. */
+typedef struct {
+    rd_kafka_t *owner; /* the handle the mock cluster lives in */
+    rd_kafka_mock_cluster_t *cluster;
+    rd_kafka_t *reader; /* reads ticket.commands and ticket.queries from the start */
+    gw_publish publish;
+    failures failed;
+} fixture;
+
+static fixture F;
+
+static void on_failed(const char *correlation_id, size_t len, const char *reason, void *ctx) {
+    failures *failed = ctx;
+    failed->calls++;
+    snprintf(failed->correlation_id, sizeof failed->correlation_id, "%.*s", (int)len, correlation_id);
+    snprintf(failed->reason, sizeof failed->reason, "%s", reason);
+}
+
+static int64_t now_ms(void) { return tk_monotonic_ms(); }
+
+static void nap_ms(long ms) {
+    struct timespec nap = {0, ms * 1000000L};
+    nanosleep(&nap, NULL);
+}
+
+static rd_kafka_t *reader_new(void) {
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    static const char *const settings[][2] = {
+        {"group.id", "unit-gw-publish-reader"}, {"enable.auto.commit", "false"}, {"log_level", "0"},
+        {"fetch.wait.max.ms", "10"},            {"fetch.error.backoff.ms", "10"}, {"reconnect.backoff.max.ms", "100"},
+    };
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(F.cluster), err,
+                                       sizeof err),
+                     RD_KAFKA_CONF_OK);
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        assert_int_equal(rd_kafka_conf_set(conf, settings[i][0], settings[i][1], err, sizeof err), RD_KAFKA_CONF_OK);
+    rd_kafka_t *reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (reader == NULL) fail_msg("reader: %s", err);
+    rd_kafka_poll_set_consumer(reader);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+    for (int p = 0; p < 8; p++) {
+        rd_kafka_topic_partition_list_add(list, TK_TOPIC_COMMANDS, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(list, TK_TOPIC_QUERIES, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    assert_int_equal(rd_kafka_assign(reader, list), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(list);
+    return reader;
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err), RD_KAFKA_CONF_OK);
+    F.owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (F.owner == NULL) fail_msg("rd_kafka_new: %s", err);
+    F.cluster = rd_kafka_mock_cluster_new(F.owner, 1);
+    assert_non_null(F.cluster);
+    assert_int_equal(rd_kafka_mock_topic_create(F.cluster, TK_TOPIC_COMMANDS, 8, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(F.cluster, TK_TOPIC_QUERIES, 8, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(F.cluster, TK_TOPIC_REPLIES, 4, 1), 0);
+    F.reader = reader_new();
+    return 0;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    rd_kafka_consumer_close(F.reader);
+    rd_kafka_destroy(F.reader);
+    rd_kafka_mock_cluster_destroy(F.cluster);
+    rd_kafka_destroy(F.owner);
+    return 0;
+}
+
+static void start_publish(int delivery_timeout_ms) {
+    char err[512] = "";
+    memset(&F.failed, 0, sizeof F.failed);
+    if (gw_publish_init(&F.publish, rd_kafka_mock_cluster_bootstraps(F.cluster), REPLY_PARTITION,
+                        delivery_timeout_ms, on_failed, &F.failed, err, sizeof err) != 0)
+        fail_msg("gw_publish_init: %s", err);
+}
+
+/* Fetches the metadata of both request topics. librdkafka 2.0.2 otherwise
+ * sometimes learns a new topic's partitions only at its 1 s topic scan, and
+ * the first message could time out before that in the short-timeout tests. */
+static void warm_up(void) {
+    static const char *const topics[] = {TK_TOPIC_COMMANDS, TK_TOPIC_QUERIES};
+    for (size_t i = 0; i < 2; i++) {
+        rd_kafka_topic_t *topic = rd_kafka_topic_new(F.publish.producer, topics[i], NULL);
+        assert_non_null(topic);
+        const struct rd_kafka_metadata *metadata = NULL;
+        rd_kafka_resp_err_t rc = rd_kafka_metadata(F.publish.producer, 0, topic, &metadata, WAIT_MS);
+        if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) fail_msg("metadata of %s: %s", topics[i], rd_kafka_err2str(rc));
+        assert_int_equal(metadata->topic_cnt, 1);
+        assert_int_equal(metadata->topics[0].partition_cnt, 8);
+        rd_kafka_metadata_destroy(metadata);
+        rd_kafka_topic_destroy(topic);
+    }
+}
+
+static int setup(void **state) {
+    (void)state;
+    start_publish(DELIVERY_TIMEOUT_MS);
+    warm_up();
+    return 0;
+}
+
+/* For the failure tests: a new producer that gives up sooner. */
+static void restart_publish_impatient(void) {
+    gw_publish_close(&F.publish, 0);
+    start_publish(FAILURE_TIMEOUT_MS);
+    warm_up();
+}
+
+static int teardown(void **state) {
+    (void)state;
+    gw_publish_close(&F.publish, 0);
+    rd_kafka_mock_clear_request_errors(F.cluster, API_KEY_PRODUCE);
+    rd_kafka_mock_broker_set_up(F.cluster, 1);
+    return 0;
+}
+
+/* Polls until `calls` failures are reported or the local queue is empty, up to WAIT_MS. */
+static void poll_until_settled(int calls) {
+    int64_t deadline = now_ms() + WAIT_MS;
+    while (now_ms() < deadline) {
+        gw_publish_poll(&F.publish);
+        if (F.failed.calls >= calls && rd_kafka_outq_len(F.publish.producer) == 0) return;
+        nap_ms(5);
+    }
+}
+
+static void send_create(const char *correlation_id, const char *traceparent) {
+    static const char payload[] = "{\"version\":1,\"type\":\"ticket.create\"}";
+    assert_int_equal(gw_publish_send(&F.publish, TK_REQUEST_TICKET_CREATE, TICKET_ID, payload, sizeof payload - 1,
+                                     correlation_id, traceparent),
+                     0);
+}
+
+static int has_header(const rd_kafka_message_t *message, const char *name, const char *expected) {
+    const char *value;
+    size_t len;
+    return tk_kafka_header(message, name, &value, &len) == 0 && len == strlen(expected) &&
+           memcmp(value, expected, len) == 0;
+}
+
+/* @returns the message carrying correlation_id (caller destroys); fails the test after WAIT_MS. */
+static rd_kafka_message_t *read_request(const char *correlation_id) {
+    int64_t deadline = now_ms() + WAIT_MS;
+    while (now_ms() < deadline) {
+        rd_kafka_message_t *message = rd_kafka_consumer_poll(F.reader, 50);
+        if (message == NULL) continue;
+        if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR && has_header(message, TK_HEADER_CORRELATION_ID, correlation_id))
+            return message;
+        rd_kafka_message_destroy(message); /* another test's, or partition EOF */
+    }
+    fail_msg("message %s not read within %d ms", correlation_id, WAIT_MS);
+    return NULL;
+}
+
+static void assert_no_failure(void) {
+    if (F.failed.calls != 0) fail_msg("%d failure(s) reported, the last for %s: %s", F.failed.calls,
+                                      F.failed.correlation_id, F.failed.reason);
+}
+
+static void assert_header(const rd_kafka_message_t *message, const char *name, const char *expected) {
+    if (!has_header(message, name, expected)) fail_msg("header %s is not '%s'", name, expected);
+}
+
+/* ---- delivered ---- */
+
+static void test_command_reaches_the_topic_with_reply_headers(void **state) {
+    (void)state;
+    char correlation_id[TK_CORRELATION_ID_LEN + 1];
+    tk_correlation_id_new(correlation_id);
+    send_create(correlation_id, TRACEPARENT);
+    poll_until_settled(0);
+    assert_no_failure();
+    assert_int_equal(rd_kafka_outq_len(F.publish.producer), 0);
+
+    rd_kafka_message_t *message = read_request(correlation_id);
+    assert_string_equal(rd_kafka_topic_name(message->rkt), TK_TOPIC_COMMANDS);
+    assert_int_equal(message->key_len, strlen(TICKET_ID));
+    assert_memory_equal(message->key, TICKET_ID, strlen(TICKET_ID));
+    static const char payload[] = "{\"version\":1,\"type\":\"ticket.create\"}";
+    assert_int_equal(message->len, sizeof payload - 1);
+    assert_memory_equal(message->payload, payload, sizeof payload - 1);
+    assert_header(message, TK_HEADER_CORRELATION_ID, correlation_id);
+    assert_header(message, TK_HEADER_REPLY_TOPIC, TK_TOPIC_REPLIES);
+    assert_header(message, TK_HEADER_REPLY_PARTITION, "2");
+    assert_header(message, TK_HEADER_TRACEPARENT, TRACEPARENT);
+    rd_kafka_message_destroy(message);
+    assert_false(gw_publish_is_broker_down(&F.publish));
+}
+
+static void test_query_goes_to_the_queries_topic(void **state) {
+    (void)state;
+    char correlation_id[TK_CORRELATION_ID_LEN + 1];
+    tk_correlation_id_new(correlation_id);
+    static const char payload[] = "{\"version\":1,\"type\":\"tickets.list\"}";
+    assert_int_equal(gw_publish_send(&F.publish, TK_REQUEST_TICKETS_LIST, "team-a", payload, sizeof payload - 1,
+                                     correlation_id, NULL),
+                     0);
+    poll_until_settled(0);
+    assert_no_failure();
+
+    rd_kafka_message_t *message = read_request(correlation_id);
+    assert_string_equal(rd_kafka_topic_name(message->rkt), TK_TOPIC_QUERIES);
+    assert_int_equal(message->key_len, 6);
+    assert_memory_equal(message->key, "team-a", 6);
+    assert_memory_equal(message->payload, payload, sizeof payload - 1);
+    assert_header(message, TK_HEADER_REPLY_TOPIC, TK_TOPIC_REPLIES);
+    assert_header(message, TK_HEADER_REPLY_PARTITION, "2");
+    const char *value;
+    size_t len;
+    assert_int_equal(tk_kafka_header(message, TK_HEADER_TRACEPARENT, &value, &len), -1); /* none given */
+    rd_kafka_message_destroy(message);
+}
+
+static void test_same_ticket_same_partition(void **state) {
+    (void)state;
+    /* Commands of one ticket keep their order: one key, one partition. */
+    char ids[5][TK_CORRELATION_ID_LEN + 1];
+    for (int i = 0; i < 5; i++) {
+        tk_correlation_id_new(ids[i]);
+        send_create(ids[i], NULL);
+    }
+    poll_until_settled(0);
+    assert_no_failure();
+    int32_t partition = -1;
+    int64_t offset = -1;
+    for (int i = 0; i < 5; i++) {
+        rd_kafka_message_t *message = read_request(ids[i]);
+        if (partition < 0) partition = message->partition;
+        assert_int_equal(message->partition, partition);
+        assert_true(message->offset > offset); /* in the order sent */
+        offset = message->offset;
+        rd_kafka_message_destroy(message);
+    }
+}
+
+/* ---- failures ---- */
+
+static void test_broker_down_reports_the_correlation_id(void **state) {
+    (void)state;
+    /* A producer started while the broker is down: it never reaches it. */
+    gw_publish_close(&F.publish, 0);
+    assert_int_equal(rd_kafka_mock_broker_set_down(F.cluster, 1), 0);
+    start_publish(FAILURE_TIMEOUT_MS);
+    char correlation_id[TK_CORRELATION_ID_LEN + 1];
+    tk_correlation_id_new(correlation_id);
+    int64_t start = now_ms();
+    send_create(correlation_id, NULL);
+    poll_until_settled(1);
+    assert_int_equal(F.failed.calls, 1);
+    assert_string_equal(F.failed.correlation_id, correlation_id);
+    assert_true(F.failed.reason[0] != '\0');
+    assert_in_range(now_ms() - start, FAILURE_TIMEOUT_MS / 2, WAIT_MS);
+    /* The client noticed that no broker answers. */
+    assert_true(gw_publish_is_broker_down(&F.publish));
+}
+
+static void test_broker_lost_after_start(void **state) {
+    (void)state;
+    restart_publish_impatient();
+    char first[TK_CORRELATION_ID_LEN + 1], second[TK_CORRELATION_ID_LEN + 1];
+    tk_correlation_id_new(first);
+    send_create(first, NULL);
+    poll_until_settled(0);
+    assert_no_failure();
+
+    assert_int_equal(rd_kafka_mock_broker_set_down(F.cluster, 1), 0);
+    tk_correlation_id_new(second);
+    send_create(second, NULL);
+    poll_until_settled(1);
+    assert_int_equal(F.failed.calls, 1);
+    assert_string_equal(F.failed.correlation_id, second);
+}
+
+static void test_produce_errors_report_each_correlation_id(void **state) {
+    (void)state;
+    /* The broker refuses every produce request (retried until the timeout). */
+    rd_kafka_resp_err_t errors[64];
+    for (size_t i = 0; i < 64; i++) errors[i] = RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
+    rd_kafka_mock_push_request_errors_array(F.cluster, API_KEY_PRODUCE, 64, errors);
+    restart_publish_impatient();
+    char ids[3][TK_CORRELATION_ID_LEN + 1];
+    for (int i = 0; i < 3; i++) {
+        tk_correlation_id_new(ids[i]);
+        send_create(ids[i], NULL);
+    }
+    poll_until_settled(3);
+    assert_int_equal(F.failed.calls, 3);
+    assert_string_equal(F.failed.correlation_id, ids[2]); /* reports come in order: the last is the third */
+}
+
+static void test_permanent_produce_error(void **state) {
+    (void)state;
+    rd_kafka_mock_push_request_errors(F.cluster, API_KEY_PRODUCE, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    char correlation_id[TK_CORRELATION_ID_LEN + 1];
+    tk_correlation_id_new(correlation_id);
+    send_create(correlation_id, NULL);
+    poll_until_settled(1);
+    assert_int_equal(F.failed.calls, 1);
+    assert_string_equal(F.failed.correlation_id, correlation_id);
+}
+
+static void test_close_accepts_an_empty_struct(void **state) {
+    (void)state;
+    gw_publish publish;
+    memset(&publish, 0, sizeof publish);
+    gw_publish_close(&publish, 0);
+    gw_publish_close(NULL, 0);
+}
+
+int main(void) {
+    tk_log_init("unit", TK_LOG_ERROR); /* the failures below log errors: expected */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_command_reaches_the_topic_with_reply_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_goes_to_the_queries_topic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_ticket_same_partition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permanent_produce_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_produce_errors_report_each_correlation_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_lost_after_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_down_reports_the_correlation_id, setup, teardown),
+        cmocka_unit_test(test_close_accepts_an_empty_struct),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

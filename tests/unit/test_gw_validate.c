@@ -1,0 +1,283 @@
+/* gw_validate: content types, HTTP bodies (data-driven from
+ * tests/data/http/<route>/{valid,invalid}/, with <case>.reason files) and the
+ * ?id= ticket id. */
+#include "test_support.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_validate.h"
+#include "tk_text.h"
+
+/* ---- content type ---- */
+
+static void test_json_content_types(void **state) {
+    (void)state;
+    static const char *const accepted[] = {
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "application/json ; charset=utf-8",
+        "Application/JSON",
+        "APPLICATION/JSON; charset=utf-8",
+        " application/json",
+    };
+    static const char *const refused[] = {
+        "",
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "text/json",
+        "application/jsonx",
+        "application/json-patch+json",
+        "application/json5",
+        "application/ld+json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/",
+        "application/jso",
+        "json",
+        "application/xml",
+        "xapplication/json",
+    };
+    for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
+        if (!gw_validate_is_json_content_type(accepted[i])) fail_msg("'%s' refused", accepted[i]);
+    }
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if (gw_validate_is_json_content_type(refused[i])) fail_msg("'%s' accepted", refused[i]);
+    }
+    assert_false(gw_validate_is_json_content_type(NULL));
+}
+
+/* ---- bodies, data-driven ---- */
+
+static const gw_route *route_for(const char *url, const char *method) {
+    const gw_route *route = NULL;
+    const char *allow = NULL;
+    if (gw_router_find(url, method, &route, &allow) != GW_ROUTE_FOUND) fail_msg("no route %s %s", method, url);
+    return route;
+}
+
+/* Which routes each data folder is checked against. */
+static const struct {
+    const char *folder;
+    const char *urls[3];
+} BODY_FOLDERS[] = {
+    {"http/create-ticket", {"/api/ticket/create-ticket", NULL}},
+    {"http/create-reply", {"/api/ticket/create-reply", "/api/ticket/admin-create-reply", NULL}},
+};
+#define BODY_FOLDER_COUNT (sizeof BODY_FOLDERS / sizeof BODY_FOLDERS[0])
+
+/* The fields a valid body must leave in request, borrowed from root. */
+static int check_filled(const char *name, const gw_route *route, const json_t *root, const tk_request *request) {
+    int failures = 0;
+    if (json_string_value(json_object_get(root, "description")) != request->description) {
+        print_error("%s: description not taken from the body\n", name);
+        failures++;
+    }
+    if (route->request_type == TK_REQUEST_TICKET_CREATE) {
+        if (request->category == NULL || request->subject == NULL || request->priority == NULL) {
+            print_error("%s: category, subject or priority left NULL\n", name);
+            return failures + 1;
+        }
+        if (!tk_priority_is_valid(request->priority)) {
+            print_error("%s: priority '%s'\n", name, request->priority);
+            failures++;
+        }
+        const json_t *priority = json_object_get(root, "priority");
+        if (!json_is_string(priority) && strcmp(request->priority, "low") != 0) {
+            print_error("%s: priority without a value must be low, got %s\n", name, request->priority);
+            failures++;
+        }
+    } else if (request->category != NULL || request->subject != NULL) {
+        print_error("%s: a reply body filled ticket fields\n", name);
+        failures++;
+    }
+    return failures;
+}
+
+static void test_valid_bodies(void **state) {
+    (void)state;
+    int failures = 0, checked = 0;
+    for (size_t f = 0; f < BODY_FOLDER_COUNT; f++) {
+        char *relative = tu_format("%s/valid", BODY_FOLDERS[f].folder);
+        char *folder = tu_data_path(relative);
+        tu_listing cases;
+        tu_list(folder, ".json", &cases);
+        for (size_t u = 0; BODY_FOLDERS[f].urls[u] != NULL; u++) {
+            const gw_route *route = route_for(BODY_FOLDERS[f].urls[u], "POST");
+            for (size_t i = 0; i < cases.count; i++) {
+                char *path = tu_format("%s/%s", folder, cases.names[i]);
+                size_t len;
+                char *body = tu_read_file(path, &len);
+                json_t *root = NULL;
+                tk_request request = {0};
+                char err[TK_ERROR_TEXT_MAX] = "";
+                if (gw_validate_body(route, body, len, &root, &request, err, sizeof err) != 0) {
+                    print_error("%s %s: refused: %s\n", route->path, cases.names[i], err);
+                    failures++;
+                } else {
+                    failures += check_filled(cases.names[i], route, root, &request);
+                }
+                json_decref(root);
+                free(body);
+                free(path);
+                checked++;
+            }
+        }
+        tu_listing_close(&cases);
+        free(folder);
+        free(relative);
+    }
+    assert_int_equal(failures, 0);
+    assert_true(checked > 0);
+}
+
+static void test_invalid_bodies(void **state) {
+    (void)state;
+    int failures = 0;
+    for (size_t f = 0; f < BODY_FOLDER_COUNT; f++) {
+        char *relative = tu_format("%s/invalid", BODY_FOLDERS[f].folder);
+        char *folder = tu_data_path(relative);
+        tu_listing cases;
+        tu_list(folder, ".json", &cases);
+        for (size_t u = 0; BODY_FOLDERS[f].urls[u] != NULL; u++) {
+            const gw_route *route = route_for(BODY_FOLDERS[f].urls[u], "POST");
+            for (size_t i = 0; i < cases.count; i++) {
+                char *path = tu_format("%s/%s", folder, cases.names[i]);
+                char *reason_path = tu_sibling(folder, cases.names[i], ".json", ".reason");
+                char *expected = tu_read_reason(reason_path);
+                size_t len;
+                char *body = tu_read_file(path, &len);
+                json_t *root = (json_t *)1;
+                tk_request request = {0};
+                char err[TK_ERROR_TEXT_MAX] = "";
+                if (gw_validate_body(route, body, len, &root, &request, err, sizeof err) == 0) {
+                    print_error("%s %s: accepted, expected \"%s\"\n", route->path, cases.names[i], expected);
+                    json_decref(root);
+                    failures++;
+                } else {
+                    if (strcmp(err, expected) != 0) {
+                        print_error("%s %s:\n  expected \"%s\"\n  got      \"%s\"\n", route->path, cases.names[i],
+                                    expected, err);
+                        failures++;
+                    }
+                    if (root != NULL) {
+                        print_error("%s %s: root not NULL after a refusal\n", route->path, cases.names[i]);
+                        failures++;
+                    }
+                }
+                free(body);
+                free(expected);
+                free(reason_path);
+                free(path);
+            }
+        }
+        tu_listing reasons;
+        tu_list(folder, ".reason", &reasons);
+        if (reasons.count != cases.count) {
+            print_error("%s: %zu .reason files for %zu cases\n", folder, reasons.count, cases.count);
+            failures++;
+        }
+        tu_listing_close(&reasons);
+        tu_listing_close(&cases);
+        free(folder);
+        free(relative);
+    }
+    assert_int_equal(failures, 0);
+}
+
+static void assert_body_error(const char *url, const char *body, size_t len, const char *expected) {
+    const gw_route *route = route_for(url, "POST");
+    json_t *root = NULL;
+    tk_request request = {0};
+    char err[TK_ERROR_TEXT_MAX] = "";
+    assert_int_equal(gw_validate_body(route, body, len, &root, &request, err, sizeof err), -1);
+    assert_null(root);
+    assert_string_equal(err, expected);
+}
+
+static void test_body_length_is_what_counts(void **state) {
+    (void)state;
+    /* Bodies arrive as bytes with a length, not NUL-terminated strings. */
+    static const char body[] = "{\"description\":\"ok\"}{\"more\":1}";
+    const gw_route *route = route_for("/api/ticket/create-reply", "POST");
+    json_t *root = NULL;
+    tk_request request = {0};
+    char err[TK_ERROR_TEXT_MAX];
+    assert_int_equal(gw_validate_body(route, body, 20, &root, &request, err, sizeof err), 0);
+    assert_string_equal(request.description, "ok");
+    json_decref(root);
+    assert_body_error("/api/ticket/create-reply", body, sizeof body - 1, "Request body is not valid JSON");
+    assert_body_error("/api/ticket/create-reply", body, 19, "Request body is not valid JSON");
+    assert_body_error("/api/ticket/create-reply", body, 0, "Request body is not valid JSON");
+}
+
+static void test_create_body_fields(void **state) {
+    (void)state;
+    static const char body[] =
+        "{\"category\":\"Support\",\"subject\":\" Account Issue \",\"description\":\"I am facing an issue.\","
+        "\"priority\":\"high\"}";
+    const gw_route *route = route_for("/api/ticket/create-ticket", "POST");
+    json_t *root = NULL;
+    tk_request request = {0};
+    char err[TK_ERROR_TEXT_MAX];
+    assert_int_equal(gw_validate_body(route, body, sizeof body - 1, &root, &request, err, sizeof err), 0);
+    assert_string_equal(request.category, "Support");
+    assert_string_equal(request.subject, " Account Issue "); /* stored as sent */
+    assert_string_equal(request.description, "I am facing an issue.");
+    assert_string_equal(request.priority, "high");
+    json_decref(root);
+}
+
+/* ---- ?id= ---- */
+
+static void assert_ticket_id(const char *param, const char *expected) {
+    char out[TK_OBJECT_ID_LEN + 1];
+    char err[TK_ERROR_TEXT_MAX] = "";
+    if (gw_validate_ticket_id(param, out, err, sizeof err) != 0) fail_msg("'%s' refused: %s", param, err);
+    assert_string_equal(out, expected);
+}
+
+static void assert_ticket_id_error(const char *param, const char *expected) {
+    char out[TK_OBJECT_ID_LEN + 1];
+    char err[TK_ERROR_TEXT_MAX] = "";
+    if (gw_validate_ticket_id(param, out, err, sizeof err) == 0) fail_msg("'%s' accepted", param ? param : "(null)");
+    assert_string_equal(err, expected);
+}
+
+static void test_ticket_id(void **state) {
+    (void)state;
+    assert_ticket_id("6720b1c8f1c2b3a5e4d90130", "6720b1c8f1c2b3a5e4d90130");
+    /* Upper case is the same ObjectId: accepted, written in canonical form. */
+    assert_ticket_id("6720B1C8F1C2B3A5E4D90130", "6720b1c8f1c2b3a5e4d90130");
+    assert_ticket_id("6720b1C8f1c2B3a5e4D90130", "6720b1c8f1c2b3a5e4d90130");
+    assert_ticket_id("000000000000000000000000", "000000000000000000000000");
+    assert_ticket_id("FFFFFFFFFFFFFFFFFFFFFFFF", "ffffffffffffffffffffffff");
+
+    assert_ticket_id_error(NULL, "Query parameter 'id' is required");
+    assert_ticket_id_error("", "Query parameter 'id' is required");
+    assert_ticket_id_error("6720b1c8f1c2b3a5e4d9013", "Invalid ticket id");
+    assert_ticket_id_error("6720b1c8f1c2b3a5e4d901300", "Invalid ticket id");
+    assert_ticket_id_error("6720b1c8f1c2b3a5e4d9013g", "Invalid ticket id");
+    assert_ticket_id_error("6720b1c8f1c2b3a5e4d9013G", "Invalid ticket id");
+    assert_ticket_id_error(" 720b1c8f1c2b3a5e4d90130", "Invalid ticket id");
+    assert_ticket_id_error("6720b1c8f1c2b3a5e4d9013 ", "Invalid ticket id");
+    assert_ticket_id_error("{\"$ne\":null}", "Invalid ticket id");
+    assert_ticket_id_error("abc", "Invalid ticket id");
+    assert_ticket_id_error(" ", "Invalid ticket id");
+    assert_ticket_id_error("6720b1c8-f1c2-b3a5-e4d9-0130", "Invalid ticket id");
+    /* 24 bytes, but é is two of them. */
+    assert_ticket_id_error("6720b1c8f1c2b3a5e4d901\xc3\xa9", "Invalid ticket id");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_content_types),
+        cmocka_unit_test(test_valid_bodies),
+        cmocka_unit_test(test_invalid_bodies),
+        cmocka_unit_test(test_body_length_is_what_counts),
+        cmocka_unit_test(test_create_body_fields),
+        cmocka_unit_test(test_ticket_id),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
