@@ -106,7 +106,7 @@ stk_build_ferretdb() {
     mkdir -p "$STK_CACHE/bin"
     if ! (cd "$STK_FERRETDB_SRC" &&
             GOMODCACHE="$STK_CACHE/go/mod" GOCACHE="$STK_CACHE/go/build" \
-            GOFLAGS="-modcacherw -mod=readonly" CGO_ENABLED=0 \
+            GOFLAGS="-modcacherw -mod=readonly -buildvcs=false" CGO_ENABLED=0 \
             go build -trimpath -tags ferretdb_no_postgresql \
                 -o "$STK_FERRETDB_BIN.tmp" .) >"$log" 2>&1; then
         tk_fail "building FerretDB failed; see $log"
@@ -150,9 +150,11 @@ stk_spawn() {
     shift 2
     local pidfile="$run/$name.pid" log="$run/$name.log"
     rm -f "$pidfile"
+    # A background command starts with SIGINT/SIGQUIT ignored; the service
+    # gets them back (env --default-signal) so it stops on them as usual.
     # shellcheck disable=SC2016 # $$ and $0 belong to the inner bash
-    TICKET_RUN_DIR="$run" setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
-        </dev/null >>"$log" 2>&1 &
+    TICKET_RUN_DIR="$run" setsid env --default-signal=INT,QUIT \
+        bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$log" 2>&1 &
     local i
     for ((i = 0; i < 100; i++)); do
         [[ -s $pidfile ]] && return 0
@@ -302,6 +304,10 @@ logger.controller.name = org.apache.kafka.controller
 logger.controller.level = WARN
 logger.raft.name = org.apache.kafka.raft
 logger.raft.level = WARN
+# "Auto topic creation failed ... already exists" while a client looks for
+# the group coordinator during startup: harmless and noisy.
+logger.autotopic.name = org.apache.kafka.server.DefaultAutoTopicCreationManager
+logger.autotopic.level = ERROR
 EOF
     cat >"$dir/log4j2-tools.properties" <<'EOF'
 status = warn
