@@ -180,6 +180,7 @@ static void drain_overflow(wk_consumer *consumer) {
     size_t handed = 0;
     while (handed < consumer->overflow_count && wk_lanes_offer(consumer->lanes, consumer->overflow[handed]) == 0)
         handed++;
+    if (handed == 0) return;
     memmove(consumer->overflow, consumer->overflow + handed, (consumer->overflow_count - handed) * sizeof *consumer->overflow);
     consumer->overflow_count -= handed;
 }
