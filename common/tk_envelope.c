@@ -86,7 +86,7 @@ static int parse_actor(const json_t *root, tk_actor *actor, char *err, size_t er
     if (object_member(root, "actor", "actor", &object, err, err_len) != 0) return -1;
     if (tk_only_members(object, members, "actor.", err, err_len) != 0) return -1;
     if (tk_text_member(object, "id", "actor.id", TK_PRINCIPAL_MAX_CHARS, true, &actor->id, err, err_len) != 0 ||
-        tk_text_member(object, "role", "actor.role", 16, true, &role, err, err_len) != 0)
+        tk_text_member(object, "role", "actor.role", TK_DESCRIPTION_MAX_CHARS, true, &role, err, err_len) != 0)
         return -1;
     if (strcmp(role, "admin") == 0) {
         actor->is_admin = true;
@@ -113,7 +113,7 @@ static int parse_create(const json_t *root, tk_request *out, char *err, size_t e
                        err_len) != 0 ||
         tk_text_member(ticket, "description", "ticket.description", TK_DESCRIPTION_MAX_CHARS, true,
                        &out->description, err, err_len) != 0 ||
-        tk_text_member(ticket, "priority", "ticket.priority", 16, false, &out->priority, err, err_len) != 0)
+        tk_text_member(ticket, "priority", "ticket.priority", TK_DESCRIPTION_MAX_CHARS, false, &out->priority, err, err_len) != 0)
         return -1;
     if (out->priority == NULL) {
         out->priority = "low";

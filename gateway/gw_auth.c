@@ -2,6 +2,8 @@
 
 #include <jansson.h>
 #include <jwt.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,18 +14,87 @@
 #define BEARER_PREFIX "Bearer "
 #define CLOCK_SKEW_SECONDS 30
 
+struct gw_auth_cache_entry {
+    char *token; /* owned copy; NULL when empty */
+    size_t len;
+    int64_t valid_until_s; /* min(exp, cached at + GW_AUTH_CACHE_SECONDS) */
+    gw_identity identity;
+};
+
 static const char MSG_MISSING[] = "Authorization token is missing";
 static const char MSG_INVALID[] = "Invalid token";
 static const char MSG_EXPIRED[] = "Token has expired";
 
 int gw_auth_init(gw_auth *auth, const char *algorithm, const char *key, size_t key_len) {
+    memset(auth, 0, sizeof *auth);
     jwt_alg_t alg = jwt_str_alg(algorithm);
     bool is_supported = alg == JWT_ALG_HS256 || alg == JWT_ALG_RS256 || alg == JWT_ALG_ES256;
     /* An empty key would make libjwt accept unsigned tokens. */
     if (!is_supported || key == NULL || key_len == 0 || key_len > INT32_MAX) return -1;
     auth->algorithm = (int)alg;
-    auth->key_count = 0;
     return gw_auth_add_key(auth, key, key_len);
+}
+
+int gw_auth_enable_cache(gw_auth *auth, size_t entries) {
+    if (entries == 0) return 0;
+    if ((entries & (entries - 1)) != 0 || entries < GW_AUTH_CACHE_SHARDS) return -1;
+    auth->cache = calloc(entries, sizeof *auth->cache);
+    if (auth->cache == NULL) return -1;
+    auth->cache_mask = entries - 1;
+    for (int i = 0; i < GW_AUTH_CACHE_SHARDS; i++) pthread_mutex_init(&auth->cache_locks[i], NULL);
+    return 0;
+}
+
+void gw_auth_close(gw_auth *auth) {
+    if (auth == NULL || auth->cache == NULL) return;
+    for (size_t i = 0; i <= auth->cache_mask; i++) free(auth->cache[i].token);
+    for (int i = 0; i < GW_AUTH_CACHE_SHARDS; i++) pthread_mutex_destroy(&auth->cache_locks[i]);
+    free(auth->cache);
+    auth->cache = NULL;
+}
+
+static size_t token_slot(const gw_auth *auth, const char *token, size_t len) {
+    uint64_t hash = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) hash = (hash ^ (unsigned char)token[i]) * 1099511628211ULL;
+    return (size_t)hash & auth->cache_mask;
+}
+
+/* Compares every byte whatever the first difference, so timing tells
+ * nothing about another user's cached token. */
+static bool same_token(const char *a, size_t a_len, const char *b, size_t b_len) {
+    if (a_len != b_len) return false;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < a_len; i++) diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+static bool cache_lookup(gw_auth *auth, const char *token, size_t len, int64_t now_s, gw_identity *identity) {
+    if (auth->cache == NULL) return false;
+    size_t slot = token_slot(auth, token, len);
+    pthread_mutex_t *lock = &auth->cache_locks[slot % GW_AUTH_CACHE_SHARDS];
+    pthread_mutex_lock(lock);
+    gw_auth_cache_entry *entry = &auth->cache[slot];
+    bool is_hit = entry->token != NULL && now_s < entry->valid_until_s && same_token(entry->token, entry->len, token, len);
+    if (is_hit) *identity = entry->identity;
+    pthread_mutex_unlock(lock);
+    return is_hit;
+}
+
+static void cache_store(gw_auth *auth, const char *token, size_t len, int64_t valid_until_s,
+                        const gw_identity *identity) {
+    if (auth->cache == NULL) return;
+    char *copy = strndup(token, len);
+    if (copy == NULL) return;
+    size_t slot = token_slot(auth, token, len);
+    pthread_mutex_t *lock = &auth->cache_locks[slot % GW_AUTH_CACHE_SHARDS];
+    pthread_mutex_lock(lock);
+    gw_auth_cache_entry *entry = &auth->cache[slot];
+    free(entry->token);
+    entry->token = copy;
+    entry->len = len;
+    entry->valid_until_s = valid_until_s;
+    entry->identity = *identity;
+    pthread_mutex_unlock(lock);
 }
 
 int gw_auth_add_key(gw_auth *auth, const char *key, size_t key_len) {
@@ -59,8 +130,8 @@ static int copy_principal(const json_t *claims, const char *name, bool is_requir
 
 /* The claims after the signature is known good: exp required, nbf honoured,
  * sub/role/team typed and bounded. */
-static int check_claims(const json_t *claims, gw_identity *identity, const char **message) {
-    int64_t now = tk_now_ms() / 1000;
+static int check_claims(const json_t *claims, gw_identity *identity, const char **message, int64_t now,
+                        int64_t *expires_s) {
     json_t *exp = json_object_get(claims, "exp");
     json_t *nbf = json_object_get(claims, "nbf");
     json_t *role = json_object_get(claims, "role");
@@ -83,10 +154,12 @@ static int check_claims(const json_t *claims, gw_identity *identity, const char 
         *message = MSG_EXPIRED;
         return 401;
     }
+    double exp_s = json_number_value(exp);
+    *expires_s = exp_s > (double)INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)exp_s;
     return 0;
 }
 
-int gw_auth_check(const gw_auth *auth, const char *authorization, gw_identity *identity, const char **message) {
+int gw_auth_check(gw_auth *auth, const char *authorization, gw_identity *identity, const char **message) {
     jwt_t *jwt = NULL;
     char *claims_text = NULL;
     json_t *claims = NULL;
@@ -102,6 +175,9 @@ int gw_auth_check(const gw_auth *auth, const char *authorization, gw_identity *i
 
     *message = MSG_INVALID;
     if (token_len > GW_TOKEN_MAX_BYTES) return 401;
+    int64_t now = tk_now_ms() / 1000;
+    if (cache_lookup(auth, token_start, token_len, now, identity)) return 0;
+    int64_t expires_s = 0;
     token = strndup(token_start, token_len); /* libjwt wants its own NUL-terminated copy */
     if (token == NULL) goto cleanup;
     jwt = decode_with_any_key(auth, token);
@@ -112,7 +188,11 @@ int gw_auth_check(const gw_auth *auth, const char *authorization, gw_identity *i
     if (claims_text == NULL) goto cleanup;
     claims = json_loads(claims_text, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(claims)) goto cleanup;
-    status = check_claims(claims, identity, message);
+    status = check_claims(claims, identity, message, now, &expires_s);
+    if (status == 0) {
+        int64_t until = now + GW_AUTH_CACHE_SECONDS;
+        cache_store(auth, token_start, token_len, expires_s < until ? expires_s : until, identity);
+    }
 cleanup:
     json_decref(claims);
     free(claims_text);

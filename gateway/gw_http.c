@@ -445,6 +445,10 @@ int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, siz
         snprintf(err, err_len, "unsupported JWT algorithm or empty key");
         return -1;
     }
+    if (gw_auth_enable_cache(&http->auth, 4096) != 0) {
+        snprintf(err, err_len, "out of memory for the token cache");
+        return -1;
+    }
     if (gw_ratelimit_init(&http->ratelimit, config->rate_limit_per_second, config->rate_limit_burst, 65536) != 0) {
         snprintf(err, err_len, "out of memory for the rate limiter");
         return -1;
@@ -485,6 +489,7 @@ fail:
     gw_publish_close(&http->publish, 0);
     gw_pending_close(&http->pending);
     gw_ratelimit_close(&http->ratelimit);
+    gw_auth_close(&http->auth);
     return -1;
 }
 
@@ -509,4 +514,5 @@ void gw_http_stop(gw_http *http, int drain_ms) {
     gw_publish_close(&http->publish, 2000);
     gw_pending_close(&http->pending);
     gw_ratelimit_close(&http->ratelimit);
+    gw_auth_close(&http->auth);
 }

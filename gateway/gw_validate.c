@@ -42,7 +42,7 @@ static int check_create(const json_t *root, tk_request *request, char *err, size
             0 ||
         tk_text_member(root, "description", "description", TK_DESCRIPTION_MAX_CHARS, true, &request->description,
                        err, err_len) != 0 ||
-        tk_text_member(root, "priority", "priority", 16, false, &request->priority, err, err_len) != 0)
+        tk_text_member(root, "priority", "priority", TK_DESCRIPTION_MAX_CHARS, false, &request->priority, err, err_len) != 0)
         return -1;
     if (request->priority == NULL) {
         request->priority = "low";

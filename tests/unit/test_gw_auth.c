@@ -119,26 +119,26 @@ static gw_auth hs256_auth(void) {
     return auth;
 }
 
-static int check_header(const gw_auth *auth, const char *header, gw_identity *identity, const char **message) {
+static int check_header(gw_auth *auth, const char *header, gw_identity *identity, const char **message) {
     memset(identity, 0, sizeof *identity);
     *message = NULL;
     return gw_auth_check(auth, header, identity, message);
 }
 
-static int check_token(const gw_auth *auth, const char *token, gw_identity *identity, const char **message) {
+static int check_token(gw_auth *auth, const char *token, gw_identity *identity, const char **message) {
     char *header = tu_format("Bearer %s", token);
     int rc = check_header(auth, header, identity, message);
     free(header);
     return rc;
 }
 
-static void assert_accepted(const gw_auth *auth, const char *token, gw_identity *identity) {
+static void assert_accepted(gw_auth *auth, const char *token, gw_identity *identity) {
     const char *message = NULL;
     int rc = check_token(auth, token, identity, &message);
     if (rc != 0) fail_msg("token refused (%d, %s): %s", rc, message ? message : "-", token);
 }
 
-static void assert_refused(const gw_auth *auth, const char *token, const char *expected_message) {
+static void assert_refused(gw_auth *auth, const char *token, const char *expected_message) {
     gw_identity identity;
     const char *message = NULL;
     int rc = check_token(auth, token, &identity, &message);
@@ -511,6 +511,42 @@ static void test_token_size_limit(void **state) {
     free(huge);
 }
 
+/* ---- key rotation ---- */
+
+static void test_previous_key_accepted_while_rotating(void **state) {
+    (void)state;
+    gw_auth auth = hs256_auth();
+    char *claims = customer_claims("");
+    char *old_token = sign(JWT_ALG_HS256, OTHER_SECRET, strlen(OTHER_SECRET), claims);
+    char *new_token = sign_hs256(claims);
+    assert_refused(&auth, old_token, MSG_INVALID);
+
+    assert_int_equal(gw_auth_add_key(&auth, OTHER_SECRET, strlen(OTHER_SECRET)), 0);
+    gw_identity identity;
+    assert_accepted(&auth, old_token, &identity);
+    assert_accepted(&auth, new_token, &identity);
+    /* Two keys at most; empty keys never. */
+    static const char third[] = "a-third-secret-that-is-long-enough-for-hs256!!";
+    assert_int_equal(gw_auth_add_key(&auth, third, strlen(third)), -1);
+    char *third_token = sign(JWT_ALG_HS256, third, strlen(third), claims);
+    assert_refused(&auth, third_token, MSG_INVALID);
+    gw_auth fresh = hs256_auth();
+    assert_int_equal(gw_auth_add_key(&fresh, third, 0), -1);
+    assert_int_equal(gw_auth_add_key(&fresh, NULL, 5), -1);
+
+    /* Expiry and claims are still checked with the previous key. */
+    char *expired = tu_format("{\"sub\":\"u\",\"role\":\"admin\",\"exp\":%lld}", now_seconds() - 5);
+    char *old_expired = sign(JWT_ALG_HS256, OTHER_SECRET, strlen(OTHER_SECRET), expired);
+    assert_refused(&auth, old_expired, MSG_EXPIRED);
+
+    free(old_expired);
+    free(expired);
+    free(third_token);
+    free(new_token);
+    free(old_token);
+    free(claims);
+}
+
 /* ---- public keys ---- */
 
 static void test_rs256(void **state) {
@@ -569,6 +605,14 @@ static void test_rs256_refuses_hs256_signed_with_the_public_key(void **state) {
     assert_refused(&auth, forged, MSG_INVALID);
     free(forged);
 
+    /* Also with the key only accepted as the previous one during a rotation. */
+    gw_auth rotating;
+    assert_int_equal(gw_auth_init(&rotating, "RS256", KEYS.es256_public, KEYS.es256_public_len), 0);
+    assert_int_equal(gw_auth_add_key(&rotating, KEYS.rs256_public, KEYS.rs256_public_len), 0);
+    forged = sign(JWT_ALG_HS256, KEYS.rs256_public, KEYS.rs256_public_len, claims);
+    assert_refused(&rotating, forged, MSG_INVALID);
+    free(forged);
+
     /* Same attack against an ES256 gateway. */
     forged = sign(JWT_ALG_HS256, KEYS.es256_public, KEYS.es256_public_len, claims);
     assert_int_equal(gw_auth_init(&auth, "ES256", KEYS.es256_public, KEYS.es256_public_len), 0);
@@ -608,6 +652,7 @@ int main(void) {
         cmocka_unit_test(test_bad_claims),
         cmocka_unit_test(test_malformed_tokens),
         cmocka_unit_test(test_token_size_limit),
+        cmocka_unit_test(test_previous_key_accepted_while_rotating),
         cmocka_unit_test(test_rs256),
         cmocka_unit_test(test_rs256_refuses_hs256_signed_with_the_public_key),
         cmocka_unit_test(test_es256),
