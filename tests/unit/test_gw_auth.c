@@ -4,6 +4,8 @@
 #include "test_support.h"
 
 #include <jwt.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -547,6 +549,140 @@ static void test_previous_key_accepted_while_rotating(void **state) {
     free(claims);
 }
 
+/* ---- the cache of verified tokens ---- */
+
+static void test_cache_settings(void **state) {
+    (void)state;
+    gw_auth auth = hs256_auth();
+    assert_int_equal(gw_auth_enable_cache(&auth, 0), 0); /* no cache */
+    assert_null(auth.cache);
+    assert_int_equal(gw_auth_enable_cache(&auth, 3), -1);                        /* not a power of two */
+    assert_int_equal(gw_auth_enable_cache(&auth, GW_AUTH_CACHE_SHARDS / 2), -1); /* fewer than the shards */
+    assert_int_equal(gw_auth_enable_cache(&auth, GW_AUTH_CACHE_SHARDS), 0);
+    gw_auth_close(&auth);
+    gw_auth_close(&auth); /* twice */
+    gw_auth zeroed;
+    memset(&zeroed, 0, sizeof zeroed);
+    gw_auth_close(&zeroed);
+    gw_auth_close(NULL);
+}
+
+static void test_cache_answers_like_the_check(void **state) {
+    (void)state;
+    gw_auth auth = hs256_auth();
+    assert_int_equal(gw_auth_enable_cache(&auth, 64), 0);
+    char *claims = customer_claims("");
+    char *token = sign_hs256(claims);
+    gw_identity first, second;
+    assert_accepted(&auth, token, &first);
+    assert_accepted(&auth, token, &second); /* from the cache */
+    assert_memory_equal(&first, &second, sizeof first);
+    assert_string_equal(second.team, "team-a");
+
+    /* Only the exact token hits: a longer or altered one is verified, and refused. */
+    char *longer = tu_format("%sx", token);
+    assert_refused(&auth, longer, MSG_INVALID);
+    char *altered = tu_format("%s", token);
+    char *signature = strrchr(altered, '.') + 1;
+    signature[0] = signature[0] == 'A' ? 'B' : 'A';
+    assert_refused(&auth, altered, MSG_INVALID);
+    assert_refused(&auth, altered, MSG_INVALID); /* a refusal is not remembered as a success */
+    size_t len = strlen(token);
+    token[len - 1] = '\0'; /* a prefix of a cached token */
+    assert_refused(&auth, token, MSG_INVALID);
+
+    /* Expired and invalid tokens are never cached. */
+    char *old = tu_format("{\"sub\":\"u\",\"role\":\"admin\",\"exp\":%lld}", now_seconds() - 5);
+    char *expired = sign_hs256(old);
+    assert_refused(&auth, expired, MSG_EXPIRED);
+    assert_refused(&auth, expired, MSG_EXPIRED);
+    free(expired);
+    free(old);
+    free(altered);
+    free(longer);
+    free(token);
+    free(claims);
+    gw_auth_close(&auth);
+}
+
+/* A cached token is refused once its exp passes, not GW_AUTH_CACHE_SECONDS later. */
+static void test_cache_never_outlives_exp(void **state) {
+    (void)state;
+    gw_auth auth = hs256_auth();
+    assert_int_equal(gw_auth_enable_cache(&auth, 64), 0);
+    long long exp = now_seconds() + 1;
+    char *claims = tu_format("{\"sub\":\"u\",\"role\":\"customer\",\"team\":\"t\",\"exp\":%lld}", exp);
+    char *token = sign_hs256(claims);
+    gw_identity identity;
+    assert_accepted(&auth, token, &identity);
+    while (now_seconds() < exp) {
+        struct timespec nap = {0, 50 * 1000000L};
+        nanosleep(&nap, NULL);
+    }
+    assert_refused(&auth, token, MSG_EXPIRED);
+    free(token);
+    free(claims);
+    gw_auth_close(&auth);
+}
+
+/* More tokens than slots: entries replace each other, and a hit always gives
+ * the identity of the token presented. */
+#define CACHE_TOKENS 64
+#define CACHE_THREADS 4
+#define CACHE_ROUNDS 1500
+
+typedef struct {
+    gw_auth *auth;
+    char **tokens;
+    int seed;
+    int mismatches;
+} cache_worker;
+
+static void *check_tokens(void *arg) {
+    cache_worker *worker = arg;
+    unsigned int state = (unsigned int)worker->seed;
+    for (int round = 0; round < CACHE_ROUNDS; round++) {
+        state = state * 1103515245u + 12345u;
+        int i = (int)((state >> 16) % CACHE_TOKENS);
+        char *header = tu_format("Bearer %s", worker->tokens[i]);
+        gw_identity identity;
+        const char *message = NULL;
+        char expected[16];
+        snprintf(expected, sizeof expected, "user-%d", i);
+        if (gw_auth_check(worker->auth, header, &identity, &message) != 0 || strcmp(identity.id, expected) != 0)
+            worker->mismatches++;
+        free(header);
+    }
+    return NULL;
+}
+
+static void test_cache_shared_by_threads(void **state) {
+    (void)state;
+    gw_auth auth = hs256_auth();
+    assert_int_equal(gw_auth_enable_cache(&auth, GW_AUTH_CACHE_SHARDS), 0);
+    char *tokens[CACHE_TOKENS];
+    for (int i = 0; i < CACHE_TOKENS; i++) {
+        char *claims = tu_format("{\"sub\":\"user-%d\",\"role\":\"customer\",\"team\":\"team-%d\",\"exp\":%lld}", i,
+                                 i % 3, now_seconds() + 600);
+        tokens[i] = sign_hs256(claims);
+        free(claims);
+    }
+    pthread_t threads[CACHE_THREADS];
+    cache_worker workers[CACHE_THREADS];
+    for (int t = 0; t < CACHE_THREADS; t++) {
+        workers[t] = (cache_worker){&auth, tokens, t + 1, 0};
+        assert_int_equal(pthread_create(&threads[t], NULL, check_tokens, &workers[t]), 0);
+    }
+    int mismatches = 0;
+    for (int t = 0; t < CACHE_THREADS; t++) {
+        pthread_join(threads[t], NULL);
+        mismatches += workers[t].mismatches;
+    }
+    assert_int_equal(mismatches, 0);
+    for (int i = 0; i < CACHE_TOKENS; i++) free(tokens[i]);
+    gw_auth_close(&auth);
+}
+
 /* ---- public keys ---- */
 
 static void test_rs256(void **state) {
@@ -653,6 +789,10 @@ int main(void) {
         cmocka_unit_test(test_malformed_tokens),
         cmocka_unit_test(test_token_size_limit),
         cmocka_unit_test(test_previous_key_accepted_while_rotating),
+        cmocka_unit_test(test_cache_settings),
+        cmocka_unit_test(test_cache_answers_like_the_check),
+        cmocka_unit_test(test_cache_never_outlives_exp),
+        cmocka_unit_test(test_cache_shared_by_threads),
         cmocka_unit_test(test_rs256),
         cmocka_unit_test(test_rs256_refuses_hs256_signed_with_the_public_key),
         cmocka_unit_test(test_es256),

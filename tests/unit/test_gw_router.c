@@ -7,6 +7,7 @@
 #include "gw_router.h"
 
 typedef struct {
+    const char *name;
     const char *method;
     const char *path;
     gw_route_id id;
@@ -17,17 +18,21 @@ typedef struct {
 } expected_route;
 
 static const expected_route ROUTES[] = {
-    {"POST", "/api/ticket/create-ticket", GW_ROUTE_CREATE_TICKET, GW_ROLE_CUSTOMER, TK_REQUEST_TICKET_CREATE, true,
-     false},
-    {"GET", "/api/ticket/get-tickets", GW_ROUTE_GET_TICKETS, GW_ROLE_CUSTOMER, TK_REQUEST_TICKETS_LIST, false, false},
-    {"POST", "/api/ticket/create-reply", GW_ROUTE_CREATE_REPLY, GW_ROLE_CUSTOMER, TK_REQUEST_TICKET_REPLY, true,
-     true},
-    {"GET", "/api/ticket/admin-get-tickets", GW_ROUTE_ADMIN_GET_TICKETS, GW_ROLE_ADMIN, TK_REQUEST_TICKETS_LIST,
+    {"create-ticket", "POST", "/api/ticket/create-ticket", GW_ROUTE_CREATE_TICKET, GW_ROLE_CUSTOMER,
+     TK_REQUEST_TICKET_CREATE, true, false},
+    {"get-tickets", "GET", "/api/ticket/get-tickets", GW_ROUTE_GET_TICKETS, GW_ROLE_CUSTOMER, TK_REQUEST_TICKETS_LIST,
      false, false},
-    {"POST", "/api/ticket/admin-create-reply", GW_ROUTE_ADMIN_CREATE_REPLY, GW_ROLE_ADMIN, TK_REQUEST_TICKET_REPLY,
-     true, true},
-    {"GET", "/healthz", GW_ROUTE_HEALTHZ, GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
-    {"GET", "/readyz", GW_ROUTE_READYZ, GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
+    {"create-reply", "POST", "/api/ticket/create-reply", GW_ROUTE_CREATE_REPLY, GW_ROLE_CUSTOMER,
+     TK_REQUEST_TICKET_REPLY, true, true},
+    {"admin-get-tickets", "GET", "/api/ticket/admin-get-tickets", GW_ROUTE_ADMIN_GET_TICKETS, GW_ROLE_ADMIN,
+     TK_REQUEST_TICKETS_LIST, false, false},
+    {"admin-create-reply", "POST", "/api/ticket/admin-create-reply", GW_ROUTE_ADMIN_CREATE_REPLY, GW_ROLE_ADMIN,
+     TK_REQUEST_TICKET_REPLY, true, true},
+    {"healthz", "GET", "/healthz", GW_ROUTE_HEALTHZ, GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
+    {"readyz", "GET", "/readyz", GW_ROUTE_READYZ, GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
+    {"metrics", "GET", "/metrics", GW_ROUTE_METRICS, GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
+    {"openapi", "GET", "/api/ticket/openapi.json", GW_ROUTE_OPENAPI, GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false,
+     false},
 };
 #define ROUTE_COUNT (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -38,6 +43,7 @@ static void assert_found(const char *url, const char *method, const expected_rou
     if (match != GW_ROUTE_FOUND) fail_msg("%s %s: not found (%d)", method, url, (int)match);
     assert_non_null(route);
     assert_int_equal(route->id, expected->id);
+    assert_string_equal(route->name, expected->name);
     assert_string_equal(route->method, expected->method);
     assert_string_equal(route->path, expected->path);
     assert_int_equal(route->role, expected->role);
@@ -104,6 +110,11 @@ static void test_unknown_paths_are_404(void **state) {
         "/health",
         "/ready",
         "/readyzz",
+        "/metricsz",
+        "/api/ticket/metrics",
+        "/openapi.json",
+        "/api/ticket/openapi",
+        "/api/ticket/openapi.yaml",
     };
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
         assert_not_found(urls[i], "GET");

@@ -43,6 +43,7 @@ static int compare_requests(const char *name, const tk_request *a, const tk_requ
     SAME_TEXT(subject)
     SAME_TEXT(description)
     SAME_TEXT(priority)
+    SAME_TEXT(idempotency_key)
 #undef SAME_TEXT
     return differences;
 }
@@ -209,6 +210,7 @@ static void test_parse_create_fills_fields(void **state) {
     assert_string_equal(request.subject, "Account Issue");
     assert_string_equal(request.description, "I am facing an issue with my account.");
     assert_string_equal(request.priority, "low");
+    assert_null(request.idempotency_key);
     tk_request_close(&request);
     /* Closed twice, or zeroed: harmless. */
     tk_request_close(&request);
@@ -345,6 +347,47 @@ static void test_request_json_from_fields(void **state) {
     json_decref(actor_json);
 }
 
+static void test_request_json_carries_the_idempotency_key(void **state) {
+    (void)state;
+    tk_request request = {0};
+    request.type = TK_REQUEST_TICKET_REPLY;
+    request.actor = (tk_actor){.id = "u1", .team = "team-a", .is_admin = false};
+    request.ticket_id = "6720b1c8f1c2b3a5e4d90130";
+    request.reply_id = "6720b473f1c2b3a5e4d90132";
+    request.description = "d";
+    request.idempotency_key = "key-1";
+    json_t *built = tk_request_json_new(&request);
+    assert_dump(built, "{\"version\":1,\"type\":\"ticket.reply\",\"actor\":{\"id\":\"u1\",\"role\":\"customer\","
+                       "\"team\":\"team-a\"},\"ticketId\":\"6720b1c8f1c2b3a5e4d90130\",\"reply\":{\"_id\":"
+                       "\"6720b473f1c2b3a5e4d90132\",\"description\":\"d\"},\"idempotencyKey\":\"key-1\"}");
+    json_decref(built);
+    /* Queries carry none, even when set. */
+    request.type = TK_REQUEST_TICKETS_LIST;
+    built = tk_request_json_new(&request);
+    assert_null(json_object_get(built, "idempotencyKey"));
+    json_decref(built);
+}
+
+static void test_idempotency_key_is_valid(void **state) {
+    (void)state;
+    assert_true(tk_idempotency_key_is_valid("a"));
+    assert_true(tk_idempotency_key_is_valid("4f9c2a7e-1b3d-4c5e-9f80-a1b2c3d4e5f6"));
+    assert_true(tk_idempotency_key_is_valid("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"));
+    char *longest = tu_repeat("k", TK_IDEMPOTENCY_KEY_MAX);
+    assert_true(tk_idempotency_key_is_valid(longest));
+    free(longest);
+    char *too_long = tu_repeat("k", TK_IDEMPOTENCY_KEY_MAX + 1);
+    assert_false(tk_idempotency_key_is_valid(too_long));
+    free(too_long);
+    assert_false(tk_idempotency_key_is_valid(NULL));
+    assert_false(tk_idempotency_key_is_valid(""));
+    assert_false(tk_idempotency_key_is_valid("a b"));
+    assert_false(tk_idempotency_key_is_valid(" a"));
+    assert_false(tk_idempotency_key_is_valid("a\t"));
+    assert_false(tk_idempotency_key_is_valid("a\x7f"));
+    assert_false(tk_idempotency_key_is_valid("caf\xc3\xa9"));
+}
+
 static void test_reply_json_new(void **state) {
     (void)state;
     json_t *data = json_pack("{s:s}", "_id", "6720b1c8f1c2b3a5e4d90130");
@@ -462,6 +505,8 @@ int main(void) {
         cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_request_json_matches_the_contract),
         cmocka_unit_test(test_request_json_from_fields),
+        cmocka_unit_test(test_request_json_carries_the_idempotency_key),
+        cmocka_unit_test(test_idempotency_key_is_valid),
         cmocka_unit_test(test_reply_json_new),
         cmocka_unit_test(test_reply_parse_gives_the_http_body),
         cmocka_unit_test(test_reply_round_trip),

@@ -205,6 +205,13 @@ static void test_clocks(void **state) {
     nanosleep(&nap, NULL);
     int64_t second = tk_monotonic_ms();
     assert_in_range(second - first, 19, 5000);
+    int64_t first_us = tk_monotonic_us();
+    nanosleep(&nap, NULL);
+    int64_t second_us = tk_monotonic_us();
+    assert_in_range(second_us - first_us, 19000, 5000000);
+    /* Same clock as the milliseconds. */
+    int64_t skew = tk_monotonic_us() / 1000 - tk_monotonic_ms();
+    assert_true(skew >= -2 && skew <= 2);
 }
 
 static void test_random_bytes(void **state) {
