@@ -271,12 +271,14 @@ int tk_reply_parse(const char *data, size_t len, int *status, json_t **body, cha
         snprintf(err, err_len, "reply is not valid JSON: %s", json_error.text);
         return -1;
     }
+    json_t *version = json_object_get(root, "version");
     json_t *status_value = json_object_get(root, "status");
     json_t *success = json_object_get(root, "success");
     json_t *message = json_object_get(root, "message");
-    if (!json_is_integer(status_value) || json_integer_value(status_value) < 100 ||
+    if (!json_is_integer(version) || json_integer_value(version) != TK_ENVELOPE_VERSION ||
+        !json_is_integer(status_value) || json_integer_value(status_value) < 100 ||
         json_integer_value(status_value) > 599 || !json_is_boolean(success) || !json_is_string(message)) {
-        snprintf(err, err_len, "reply lacks status, success or message");
+        snprintf(err, err_len, "reply lacks version 1, status, success or message");
         json_decref(root);
         return -1;
     }

@@ -40,6 +40,25 @@ void gw_publish_probe(gw_publish *publish) {
     }
 }
 
+int gw_publish_warm_up(gw_publish *publish) {
+    const char *topics[] = {TK_TOPIC_COMMANDS, TK_TOPIC_QUERIES};
+    for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) {
+        rd_kafka_topic_t *topic = rd_kafka_topic_new(publish->producer, topics[i], NULL);
+        const struct rd_kafka_metadata *metadata = NULL;
+        rd_kafka_resp_err_t rc = topic != NULL ? rd_kafka_metadata(publish->producer, 0, topic, &metadata, 2000)
+                                               : RD_KAFKA_RESP_ERR__FAIL;
+        bool is_known = rc == RD_KAFKA_RESP_ERR_NO_ERROR && metadata->topic_cnt == 1 &&
+                        metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR && metadata->topics[0].partition_cnt > 0;
+        if (metadata != NULL) rd_kafka_metadata_destroy(metadata);
+        if (topic != NULL) rd_kafka_topic_destroy(topic);
+        if (!is_known) {
+            tk_log_fields(TK_LOG_WARN, "topic not available yet", json_pack("{s:s}", "topic", topics[i]));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partition, int delivery_timeout_ms,
                     gw_publish_failed_fn on_failed, void *ctx, char *err, size_t err_len) {
     char timeout_text[16];

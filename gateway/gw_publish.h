@@ -41,6 +41,13 @@ bool gw_publish_is_broker_down(gw_publish *publish);
 /** @brief While the broker is down, asks it once (short timeout) and clears the flag when it answers. */
 void gw_publish_probe(gw_publish *publish);
 
+/**
+ * @brief Learns the partitions of ticket.commands and ticket.queries now, so
+ * the first request does not wait for the client's first metadata refresh.
+ * @returns 0 when both topics are known, -1 otherwise (try again later).
+ */
+int gw_publish_warm_up(gw_publish *publish);
+
 /** @brief Serves delivery reports. */
 void gw_publish_poll(gw_publish *publish);
 

@@ -127,6 +127,7 @@ static void expire_deadlines(gw_replies *replies) {
  * point are guaranteed to be seen, so readiness means something. */
 static int position_at_end(gw_replies *replies) {
     int64_t low = 0, high = 0;
+    if (gw_publish_warm_up(replies->publish) != 0) return -1;
     rd_kafka_resp_err_t rc =
         rd_kafka_query_watermark_offsets(replies->consumer, TK_TOPIC_REPLIES, replies->partition, &low, &high, 2000);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {

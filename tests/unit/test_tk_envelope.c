@@ -475,22 +475,24 @@ static void test_reply_parse_refuses_malformed_replies(void **state) {
     assert_reply_refused("{\"version\":1,\"status\":200", "reply is not valid JSON: ");
     assert_reply_refused("{\"version\":1,\"status\":200,\"status\":500,\"success\":true,\"message\":\"m\"}",
                          "reply is not valid JSON: duplicate object key");
-    assert_reply_refused("[1,2]", "reply lacks status, success or message");
-    assert_reply_refused("{\"version\":1,\"success\":true,\"message\":\"m\"}", "reply lacks status, success or message");
+    assert_reply_refused("[1,2]", "reply lacks version 1, status, success or message");
+    assert_reply_refused("{\"version\":2,\"status\":200,\"success\":true,\"message\":\"m\"}",
+                         "reply lacks version 1, status, success or message");
+    assert_reply_refused("{\"version\":1,\"success\":true,\"message\":\"m\"}", "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":\"200\",\"success\":true,\"message\":\"m\"}",
-                         "reply lacks status, success or message");
+                         "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":200.0,\"success\":true,\"message\":\"m\"}",
-                         "reply lacks status, success or message");
+                         "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":99,\"success\":true,\"message\":\"m\"}",
-                         "reply lacks status, success or message");
+                         "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":600,\"success\":false,\"message\":\"m\"}",
-                         "reply lacks status, success or message");
-    assert_reply_refused("{\"version\":1,\"status\":200,\"message\":\"m\"}", "reply lacks status, success or message");
+                         "reply lacks version 1, status, success or message");
+    assert_reply_refused("{\"version\":1,\"status\":200,\"message\":\"m\"}", "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":200,\"success\":1,\"message\":\"m\"}",
-                         "reply lacks status, success or message");
-    assert_reply_refused("{\"version\":1,\"status\":200,\"success\":true}", "reply lacks status, success or message");
+                         "reply lacks version 1, status, success or message");
+    assert_reply_refused("{\"version\":1,\"status\":200,\"success\":true}", "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":200,\"success\":true,\"message\":null}",
-                         "reply lacks status, success or message");
+                         "reply lacks version 1, status, success or message");
 }
 
 int main(void) {
