@@ -51,9 +51,27 @@ bool tk_utf8_is_valid(const char *text, size_t len) {
     return true;
 }
 
+/* Unicode White_Space outside ASCII (NBSP, the ideographic space, ...). */
+static bool is_unicode_space(unsigned int code) {
+    return code == 0x85 || code == 0xA0 || code == 0x1680 || (code >= 0x2000 && code <= 0x200A) || code == 0x2028 ||
+           code == 0x2029 || code == 0x202F || code == 0x205F || code == 0x3000;
+}
+
+/* True when text (valid UTF-8) holds only white space. */
 static bool is_blank(const char *text, size_t len) {
-    for (size_t i = 0; i < len; i++) {
-        if (strchr(" \t\r\n\f\v", text[i]) == NULL) return false;
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        if (s[i] < 0x80) {
+            if (strchr(" \t\r\n\f\v", s[i]) == NULL) return false;
+            i++;
+            continue;
+        }
+        size_t extra = (s[i] & 0xE0) == 0xC0 ? 1 : (s[i] & 0xF0) == 0xE0 ? 2 : 3;
+        unsigned int code = s[i] & (extra == 1 ? 0x1F : extra == 2 ? 0x0F : 0x07);
+        for (size_t k = 1; k <= extra && i + k < len; k++) code = (code << 6) | (s[i + k] & 0x3F);
+        if (!is_unicode_space(code)) return false;
+        i += extra + 1;
     }
     return true;
 }

@@ -1,6 +1,7 @@
 #include "gw_router.h"
 
 #include <string.h>
+#include <strings.h>
 
 #define API_BASE "/api/ticket"
 
@@ -23,7 +24,8 @@ static const gw_route ROUTES[] = {
 static bool path_matches(const char *url, size_t url_len, const char *path) {
     size_t path_len = strlen(path);
     if (url_len == path_len + 1 && url[path_len] == '/') url_len = path_len;
-    return url_len == path_len && memcmp(url, path, path_len) == 0;
+    /* Express matches paths without regard to case; so do we. */
+    return url_len == path_len && strncasecmp(url, path, path_len) == 0;
 }
 
 gw_route_match gw_router_find(const char *url, const char *method, const gw_route **route, const char **allow) {

@@ -85,6 +85,13 @@ static void test_trailing_slash_is_ignored(void **state) {
     assert_not_found("/healthz//", "GET");
 }
 
+static void test_paths_ignore_case_like_express(void **state) {
+    (void)state;
+    assert_found("/API/Ticket/Create-Ticket", "POST", &ROUTES[0]);
+    assert_found("/Healthz", "GET", &ROUTES[5]);
+    assert_not_found("/api/ticket/create-ticket", "post");
+}
+
 static void test_unknown_paths_are_404(void **state) {
     (void)state;
     static const char *const urls[] = {
@@ -144,6 +151,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_route),
         cmocka_unit_test(test_trailing_slash_is_ignored),
+        cmocka_unit_test(test_paths_ignore_case_like_express),
         cmocka_unit_test(test_unknown_paths_are_404),
         cmocka_unit_test(test_wrong_method_is_405_with_allow),
     };

@@ -141,6 +141,9 @@ static void test_text_member_required_messages(void **state) {
     assert_member_error("{\"subject\":\" \"}", "subject", 200, true, "Field 'subject' must not be empty");
     assert_member_error("{\"subject\":\" \\t\\r\\n\\f\\u000b \"}", "subject", 200, true,
                         "Field 'subject' must not be empty");
+    /* Unicode white space is blank too: no-break space, ideographic space. */
+    assert_member_error("{\"subject\":\"\u00a0\u3000\u2003\"}", "subject", 200, true,
+                        "Field 'subject' must not be empty");
     /* Type is checked even when the member is optional. */
     assert_member_error("{\"priority\":7}", "priority", 16, false, "Field 'priority' must be a string");
     assert_member_error("{\"priority\":\"\"}", "priority", 16, false, "Field 'priority' must not be empty");
