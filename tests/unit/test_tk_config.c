@@ -1,0 +1,110 @@
+/* tk_config: settings from the environment, refused with clear messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tk_config.h"
+
+static const char SECRET[] = "0123456789abcdef0123456789abcdef";
+
+static int reset(void **state) {
+    (void)state;
+    const char *names[] = {"JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_ALG", "JWT_PREVIOUS_SECRET",
+                           "JWT_PREVIOUS_PUBLIC_KEY_FILE", "PORT", "REQUEST_TIMEOUT_MS", "GATEWAY_ID", "LOG_LEVEL",
+                           "RATE_LIMIT_PER_SECOND", "WORKER_THREADS", "WORKER_HTTP_PORT", "MONGODB_URI", "ACCESS_LOG"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
+    return 0;
+}
+
+static void assert_gateway_refused(const char *expected_start) {
+    tk_gateway_config config;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    assert_int_equal(tk_gateway_config_load(&config, err, sizeof err), -1);
+    if (strncmp(err, expected_start, strlen(expected_start)) != 0)
+        fail_msg("expected \"%s...\", got \"%s\"", expected_start, err);
+}
+
+static void test_gateway_needs_a_key(void **state) {
+    (void)state;
+    assert_gateway_refused("no JWT key: set JWT_SECRET");
+    setenv("JWT_SECRET", "short", 1);
+    assert_gateway_refused("JWT_SECRET is too short");
+    setenv("JWT_SECRET", SECRET, 1);
+    setenv("JWT_PUBLIC_KEY_FILE", "/nonexistent.pem", 1);
+    assert_gateway_refused("set either JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both");
+    unsetenv("JWT_SECRET");
+    assert_gateway_refused("JWT_PUBLIC_KEY_FILE: cannot open '/nonexistent.pem'");
+}
+
+static void test_gateway_defaults(void **state) {
+    (void)state;
+    setenv("JWT_SECRET", SECRET, 1);
+    tk_gateway_config config;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    assert_int_equal(tk_gateway_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.port, 8000);
+    assert_int_equal(config.request_timeout_ms, 5000);
+    assert_int_equal(config.gateway_id, 0);
+    assert_string_equal(config.jwt_algorithm, "HS256");
+    assert_int_equal(config.max_body_bytes, 64 * 1024);
+    assert_true(config.is_access_log);
+    assert_null(config.jwt_previous_key);
+    tk_gateway_config_close(&config);
+}
+
+static void test_numbers_are_checked(void **state) {
+    (void)state;
+    setenv("JWT_SECRET", SECRET, 1);
+    setenv("PORT", "80x", 1);
+    assert_gateway_refused("PORT must be an integer from 1 to 65535 (got '80x')");
+    setenv("PORT", "8001", 1);
+    setenv("REQUEST_TIMEOUT_MS", "0", 1);
+    assert_gateway_refused("REQUEST_TIMEOUT_MS must be an integer from 10 to 600000");
+    unsetenv("REQUEST_TIMEOUT_MS");
+    setenv("LOG_LEVEL", "loud", 1);
+    assert_gateway_refused("LOG_LEVEL must be debug, info, warn or error");
+}
+
+static void test_previous_secret_must_match_the_key_type(void **state) {
+    (void)state;
+    setenv("JWT_SECRET", SECRET, 1);
+    setenv("JWT_PREVIOUS_PUBLIC_KEY_FILE", "/x.pem", 1);
+    assert_gateway_refused("JWT_PREVIOUS_PUBLIC_KEY_FILE does not match the current key type");
+    unsetenv("JWT_PREVIOUS_PUBLIC_KEY_FILE");
+    setenv("JWT_PREVIOUS_SECRET", "fedcba9876543210fedcba9876543210", 1);
+    tk_gateway_config config;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    assert_int_equal(tk_gateway_config_load(&config, err, sizeof err), 0);
+    assert_string_equal(config.jwt_previous_key, "fedcba9876543210fedcba9876543210");
+    tk_gateway_config_close(&config);
+}
+
+static void test_worker_settings(void **state) {
+    (void)state;
+    tk_worker_config config;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
+    assert_string_equal(config.mongodb_uri, "mongodb://127.0.0.1:27017/ticketing");
+    assert_int_equal(config.worker_threads, 4);
+    assert_int_equal(config.http_port, 0);
+    assert_null(config.worker_id);
+    setenv("WORKER_THREADS", "65", 1);
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), -1);
+    assert_string_equal(err, "WORKER_THREADS must be an integer from 1 to 64 (got '65')");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_gateway_needs_a_key, reset),
+        cmocka_unit_test_setup(test_gateway_defaults, reset),
+        cmocka_unit_test_setup(test_numbers_are_checked, reset),
+        cmocka_unit_test_setup(test_previous_secret_must_match_the_key_type, reset),
+        cmocka_unit_test_setup(test_worker_settings, reset),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
