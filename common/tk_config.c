@@ -40,26 +40,27 @@ static int load_log_level(tk_log_level *out, char *err, size_t err_len) {
     return 0;
 }
 
-static int read_key_file(const char *path, char **out, size_t *out_len, char *err, size_t err_len) {
+static int read_key_file(const char *variable, const char *path, char **out, size_t *out_len, char *err,
+                         size_t err_len) {
     FILE *file = fopen(path, "rb");
     char *buffer = NULL;
     if (file == NULL) {
-        snprintf(err, err_len, "JWT_PUBLIC_KEY_FILE: cannot open '%s': %s", path, strerror(errno));
+        snprintf(err, err_len, "%s: cannot open '%s': %s", variable, path, strerror(errno));
         return -1;
     }
     buffer = malloc(JWT_KEY_FILE_MAX_BYTES + 1);
     if (buffer == NULL) {
-        snprintf(err, err_len, "JWT_PUBLIC_KEY_FILE: out of memory");
+        snprintf(err, err_len, "%s: out of memory", variable);
         goto fail;
     }
     size_t len = fread(buffer, 1, JWT_KEY_FILE_MAX_BYTES + 1, file);
     if (ferror(file) || len == 0 || len > JWT_KEY_FILE_MAX_BYTES) {
-        snprintf(err, err_len, "JWT_PUBLIC_KEY_FILE: '%s' is empty, unreadable or larger than 64 KiB", path);
+        snprintf(err, err_len, "%s: '%s' is empty, unreadable or larger than 64 KiB", variable, path);
         goto fail;
     }
     buffer[len] = '\0';
     if (strstr(buffer, "-----BEGIN") == NULL) {
-        snprintf(err, err_len, "JWT_PUBLIC_KEY_FILE: '%s' is not a PEM file", path);
+        snprintf(err, err_len, "%s: '%s' is not a PEM file", variable, path);
         goto fail;
     }
     fclose(file);
@@ -83,7 +84,7 @@ static int load_previous_key(tk_gateway_config *config, bool is_secret, char *er
         return -1;
     }
     if (value == NULL) return 0;
-    if (!is_secret) return read_key_file(value, &config->jwt_previous_key, &config->jwt_previous_key_len, err, err_len);
+    if (!is_secret) return read_key_file(name, value, &config->jwt_previous_key, &config->jwt_previous_key_len, err, err_len);
     if (strlen(value) < JWT_SECRET_MIN_BYTES) {
         snprintf(err, err_len, "JWT_PREVIOUS_SECRET is too short: at least %d bytes required", JWT_SECRET_MIN_BYTES);
         return -1;
@@ -127,7 +128,7 @@ static int load_jwt_key(tk_gateway_config *config, char *err, size_t err_len) {
                  config->jwt_algorithm);
         return -1;
     }
-    if (read_key_file(key_file, &config->jwt_key, &config->jwt_key_len, err, err_len) != 0) return -1;
+    if (read_key_file("JWT_PUBLIC_KEY_FILE", key_file, &config->jwt_key, &config->jwt_key_len, err, err_len) != 0) return -1;
     return load_previous_key(config, false, err, err_len);
 }
 

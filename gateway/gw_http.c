@@ -183,13 +183,32 @@ static void take_traceparent(gw_request *request, const char *incoming) {
     memcpy(out + 52, "-01", 4);
 }
 
+/* A header or query value as a C string. A value with a NUL inside would be
+ * cut short by C string functions and mean something else than was sent:
+ * *is_malformed tells, and the value is not returned. */
+static const char *lookup_value(struct MHD_Connection *connection, enum MHD_ValueKind kind, const char *name,
+                                bool *is_malformed) {
+    const char *value = NULL;
+    size_t len = 0;
+    if (MHD_lookup_connection_value_n(connection, kind, name, strlen(name), &value, &len) != MHD_YES || value == NULL)
+        return NULL;
+    if (strlen(value) != len) {
+        *is_malformed = true;
+        return NULL;
+    }
+    return value;
+}
+
 /* Everything that can be decided from the request line and headers, before
  * any body arrives: route, auth, role, id, content type and length. */
 static void check_headers(gw_http *http, gw_request *request, const char *url, const char *method) {
     struct MHD_Connection *connection = request->connection;
     const char *message = NULL;
     char err[TK_ERROR_TEXT_MAX];
+    bool is_malformed = false; /* reset before each lookup that cares */
 
+    take_traceparent(request, lookup_value(connection, MHD_HEADER_KIND, "traceparent", &is_malformed));
+    is_malformed = false;
     switch (gw_router_find(url, method, &request->route, &request->allow)) {
     case GW_ROUTE_NOT_FOUND:
         set_error(request, 404, "Route not found");
@@ -205,8 +224,11 @@ static void check_headers(gw_http *http, gw_request *request, const char *url, c
         answer_public(http, request);
         return;
     }
-    take_traceparent(request, MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "traceparent"));
-    const char *authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *authorization = lookup_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION, &is_malformed);
+    if (is_malformed) {
+        set_error(request, 401, "Invalid token");
+        return;
+    }
     if (gw_auth_check(&http->auth, authorization, &request->identity, &message) != 0) {
         set_error(request, 401, message);
         return;
@@ -224,20 +246,28 @@ static void check_headers(gw_http *http, gw_request *request, const char *url, c
         set_error(request, 429, "Too many requests, retry later");
         return;
     }
-    if (route->needs_ticket_id &&
-        gw_validate_ticket_id(MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "id"), request->ticket_id,
-                              err, sizeof err) != 0) {
-        set_error(request, 400, err);
-        return;
+    if (route->needs_ticket_id) {
+        const char *id = lookup_value(connection, MHD_GET_ARGUMENT_KIND, "id", &is_malformed);
+        if (is_malformed) {
+            set_error(request, 400, "Invalid ticket id");
+            return;
+        }
+        if (gw_validate_ticket_id(id, request->ticket_id, err, sizeof err) != 0) {
+            set_error(request, 400, err);
+            return;
+        }
     }
     if (route->has_body) {
-        request->idempotency_key = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Idempotency-Key");
-        if (request->idempotency_key != NULL && !tk_idempotency_key_is_valid(request->idempotency_key)) {
+        is_malformed = false;
+        request->idempotency_key = lookup_value(connection, MHD_HEADER_KIND, "Idempotency-Key", &is_malformed);
+        if (is_malformed ||
+            (request->idempotency_key != NULL && !tk_idempotency_key_is_valid(request->idempotency_key))) {
             set_error(request, 400, "Header 'Idempotency-Key' must be 1 to 255 printable ASCII characters");
             return;
         }
-        const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        is_malformed = false;
+        const char *type = lookup_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE, &is_malformed);
+        const char *length = lookup_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH, &is_malformed);
         if (!gw_validate_is_json_content_type(type)) {
             set_error(request, 415, "Content-Type must be application/json");
             return;
@@ -457,6 +487,12 @@ int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, siz
         snprintf(err, err_len, "out of memory for the pending table");
         return -1;
     }
+    /* Counters exist from the start, so rates and alerts have a zero to begin with. */
+    tk_metrics_counter("ticket_gateway_rate_limited_total", "Requests refused with 429", "");
+    tk_metrics_counter("ticket_gateway_produce_errors_total", "Commands and queries the broker did not take",
+                       "stage=\"enqueue\"");
+    tk_metrics_counter("ticket_gateway_produce_errors_total", "Commands and queries the broker did not take",
+                       "stage=\"delivery\"");
     tk_metrics_gauge_fn("ticket_gateway_requests_waiting", "Requests waiting for a worker's reply", "",
                         waiting_requests, http);
     tk_metrics_gauge_fn("ticket_gateway_requests_in_flight", "HTTP requests received and not yet finished", "",

@@ -7,6 +7,7 @@
 
 #include "tk_config.h"
 #include "tk_log.h"
+#include "tk_metrics.h"
 #include "wk_consumer.h"
 #include "wk_http.h"
 #include "wk_lanes.h"
@@ -83,6 +84,8 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     mongoc_init();
     mongoc_log_set_handler(log_from_mongoc, NULL);
+    /* Counters exist from the start, so rates and alerts have a zero to begin with. */
+    tk_metrics_counter("ticket_worker_dlq_total", "Messages sent to ticket.dlq", "");
 
     if (wk_store_init(&store, config.mongodb_uri, err, sizeof err) != 0 ||
         wk_output_init(&output, config.kafka_brokers, "ticket-worker", err, sizeof err) != 0 ||
