@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "gw_answer.h"
@@ -199,6 +200,39 @@ static const char *lookup_value(struct MHD_Connection *connection, enum MHD_Valu
     return value;
 }
 
+/* RFC 9110 token characters, the only ones a header name may hold. */
+static bool is_token_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Headers whose silent loss would change what a request means. */
+static const char *const MEANINGFUL_HEADERS[] = {"Idempotency-Key", "Authorization", "Content-Type", "traceparent",
+                                                 NULL};
+
+static enum MHD_Result check_header_name(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    (void)value;
+    bool *is_bad = cls;
+    for (const char *c = key; *c != '\0'; c++) {
+        if (!is_token_char(*c)) *is_bad = true;
+    }
+    size_t key_len = strlen(key);
+    for (size_t i = 0; MEANINGFUL_HEADERS[i] != NULL; i++) {
+        size_t len = strlen(MEANINGFUL_HEADERS[i]);
+        if (key_len > len && strncasecmp(key, MEANINGFUL_HEADERS[i], len) == 0) *is_bad = true;
+    }
+    return *is_bad ? MHD_NO : MHD_YES;
+}
+
+/* libmicrohttpd 0.9.75 glues an obsolete folded header line onto the
+ * previous header's name ("Idempotency-KeyX-Injected: 1", "Idempotency-Keymore"),
+ * which would make that header silently vanish: such requests are refused. */
+static bool has_malformed_header(struct MHD_Connection *connection) {
+    bool is_bad = false;
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, check_header_name, &is_bad);
+    return is_bad;
+}
+
 /* Everything that can be decided from the request line and headers, before
  * any body arrives: route, auth, role, id, content type and length. */
 static void check_headers(gw_http *http, gw_request *request, const char *url, const char *method) {
@@ -218,6 +252,10 @@ static void check_headers(gw_http *http, gw_request *request, const char *url, c
         return;
     case GW_ROUTE_FOUND:
         break;
+    }
+    if (has_malformed_header(connection)) {
+        set_error(request, 400, "Request has a malformed header");
+        return;
     }
     const gw_route *route = request->route;
     if (route->role == GW_ROLE_NONE) {
