@@ -212,7 +212,6 @@ UNKNOWN_ROUTES = [
     ("GET", "/"),
     ("POST", "/api/tickets/create-ticket"),
     ("GET", "/api/ticket/get-tickets/extra"),
-    ("GET", "/api/ticket/GET-TICKETS"),
 ]
 
 

@@ -5,7 +5,7 @@ import time
 
 from bson import ObjectId
 
-from helpers.api import (HEX24_RE, MSG_CREATED, MSG_FETCHED, MSG_REPLIED,
+from helpers.api import (HEX24_RE, Api, MSG_CREATED, MSG_FETCHED, MSG_REPLIED,
                          SEED_ADMIN_REPLY_REQUEST, SEED_CREATE_REQUEST,
                          SEED_CUSTOMER_REPLY_REQUEST, SEED_REPLY_KEYS, SEED_TICKET_KEYS,
                          assert_newest_first, assert_ticket_shape, describe, expect_ok,
@@ -223,3 +223,11 @@ def test_healthz_and_readyz(stack):
     import requests
     assert requests.get(stack.gateway.url + "/healthz", timeout=5).status_code == 200
     assert requests.get(stack.gateway.url + "/readyz", timeout=5).status_code == 200
+
+
+def test_paths_ignore_case_like_express(api, customer):
+    """Express routes without regard to case: so does the gateway."""
+    created = expect_ok(api.create_ticket(customer), 201, MSG_CREATED)
+    upper = Api(api.base.replace("/api/ticket", "/API/Ticket"))
+    data = expect_ok(upper.request("GET", "/Get-Tickets", customer.token), 200, MSG_FETCHED)
+    assert [t["_id"] for t in data] == [created["_id"]]
