@@ -88,9 +88,11 @@ static void *serve_delivery_reports(void *arg) {
 
 int wk_output_init(wk_output *output, const char *brokers, const char *client_id, char *err, size_t err_len) {
     /* Never give up on a message (timeout 0): an event or reply that cannot
-     * be sent holds back its offset instead of being dropped. */
+     * be sent holds back its offset instead of being dropped. No linger: a
+     * reply is on a client's critical path; under load messages still batch
+     * behind the requests in flight. */
     const tk_kafka_setting settings[] = {
-        {"enable.idempotence", "true"}, {"linger.ms", "1"},          {"socket.nagle.disable", "true"},
+        {"enable.idempotence", "true"}, {"linger.ms", "0"},          {"socket.nagle.disable", "true"},
         {"message.timeout.ms", "0"},    {"compression.type", "lz4"}, {"message.max.bytes", "1000000"},
         {NULL, NULL},
     };
