@@ -11,6 +11,7 @@
 
 #include "gw_answer.h"
 #include "gw_router.h"
+#include "gw_trace.h"
 #include "gw_validate.h"
 #include "tk_envelope.h"
 #include "tk_ids.h"
@@ -18,7 +19,6 @@
 #include "tk_log.h"
 #include "tk_metrics.h"
 
-#define TRACEPARENT_LEN 55
 
 /* One HTTP request from first call to completion. The pending entry comes
  * first so the reply thread's entry pointer is the request itself. */
@@ -29,7 +29,7 @@ typedef struct {
     const gw_route *route;
     gw_identity identity;
     char ticket_id[TK_OBJECT_ID_LEN + 1];
-    char traceparent[TRACEPARENT_LEN + 1];
+    char traceparent[GW_TRACEPARENT_LEN + 1];
     char *body;
     size_t body_len;
     bool is_body_too_large;
@@ -151,39 +151,6 @@ static void answer_public(gw_http *http, gw_request *request) {
     }
 }
 
-static bool is_hex(const char *text, size_t len) {
-    for (size_t i = 0; i < len; i++)
-        if (!((text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f'))) return false;
-    return true;
-}
-
-/* W3C trace context: keep a well-formed incoming traceparent, else start a
- * new trace, so every request can be followed through Kafka and the worker. */
-static void take_traceparent(gw_request *request, const char *incoming) {
-    if (incoming != NULL && strlen(incoming) == TRACEPARENT_LEN && incoming[2] == '-' && incoming[35] == '-' &&
-        incoming[52] == '-' && is_hex(incoming, 2) && is_hex(incoming + 3, 32) && is_hex(incoming + 36, 16) &&
-        is_hex(incoming + 53, 2) && strncmp(incoming, "ff", 2) != 0 &&
-        strspn(incoming + 3, "0") < 32 && strspn(incoming + 36, "0") < 16) {
-        memcpy(request->traceparent, incoming, TRACEPARENT_LEN + 1);
-        return;
-    }
-    static const char HEX[] = "0123456789abcdef";
-    uint8_t random[24];
-    if (tk_random_bytes(random, sizeof random) != 0) memset(random, 0x5a, sizeof random);
-    char *out = request->traceparent;
-    memcpy(out, "00-", 3);
-    for (int i = 0; i < 16; i++) {
-        out[3 + 2 * i] = HEX[random[i] >> 4];
-        out[4 + 2 * i] = HEX[random[i] & 15];
-    }
-    out[35] = '-';
-    for (int i = 0; i < 8; i++) {
-        out[36 + 2 * i] = HEX[random[16 + i] >> 4];
-        out[37 + 2 * i] = HEX[random[16 + i] & 15];
-    }
-    memcpy(out + 52, "-01", 4);
-}
-
 /* A header or query value as a C string. A value with a NUL inside would be
  * cut short by C string functions and mean something else than was sent:
  * *is_malformed tells, and the value is not returned. */
@@ -241,7 +208,7 @@ static void check_headers(gw_http *http, gw_request *request, const char *url, c
     char err[TK_ERROR_TEXT_MAX];
     bool is_malformed = false; /* reset before each lookup that cares */
 
-    take_traceparent(request, lookup_value(connection, MHD_HEADER_KIND, "traceparent", &is_malformed));
+    gw_trace_take(lookup_value(connection, MHD_HEADER_KIND, "traceparent", &is_malformed), request->traceparent);
     is_malformed = false;
     switch (gw_router_find(url, method, &request->route, &request->allow)) {
     case GW_ROUTE_NOT_FOUND:
