@@ -11,6 +11,7 @@ failure) and leaves Kafka and FerretDB running.
 """
 
 import os
+import re
 import secrets
 import sys
 import time
@@ -138,9 +139,10 @@ class FaultStack:
 
 
 @pytest.fixture
-def fault_stack(config, jwt_secret, log_dir, kafka, stackctl, request):
+def fault_stack(config, jwt_secret, log_dir, kafka, stackctl, tickets_coll, request):
     stackctl.ensure_up()
-    factory = procs_mod.ProcFactory(config, log_dir, jwt_secret, request.node.name[:40])
+    label = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:48]
+    factory = procs_mod.ProcFactory(config, log_dir, jwt_secret, label)
     try:
         yield FaultStack(factory, kafka)
     finally:
@@ -148,6 +150,9 @@ def fault_stack(config, jwt_secret, log_dir, kafka, stackctl, request):
             factory.close()
         finally:
             stackctl.ensure_up()
+            # The database is this suite's own: every scenario starts with an
+            # empty collection (list queries on FerretDB slow down with its size).
+            tickets_coll.delete_many({})
 
 
 def pytest_sessionfinish(session, exitstatus):

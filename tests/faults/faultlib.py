@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 
 import requests
 
-from helpers.wait import wait_until
-
 MARKER_RE = re.compile(r"\bfm-[0-9a-f]{32}\b")
 
 # Outcome classes of one attempt (HTTP statuses are ints).
@@ -68,7 +66,7 @@ class Load:
     `pace` seconds between its requests) until `stop()`."""
 
     def __init__(self, base, tokens, label, clients=20, pace=0.05, timeout=20.0):
-        self.url = base.rstrip("/") + "/create-ticket"
+        self.base = base.rstrip("/")
         self.label = label
         self.users = [tokens.customer() for _ in range(clients)]
         self.pace = pace
@@ -110,42 +108,55 @@ class Load:
         assert not stuck, "load threads did not finish: %s" % stuck
         return self
 
+    def _send(self, session, method, path, token, body=None):
+        """One request; returns (session, outcome, parsed body or None, message)."""
+        headers = {"Authorization": "Bearer " + token}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body).encode()
+        obj = message = None
+        try:
+            resp = session.request(method, self.base + path, data=data, headers=headers,
+                                   timeout=self.timeout)
+            outcome = resp.status_code
+            try:
+                obj = resp.json()
+                message = obj.get("message")
+            except (ValueError, AttributeError) as exc:
+                message = "unparsable body (%r): %r" % (exc, resp.text[:200])
+        except requests.Timeout:
+            outcome = TIMEOUT
+        except requests.ConnectionError as exc:
+            text = repr(exc)
+            outcome = REFUSED if ("Connection refused" in text or "Errno 111" in text) \
+                else CONN_ERROR
+            message = text[:300]
+            session.close()
+            session = requests.Session()
+        return session, outcome, obj, message
+
     def _client(self, index, user):
         session = requests.Session()
-        headers = {"Authorization": "Bearer " + user.token, "Content-Type": "application/json"}
         try:
             while not self._stop.is_set():
                 marker = "fm-" + uuid.uuid4().hex
                 body = {"category": "Fault", "subject": "fault %s" % self.label,
                         "description": "load %s client %d %s" % (self.label, index, marker)}
-                data = json.dumps(body).encode()
                 started = time.monotonic()
-                ticket_id = message = None
-                try:
-                    resp = session.post(self.url, data=data, headers=headers,
-                                        timeout=self.timeout)
-                    outcome = resp.status_code
+                session, outcome, obj, message = self._send(session, "POST", "/create-ticket",
+                                                            user.token, body)
+                ticket_id = None
+                if isinstance(outcome, int) and 200 <= outcome < 300:
                     try:
-                        obj = resp.json()
-                        message = obj.get("message")
-                        if 200 <= outcome < 300:
-                            ticket_id = obj["data"]["_id"]
-                            assert obj["data"]["description"] == body["description"], obj
-                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                        message = "unparsable body (%r): %r" % (exc, resp.text[:200])
-                except requests.Timeout:
-                    outcome = TIMEOUT
-                except requests.ConnectionError as exc:
-                    text = repr(exc)
-                    outcome = REFUSED if ("Connection refused" in text or "Errno 111" in text) \
-                        else CONN_ERROR
-                    message = text[:300]
-                    session.close()
-                    session = requests.Session()
-                attempt = Attempt(index, marker, user.team, started, time.monotonic(), outcome,
-                                  ticket_id, message)
+                        ticket_id = obj["data"]["_id"]
+                        if obj["data"]["description"] != body["description"]:
+                            message = "answered with another ticket: %r" % obj["data"]
+                    except (KeyError, TypeError):
+                        message = "2xx without a ticket: %r" % (obj,)
                 with self._lock:
-                    self.attempts.append(attempt)
+                    self.attempts.append(Attempt(index, marker, user.team, started,
+                                                 time.monotonic(), outcome, ticket_id, message))
                 self._stop.wait(self.pace)
         finally:
             session.close()
@@ -449,5 +460,27 @@ def write_summary(path, total_seconds, outcome):
     return text
 
 
-def wait_gone(proc, timeout):
-    return wait_until(lambda: not proc.alive, timeout, "%r exits" % proc)
+class Phase:
+    """The fault phase of a scenario. An AssertionError raised inside is kept
+    instead of propagated, so that the scenario still reconciles and records
+    its figures; `reraise()` then raises it."""
+
+    def __init__(self):
+        self.error = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, AssertionError):
+            self.error = exc
+            return True
+        return False
+
+    def note(self):
+        return {"FAILED during the fault": str(self.error).splitlines()[0][:200]} \
+            if self.error else {}
+
+    def reraise(self):
+        if self.error is not None:
+            raise self.error

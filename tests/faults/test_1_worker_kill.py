@@ -9,7 +9,7 @@ import time
 
 from helpers.kafka import probe_all_partitions
 
-from faultlib import TIMEOUT, Load, latency_figures, ms, reconcile, record, settle
+from faultlib import TIMEOUT, Load, Phase, latency_figures, ms, reconcile, record, settle
 
 
 def test_worker_sigkill_mid_load(fault_stack, tokens, tickets_coll, kafka):
@@ -17,19 +17,21 @@ def test_worker_sigkill_mid_load(fault_stack, tokens, tickets_coll, kafka):
     t_start = time.monotonic()
     load = Load(stack.gateway.base, tokens, "worker-kill", clients=20).start()
     figures = {}
+    phase = Phase()
     try:
-        load.sleep_until(5)
-        victim = stack.workers[0]
-        killed = time.monotonic()
-        victim.kill()
-        figures["killed at"] = "%.1f s" % load.elapsed()
-        # every partition answers again: the survivor took the victim's over
-        probe_all_partitions(kafka, timeout=45)
-        figures["takeover"] = "%.1f s" % (time.monotonic() - killed)
-        load.sleep_until(max(load.elapsed(), 10))
-        stack.restart_worker(0)
-        figures["restarted at"] = "%.1f s" % load.elapsed()
-        load.sleep_until(max(load.elapsed() + 3, 15))
+        with phase:
+            load.sleep_until(5)
+            victim = stack.workers[0]
+            killed = time.monotonic()
+            victim.kill()
+            figures["killed at"] = "%.1f s" % load.elapsed()
+            # every partition answers again: the survivor took the victim's over
+            probe_all_partitions(kafka, timeout=45)
+            figures["takeover"] = "%.1f s" % (time.monotonic() - killed)
+            load.sleep_until(max(load.elapsed(), 10))
+            stack.restart_worker(0)
+            figures["restarted at"] = "%.1f s" % load.elapsed()
+            load.sleep_until(max(load.elapsed() + 3, 15))
     finally:
         load.stop()
     settled = settle(tickets_coll, load.attempts, load.teams, timeout=60)
@@ -37,7 +39,9 @@ def test_worker_sigkill_mid_load(fault_stack, tokens, tickets_coll, kafka):
     lat = latency_figures(load.attempts, 201)
     figures.update({"2xx p50": ms(lat["p50"]), "2xx p99": ms(lat["p99"]),
                     "settled after load": "%.1f s" % settled})
+    figures.update(phase.note())
     record("1. worker SIGKILL", rec, time.monotonic() - t_start, **figures)
+    phase.reraise()
 
     assert stack.gateway.alive, stack.gateway.describe()
     assert stack.workers[1].alive, stack.workers[1].describe()

@@ -1,5 +1,5 @@
-"""Fault 2: the broker stops for ~10 s under load and comes back on the same
-port with the same data.
+"""Fault 2: the broker stops (SIGTERM) or crashes (SIGKILL) under load and
+comes back ~10 s later on the same port with the same data.
 
 While it is away the gateway answers 503 fast (no hang, no crash, bounded
 memory); gateway and workers recover by themselves; nothing acknowledged
@@ -8,47 +8,57 @@ is lost.
 
 import time
 
+import pytest
+
 from helpers.kafka import probe_all_partitions
 from helpers.wait import wait_until
 
-from faultlib import (CONN_ERROR, REFUSED, TIMEOUT, Load, RssSampler, counts, latency_figures,
-                      ms, reconcile, record, settle)
+from faultlib import (CONN_ERROR, REFUSED, TIMEOUT, Load, Phase, RssSampler, counts,
+                      latency_figures, ms, reconcile, record, settle)
 
 OUTAGE_S = 10
 RECOVERY_BOUND_S = 60
 RSS_GROWTH_BOUND_KIB = 64 * 1024
 
 
-def test_broker_restart_under_load(fault_stack, tokens, tickets_coll, kafka, stackctl):
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_broker_restart_under_load(fault_stack, tokens, tickets_coll, kafka, stackctl, how):
     stack = fault_stack
     gateway = stack.gateway
     t_start = time.monotonic()
     rss = RssSampler(gateway.pid).start()
-    load = Load(gateway.base, tokens, "broker-restart", clients=20).start()
+    load = Load(gateway.base, tokens, "broker-" + how, clients=20).start()
     figures = {}
     recovered_at = probe_done_at = None
+    phase = Phase()
     try:
-        load.sleep_until(5)
-        rss_before = rss.max_kib()
-        figures["stop-kafka took"] = "%.1f s" % stackctl("stop-kafka")
-        down_at = load.elapsed()
-        load.sleep_until(down_at + OUTAGE_S)
-        figures["start-kafka took"] = "%.1f s" % stackctl("start-kafka")
-        up_at = load.elapsed()
-        wait_until(lambda: load.first_ack_after(up_at) is not None, RECOVERY_BOUND_S,
-                   "a 2xx after the broker came back")
-        recovered_at = up_at + load.first_ack_after(up_at)
-        figures["first 2xx after broker up"] = "%.1f s" % (recovered_at - up_at)
-        # the workers serve every partition again, by themselves
-        probe_all_partitions(kafka, timeout=RECOVERY_BOUND_S)
-        probe_done_at = load.elapsed()
-        figures["all partitions served after broker up"] = "%.1f s" % (probe_done_at - up_at)
-        load.sleep_until(probe_done_at + 5)
+        with phase:
+            load.sleep_until(5)
+            rss_before = rss.max_kib()
+            figures["%s-kafka took" % how] = "%.1f s" % stackctl("%s-kafka" % how)
+            down_at = load.elapsed()
+            load.sleep_until(down_at + OUTAGE_S)
+            figures["start-kafka took"] = "%.1f s" % stackctl("start-kafka")
+            up_at = load.elapsed()
+            wait_until(lambda: load.first_ack_after(up_at) is not None, RECOVERY_BOUND_S,
+                       "a 2xx after the broker came back")
+            recovered_at = up_at + load.first_ack_after(up_at)
+            figures["first 2xx after broker up"] = "%.1f s" % (recovered_at - up_at)
+            # the workers serve every partition again, by themselves
+            probe_all_partitions(kafka, timeout=RECOVERY_BOUND_S)
+            probe_done_at = load.elapsed()
+            figures["all partitions served after broker up"] = "%.1f s" % (probe_done_at - up_at)
+            load.sleep_until(probe_done_at + 5)
     finally:
         load.stop()
         rss.stop()
     settled = settle(tickets_coll, load.attempts, load.teams, timeout=60)
     rec = reconcile(tickets_coll, load.attempts, load.teams)
+    scenario = "2. broker %s, back after ~10 s" % ("SIGTERM" if how == "stop" else "SIGKILL")
+    if phase.error:
+        figures.update(phase.note())
+        record(scenario, rec, time.monotonic() - t_start, **figures)
+        phase.reraise()
 
     outage = load.between(down_at, up_at)
     lat503 = latency_figures(load.attempts, 503)
@@ -63,7 +73,7 @@ def test_broker_restart_under_load(fault_stack, tokens, tickets_coll, kafka, sta
                                                    rss_max and rss_max // 1024),
         "2xx after recovery": "%d/%d" % (sum(a.acked for a in after), len(after)),
         "settled after load": "%.1f s" % settled})
-    record("2. broker restart", rec, time.monotonic() - t_start, **figures)
+    record(scenario, rec, time.monotonic() - t_start, **figures)
 
     assert gateway.alive, "gateway died: " + gateway.describe()
     for worker in stack.workers:

@@ -1,21 +1,27 @@
-"""Fault 3: the database is away for ~10 s under load.
+"""Fault 3: the database is away for ~10 s under load (stopped with SIGTERM,
+or crashed with SIGKILL), then back on the same port with the same data.
 
 Workers back off and retry, report not-ready on /readyz meanwhile, store no
 offset for unapplied commands and skip nothing: when the database is back,
-everything queued (also the requests that got 504, and commands published
-straight to Kafka during the outage) is applied exactly once.
+everything queued (also the requests that got 504, and the commands and
+queries published straight to Kafka during the outage) is applied or
+answered exactly once.
 """
 
+import collections
 import time
 import uuid
 
+import pytest
 from bson import ObjectId
 from confluent_kafka import Consumer, TopicPartition
 
-from helpers.kafka import COMMANDS, create_command, new_id, partition_count, probe_all_partitions
+from helpers.kafka import (COMMANDS, QUERIES, REPLIES, TEST_REPLY_PARTITION, create_command,
+                           list_query, new_id, partition_count, probe_all_partitions,
+                           wait_replies)
 from helpers.wait import wait_until
 
-from faultlib import (TIMEOUT, Load, ReadyWatch, counts, latency_figures, ms, reconcile, record,
+from faultlib import (TIMEOUT, Load, Phase, ReadyWatch, latency_figures, ms, reconcile, record,
                       settle)
 
 OUTAGE_S = 10
@@ -32,45 +38,63 @@ def committed_offsets(bootstrap, partitions):
         consumer.close()
 
 
-def test_database_down_under_load(fault_stack, tokens, tickets_coll, kafka, stackctl):
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_database_down_under_load(fault_stack, tokens, tickets_coll, kafka, stackctl, how):
     stack = fault_stack
     t_start = time.monotonic()
     watches = [ReadyWatch(stack.ready_url(i)).start() for i in range(2)]
     direct_team = "faults-direct-" + uuid.uuid4().hex[:12]
     direct = []
+    query_cids = []
     figures = {}
     load = None
+    replies_tap = kafka.tap(REPLIES, [TEST_REPLY_PARTITION])
+    phase = Phase()
     try:
-        for i, watch in enumerate(watches):
-            wait_until(lambda w=watch: w.samples and w.samples[-1][1] == 200, 15,
-                       "worker %d /readyz 200 before the outage" % i)
-        load = Load(stack.gateway.base, tokens, "db-down", clients=20).start()
-        load.sleep_until(5)
-        figures["stop-ferretdb took"] = "%.1f s" % stackctl("stop-ferretdb")
-        down_mono = time.monotonic()
-        down_at = load.elapsed()
+        with phase:
+            for i, watch in enumerate(watches):
+                wait_until(lambda w=watch: w.samples and w.samples[-1][1] == 200, 15,
+                           "worker %d /readyz 200 before the outage" % i)
+            load = Load(stack.gateway.base, tokens, "db-" + how, clients=20).start()
+            load.sleep_until(5)
+            figures["%s-ferretdb took" % how] = "%.1f s" % stackctl("%s-ferretdb" % how)
+            down_mono = time.monotonic()
+            down_at = load.elapsed()
 
-        # Commands from "another service", one per partition, while the DB is away.
-        items = []
-        for p in range(partition_count(kafka.bootstrap, COMMANDS)):
-            tid = new_id()
-            direct.append(tid)
-            items.append((COMMANDS, create_command(tid, direct_team, subject="direct p%d" % p),
-                          tid, None, p))
-        produced = kafka.produce_many(items)
-        time.sleep(3)  # > auto.commit.interval.ms: a wrongly stored offset would be committed
-        committed = committed_offsets(kafka.bootstrap, [p for p, _ in produced])
-        skipped = {p: (committed[p], o) for p, o in produced if committed[p] > o}
+            # From "another service" while the DB is away: a create command on every
+            # partition of ticket.commands (no reply wanted) and a list query on every
+            # partition of ticket.queries (answer to the suite's reply partition), so
+            # that every worker has database work whatever partitions it holds.
+            items = []
+            for p in range(partition_count(kafka.bootstrap, COMMANDS)):
+                tid = new_id()
+                direct.append(tid)
+                command = create_command(tid, direct_team, subject="direct p%d" % p)
+                items.append((COMMANDS, command, tid, None, p))
+            produced = kafka.produce_many(items)
+            queries = []
+            for p in range(partition_count(kafka.bootstrap, QUERIES)):
+                cid = "faults-" + uuid.uuid4().hex
+                query_cids.append(cid)
+                queries.append((QUERIES, list_query(direct_team), direct_team,
+                                kafka.reply_headers(cid), p))
+            kafka.produce_many(queries)
+            # > auto.commit.interval.ms: a wrongly stored offset would be committed by now
+            time.sleep(3)
+            committed = committed_offsets(kafka.bootstrap, [p for p, _ in produced])
+            skipped = {p: (committed[p], o) for p, o in produced if committed[p] > o}
 
-        load.sleep_until(down_at + OUTAGE_S)
-        figures["start-ferretdb took"] = "%.1f s" % stackctl("start-ferretdb")
-        up_mono = time.monotonic()
-        up_at = load.elapsed()
-        wait_until(lambda: load.first_ack_after(up_at) is not None, 60,
-                   "a 2xx after the database came back")
-        figures["first 2xx after DB up"] = "%.1f s" % load.first_ack_after(up_at)
-        load.sleep_until(load.elapsed() + 5)
+            load.sleep_until(down_at + OUTAGE_S)
+            figures["start-ferretdb took"] = "%.1f s" % stackctl("start-ferretdb")
+            up_mono = time.monotonic()
+            up_at = load.elapsed()
+            wait_until(lambda: load.first_ack_after(up_at) is not None, 60,
+                       "a 2xx after the database came back")
+            figures["first 2xx after DB up"] = "%.1f s" % load.first_ack_after(up_at)
+            load.sleep_until(load.elapsed() + 5)
+            query_replies = wait_replies(replies_tap, query_cids, 60)
     finally:
+        replies_tap.close()
         if load is not None:
             load.stop()
         # readiness keeps being watched until the workers said 200 again
@@ -82,10 +106,17 @@ def test_database_down_under_load(fault_stack, tokens, tickets_coll, kafka, stac
                 pass
         for watch in watches:
             watch.stop()
+    if load is None:
+        phase.reraise()
 
     outage_504 = {a.marker for a in load.attempts if a.outcome == 504}
     settled = settle(tickets_coll, load.attempts, load.teams, timeout=60, need=outage_504)
     rec = reconcile(tickets_coll, load.attempts, load.teams)
+    scenario = "3. database %s, back after ~10 s" % ("SIGTERM" if how == "stop" else "SIGKILL")
+    if phase.error:
+        figures.update(phase.note())
+        record(scenario, rec, time.monotonic() - t_start, **figures)
+        phase.reraise()
     wait_until(lambda: tickets_coll.count_documents({"teamId": direct_team}) >= len(direct), 60,
                "the commands published during the outage applied")
     direct_docs = list(tickets_coll.find({"teamId": direct_team}, {"_id": 1}))
@@ -99,13 +130,14 @@ def test_database_down_under_load(fault_stack, tokens, tickets_coll, kafka, stac
                                                                        len(missing_504)),
         "504 latency p50": ms(lat["p50"]),
         "direct commands applied": "%d/%d" % (len(direct_docs), len(direct)),
+        "direct queries answered": "%d/%d" % (len(query_replies), len(query_cids)),
         "readyz 503 during outage (w0, w1)": "%d/%d, %d/%d" % (
             ready_during[0].count(503), len(ready_during[0]),
             ready_during[1].count(503), len(ready_during[1])),
         "readyz 200 again after DB up": ", ".join(
             "-" if t is None else "%.1f s" % (t - up_mono) for t in ready_back),
         "settled after load": "%.1f s" % settled})
-    record("3. database down", rec, time.monotonic() - t_start, **figures)
+    record(scenario, rec, time.monotonic() - t_start, **figures)
 
     for proc in [stack.gateway] + stack.workers:
         assert proc.alive, "died: " + proc.describe()
@@ -114,6 +146,8 @@ def test_database_down_under_load(fault_stack, tokens, tickets_coll, kafka, stac
     assert sorted(str(d["_id"]) for d in direct_docs) == sorted(direct), direct_docs
     for oid in direct:
         assert tickets_coll.count_documents({"_id": ObjectId(oid)}) == 1
+    for obj, _parts, cid in query_replies:
+        assert obj.get("status") == 200, (cid, obj)
     hung = [a for a in load.attempts if a.outcome == TIMEOUT]
     assert not hung, "%d request(s) hung" % len(hung)
     assert not rec.other, "unexpected outcomes: %r" % rec.other
@@ -122,14 +156,7 @@ def test_database_down_under_load(fault_stack, tokens, tickets_coll, kafka, stac
     for i in range(2):
         assert 503 in ready_during[i], \
             "worker %d /readyz never 503 while the database was away: %r" % (
-                i, dict(counts_of(ready_during[i])))
+                i, dict(collections.Counter(ready_during[i])))
         assert ready_back[i] is not None, "worker %d /readyz not 200 after the outage" % i
     rec.assert_clean()
     probe_all_partitions(kafka, timeout=30)
-
-
-def counts_of(values):
-    out = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out

@@ -11,8 +11,8 @@ import time
 from helpers.kafka import probe_all_partitions
 from helpers.wait import wait_until
 
-from faultlib import (CONN_ERROR, REFUSED, TIMEOUT, Load, counts, latency_figures, ms, reconcile,
-                      record, settle)
+from faultlib import (CONN_ERROR, REFUSED, TIMEOUT, Load, Phase, counts, latency_figures, ms,
+                      reconcile, record, settle)
 
 REQUEST_TIMEOUT_S = 5
 DRAIN_S = REQUEST_TIMEOUT_S + 1   # the gateway's drain: REQUEST_TIMEOUT_MS + 1 s
@@ -69,23 +69,27 @@ def test_worker_sigterm_under_load(fault_stack, tokens, tickets_coll, kafka):
     load = Load(stack.gateway.base, tokens, "worker-sigterm", clients=20).start()
     victim, survivor = stack.workers
     figures = {}
+    rc = takeover = since = None
+    phase = Phase()
     try:
-        load.sleep_until(5)
-        since = victim.log_size()
-        survivor_since = survivor.log_size()
-        term = time.monotonic()
-        victim.send_signal(signal.SIGTERM)
-        rc = victim.wait_exit(25)
-        figures["worker exit after SIGTERM"] = "%.2f s" % (time.monotonic() - term)
-        # the survivor gets the victim's partitions (its next assignment)
-        wait_until(lambda: any(r.get("msg") == "partitions assigned" and r.get("partitions")
-                               for r in survivor.log_records(survivor_since)),
-                   45, "the survivor is assigned the stopped worker's partitions", interval=0.05)
-        takeover = time.monotonic() - term
-        figures["survivor assigned after SIGTERM"] = "%.1f s" % takeover
-        probe_all_partitions(kafka, timeout=45)
-        figures["all partitions served after SIGTERM"] = "%.1f s" % (time.monotonic() - term)
-        load.sleep_until(load.elapsed() + 5)
+        with phase:
+            load.sleep_until(5)
+            since = victim.log_size()
+            survivor_since = survivor.log_size()
+            term = time.monotonic()
+            victim.send_signal(signal.SIGTERM)
+            rc = victim.wait_exit(25)
+            figures["worker exit after SIGTERM"] = "%.2f s" % (time.monotonic() - term)
+            # the survivor gets the victim's partitions (its next assignment)
+            wait_until(lambda: any(r.get("msg") == "partitions assigned" and r.get("partitions")
+                                   for r in survivor.log_records(survivor_since)),
+                       45, "the survivor is assigned the stopped worker's partitions",
+                       interval=0.05)
+            takeover = time.monotonic() - term
+            figures["survivor assigned after SIGTERM"] = "%.1f s" % takeover
+            probe_all_partitions(kafka, timeout=45)
+            figures["all partitions served after SIGTERM"] = "%.1f s" % (time.monotonic() - term)
+            load.sleep_until(load.elapsed() + 5)
     finally:
         load.stop()
     settled = settle(tickets_coll, load.attempts, load.teams, timeout=60)
@@ -93,7 +97,9 @@ def test_worker_sigterm_under_load(fault_stack, tokens, tickets_coll, kafka):
     lat = latency_figures(load.attempts, 201)
     figures.update({"exit code": rc, "2xx p99": ms(lat["p99"]),
                     "settled after load": "%.1f s" % settled})
+    figures.update(phase.note())
     record("4b. worker SIGTERM", rec, time.monotonic() - t_start, **figures)
+    phase.reraise()
 
     assert rc == 0, "worker exit code %r: %s" % (rc, victim.describe())
     log = victim.log_text(since)

@@ -1,0 +1,696 @@
+#!/usr/bin/env bash
+# ./dev bench: throughput, latency and CPU cost of the ticket service on a
+# fresh stack of its own (Kafka, FerretDB, workers, gateway on free ports in
+# a temporary run directory, stopped on exit). Method: BENCHMARKS.md.
+#
+# The load comes from bench/loadgen.c (built here with cc into .cache/bench).
+# Results: markdown tables on stdout and in .cache/bench/latest.md.
+set -euo pipefail
+
+TK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$TK_ROOT"
+# shellcheck source=scripts/common.sh
+source "$TK_ROOT/scripts/common.sh"
+# shellcheck source=scripts/stack.sh
+source "$TK_ROOT/scripts/stack.sh"
+
+BUILD="${TICKET_BUILD_DIR:-$TK_ROOT/build}"
+GATEWAY_BIN="$BUILD/gateway/ticket-gateway"
+WORKER_BIN="$BUILD/worker/ticket-worker"
+OUT_DIR="$TK_ROOT/.cache/bench"
+LOADGEN="$OUT_DIR/loadgen"
+DB_NAME=ticketing_bench
+
+usage() {
+    cat <<'EOF'
+usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--workers N]
+                   [--hold N] [--profile] [--only STEPS] [--keep]
+
+  --quick          everything short (about 90 s in all); a smoke run for CI
+  --duration S     measured seconds of each throughput run (default 15, quick 2)
+  --rate R         open-loop create-ticket rate (default: half the closed-loop peak)
+  --connections N  connections of the closed-loop runs (default 64)
+  --workers N      worker processes for the workload table (default 1)
+  --hold N         waiting requests of the memory test (default 10000, quick 2000)
+  --profile        also profile gateway and worker under create-ticket load (perf)
+  --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,create,scaling,hold,dbprobe,profile
+  --keep           keep the run directory (logs) even on success
+
+Tables go to stdout and .cache/bench/latest.md; see BENCHMARKS.md.
+EOF
+}
+
+# ---------------------------------------------------------------- options
+
+QUICK=0 DURATION="" RATE="" CONNS=64 WORKERS=1 HOLD="" PROFILE=0 ONLY="" KEEP=0
+while (($#)); do
+    case $1 in
+        --quick) QUICK=1; shift ;;
+        --duration) DURATION=${2:-}; shift 2 || tk_die "--duration needs seconds" ;;
+        --rate) RATE=${2:-}; shift 2 || tk_die "--rate needs a number" ;;
+        --connections) CONNS=${2:-}; shift 2 || tk_die "--connections needs a number" ;;
+        --workers) WORKERS=${2:-}; shift 2 || tk_die "--workers needs a number" ;;
+        --hold) HOLD=${2:-}; shift 2 || tk_die "--hold needs a number" ;;
+        --profile) PROFILE=1; shift ;;
+        --only) ONLY=${2:-}; shift 2 || tk_die "--only needs a list" ;;
+        --keep) KEEP=1; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; tk_die "unknown option for bench: $1" ;;
+    esac
+done
+is_number() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]]; }
+is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+[[ -z $DURATION ]] || is_number "$DURATION" || tk_die "--duration must be a number of seconds"
+[[ -z $RATE ]] || is_number "$RATE" || tk_die "--rate must be a number"
+is_count "$CONNS" || tk_die "--connections must be a positive number"
+is_count "$WORKERS" || tk_die "--workers must be a positive number"
+[[ -z $HOLD ]] || is_count "$HOLD" || tk_die "--hold must be a positive number"
+
+if ((QUICK)); then
+    DURATION=${DURATION:-2} WARMUP=0.5 LAT_DURATION=2 SCALE_DURATION=2 HOLD=${HOLD:-2000}
+    SEED_OTHER=100 SEED_REPLY=100 PROFILE_SECONDS=3 PROFILE_HZ=1999 IDLE_SECONDS=2
+else
+    DURATION=${DURATION:-15} WARMUP=3 LAT_DURATION=10 SCALE_DURATION=10 HOLD=${HOLD:-10000}
+    SEED_OTHER=100 SEED_REPLY=200 PROFILE_SECONDS=10 PROFILE_HZ=2999 IDLE_SECONDS=5
+fi
+SEED_LIST=100            # the team of the team-list workload
+WORKER_THREADS=${WORKER_THREADS:-4}
+OPEN_CONNS=256           # connections of the open-loop runs (a pool, not the load)
+# Reads and replies are bound by the database (FerretDB scans, BENCHMARKS.md):
+# fewer connections give the same throughput without 5 s queues and 504s.
+DB_CONNS=$((CONNS / 8 > 0 ? CONNS / 8 : 1))
+
+STEPS=${ONLY:-healthz,admin,list,latency,reply,mix,create,scaling,hold,dbprobe}
+((PROFILE)) && STEPS+=",profile"
+want() { [[ ,$STEPS, == *,$1,* ]]; }
+
+for tool in cc curl; do tk_need "$tool" "install build-essential and curl (./dev deps)"; done
+[[ -x $GATEWAY_BIN && -x $WORKER_BIN ]] || tk_die "no binaries in $BUILD (./dev build first)"
+
+# Open files: HOLD client sockets in the load generator and as many in the gateway.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if (($(ulimit -n) < HOLD + 1024)); then
+    tk_warn "open-files limit $(ulimit -n) is too low for --hold $HOLD; using $(($(ulimit -n) - 1024))"
+    HOLD=$(($(ulimit -n) - 1024))
+fi
+
+# ------------------------------------------------------------- load generator
+
+mkdir -p "$OUT_DIR"
+if [[ ! -x $LOADGEN || $TK_ROOT/bench/loadgen.c -nt $LOADGEN ]]; then
+    tk_info "building the load generator (bench/loadgen.c) ..."
+    cc -O2 -g -Wall -Wextra -o "$LOADGEN.tmp" "$TK_ROOT/bench/loadgen.c" -lpthread -lm ||
+        tk_die "compiling bench/loadgen.c failed"
+    mv "$LOADGEN.tmp" "$LOADGEN"
+fi
+
+# ---------------------------------------------------------------------- stack
+
+RUN="" LOADGEN_PID="" PERF_PIDS=() KAFKA_PORT="" MONGO_PORT="" GW_PORT=""
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [[ -n $LOADGEN_PID ]] && kill -TERM "$LOADGEN_PID" 2>/dev/null || true
+    local pid
+    for pid in "${PERF_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    if [[ -n $RUN && -d $RUN ]]; then
+        local name
+        for name in $(worker_names); do
+            pid=$(stk_alive "$RUN" "$name") && kill -CONT "$pid" 2>/dev/null || true
+        done
+        stk_stop "$RUN" gateway 20
+        for name in $(worker_names); do stk_stop "$RUN" "$name" 20; done
+        stk_stop_ferretdb "$RUN"
+        stk_stop_kafka "$RUN"
+        if ((rc == 0 && !KEEP)); then
+            rm -rf "$RUN"
+        else
+            tk_info "bench run directory (logs) kept in $RUN"
+        fi
+    fi
+    exit "$rc"
+}
+
+worker_names() {
+    local f
+    for f in "$RUN"/worker-*.pid; do
+        [[ -e $f ]] || continue
+        f=${f##*/}
+        echo "${f%.pid}"
+    done | sort -t- -k2 -n
+}
+
+pid_of() { stk_alive "$RUN" "$1" || tk_die "$1 is not running; see $RUN/$1.log"; }
+
+worker_pids() {
+    local name pids=()
+    for name in $(worker_names); do pids+=("$(pid_of "$name")"); done
+    local IFS=,
+    echo "${pids[*]}"
+}
+
+start_kafka() {
+    local attempt cport
+    for attempt in 1 2 3; do
+        KAFKA_PORT=$(stk_free_port)
+        cport=$(stk_free_port)
+        [[ $KAFKA_PORT != "$cport" ]] || continue
+        if stk_start_kafka "$RUN" "$KAFKA_PORT" "$cport"; then
+            return 0
+        fi
+        grep -q 'Address already in use' "$RUN/kafka.log" 2>/dev/null || return 1
+        tk_warn "port taken while Kafka started (attempt $attempt); retrying"
+        stk_stop_kafka "$RUN"
+        rm -rf "$RUN/kafka"
+    done
+    return 1
+}
+
+start_ferretdb() {
+    local attempt
+    for attempt in 1 2 3; do
+        MONGO_PORT=$(stk_free_port)
+        stk_start_ferretdb "$RUN" "$MONGO_PORT" && return 0
+        grep -q 'address already in use' "$RUN/ferretdb.log" 2>/dev/null || return 1
+        tk_warn "port taken while FerretDB started (attempt $attempt); retrying"
+        stk_stop_ferretdb "$RUN"
+    done
+    return 1
+}
+
+# Starts workers 1..N (dynamic group membership: a stopped worker leaves the
+# group at once) and waits until each holds partitions.
+start_workers() {
+    local n=$1 i name deadline
+    for ((i = 1; i <= n; i++)); do
+        name="worker-$i"
+        : >"$RUN/$name.log"
+        stk_spawn "$RUN" "$name" env KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" \
+            MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" WORKER_THREADS="$WORKER_THREADS" \
+            BIND_ADDRESS=127.0.0.1 LOG_LEVEL=info "$WORKER_BIN" || exit 1
+    done
+    for ((i = 1; i <= n; i++)); do
+        name="worker-$i"
+        deadline=$((SECONDS + 90))
+        until grep -q '"msg":"partitions assigned".*"partitions":\["ticket' "$RUN/$name.log"; do
+            stk_alive "$RUN" "$name" >/dev/null ||
+                { tail -n 20 "$RUN/$name.log" >&2; tk_die "$name exited; see $RUN/$name.log"; }
+            ((SECONDS < deadline)) || tk_die "$name got no partitions within 90s; see $RUN/$name.log"
+            sleep 0.1
+        done
+    done
+    sleep 1 # let a rebalance among several workers settle
+}
+
+stop_workers() {
+    local name
+    for name in $(worker_names); do stk_stop "$RUN" "$name" 20; done
+}
+
+start_gateway() {
+    local timeout_ms=${1:-5000} deadline
+    GW_PORT=$(stk_free_port)
+    stk_spawn "$RUN" gateway env PORT="$GW_PORT" BIND_ADDRESS=127.0.0.1 GATEWAY_ID=0 \
+        KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" JWT_SECRET="$(<"$RUN/jwt_secret")" ACCESS_LOG=off \
+        LOG_LEVEL=warn REQUEST_TIMEOUT_MS="$timeout_ms" RATE_LIMIT_PER_SECOND=0 "$GATEWAY_BIN" || exit 1
+    deadline=$((SECONDS + 60))
+    until [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$GW_PORT/readyz" 2>/dev/null) == 200 ]]; do
+        stk_alive "$RUN" gateway >/dev/null ||
+            { tail -n 20 "$RUN/gateway.log" >&2; tk_die "the gateway exited; see $RUN/gateway.log"; }
+        ((SECONDS < deadline)) || tk_die "gateway /readyz is not 200 after 60s; see $RUN/gateway.log"
+        sleep 0.1
+    done
+}
+
+token() { tk_python "$TK_ROOT/scripts/dev_token.py" "$RUN/jwt_secret" "$@"; }
+
+db_count() { tk_python "$TK_ROOT/bench/dbcount.py" "$MONGO_PORT" "$DB_NAME" tickets; }
+
+# ------------------------------------------------------------------- requests
+
+CREATE_BODY='{"category":"Support","subject":"Account Issue","description":"I am facing an issue with my account.","priority":"low"}'
+REPLY_BODY='{"description":"I want to add more details about my issue."}'
+API=/api/ticket
+
+# Spec lines: WEIGHT METHOD PATH TOKEN BODY (tab-separated), see loadgen.c.
+spec_line() { printf '%s\t%s\t%s\t%s\t%s\n' "$@"; }
+
+write_specs() {
+    local s="$RUN/specs" id n
+    mkdir -p "$s"
+    spec_line 1 GET /healthz - - >"$s/healthz.tsv"
+    spec_line 1 POST "$API/create-ticket" "$TOK_CREATE" "$CREATE_BODY" >"$s/create.tsv"
+    spec_line 1 POST "$API/create-ticket" "$TOK_LIST" "$CREATE_BODY" >"$s/seed-list.tsv"
+    spec_line 1 POST "$API/create-ticket" "$TOK_OTHER" "$CREATE_BODY" >"$s/seed-other.tsv"
+    spec_line 1 POST "$API/create-ticket" "$TOK_REPLY" "$CREATE_BODY" >"$s/seed-reply.tsv"
+    spec_line 1 GET "$API/get-tickets" "$TOK_LIST" - >"$s/list.tsv"
+    spec_line 1 GET "$API/admin-get-tickets" "$TOK_ADMIN" - >"$s/admin.tsv"
+}
+
+# Reply and mix specs need the ids of the seeded reply set.
+write_reply_specs() {
+    local s="$RUN/specs" id n
+    n=$(wc -l <"$RUN/reply-ids")
+    ((n > 0)) || tk_die "seeding the reply set created no tickets"
+    : >"$s/reply.tsv"
+    {
+        spec_line 80 GET "$API/get-tickets" "$TOK_LIST" -
+        spec_line 10 POST "$API/create-ticket" "$TOK_MIX" "$CREATE_BODY"
+    } >"$s/mix.tsv"
+    while read -r id; do
+        spec_line 1 POST "$API/create-reply?id=$id" "$TOK_REPLY" "$REPLY_BODY" >>"$s/reply.tsv"
+        spec_line "$(awk -v n="$n" 'BEGIN { printf "%.6f", 10 / n }')" POST "$API/create-reply?id=$id" \
+            "$TOK_REPLY" "$REPLY_BODY" >>"$s/mix.tsv"
+    done <"$RUN/reply-ids"
+}
+
+# ------------------------------------------------------------------- running
+
+# Waits until the workers and the database are idle: requests that timed out
+# (504) in the previous run may still be queued in Kafka, and their work
+# must not be billed to the next run.
+settle() {
+    local pids hz before after quiet=0 waited=0
+    pids="$(worker_pids),$(pid_of ferretdb)"
+    hz=$(getconf CLK_TCK)
+    while ((quiet < 2 && waited < 400)); do
+        before=$(proc_ticks "$pids")
+        sleep 0.3
+        after=$(proc_ticks "$pids")
+        # under 60 ms of CPU per second: idle
+        if (((after - before) * 10000 / (hz * 3) < 60)); then quiet=$((quiet + 1)); else quiet=0; fi
+        waited=$((waited + 1))
+    done
+    ((waited <= 5)) || tk_info "waited $((waited * 3 / 10))s for the workers and the database to finish the previous run's backlog"
+}
+
+# run_load NAME LOADGEN-ARGS...: one loadgen run; its RESULT line goes to
+# $RUN/results/NAME, together with the ticket count before the run.
+run_load() {
+    local name=$1 tickets rc=0
+    shift
+    settle
+    tickets=$(db_count)
+    "$LOADGEN" --port "$GW_PORT" --label "$name" \
+        --cpu "gateway=$(pid_of gateway)" --cpu "worker=$(worker_pids)" \
+        --cpu "broker=$(pid_of kafka)" --cpu "db=$(pid_of ferretdb)" "$@" \
+        >"$RUN/results/$name.out" 2>>"$RUN/loadgen.log" &
+    LOADGEN_PID=$!
+    wait "$LOADGEN_PID" || rc=$?
+    LOADGEN_PID=""
+    ((rc == 0)) || { tail -n 5 "$RUN/loadgen.log" >&2; tk_die "loadgen failed for $name (exit $rc)"; }
+    { grep '^RESULT ' "$RUN/results/$name.out" | sed "s/\$/ tickets=$tickets/"; } >"$RUN/results/$name" ||
+        tk_die "loadgen printed no result for $name"
+    tail -n 1 "$RUN/loadgen.log" | sed 's/^loadgen: /bench: /' >&2
+}
+
+# seed SPEC COUNT [IDS_FILE]: creates COUNT tickets (closed loop, 8 connections).
+seed() {
+    local spec=$1 count=$2 ids=${3:-/dev/null} rc=0
+    "$LOADGEN" --port "$GW_PORT" --label "seed-$spec" --spec "$RUN/specs/$spec.tsv" --connections 8 \
+        --requests "$count" --ids-out "$ids" >"$RUN/results/seed-$spec.out" 2>>"$RUN/loadgen.log" &
+    LOADGEN_PID=$!
+    wait "$LOADGEN_PID" || rc=$?
+    LOADGEN_PID=""
+    ((rc == 0)) || tk_die "seeding $spec failed; see $RUN/loadgen.log"
+    local ok
+    ok=$(grep -o ' ok=[0-9]*' "$RUN/results/seed-$spec.out" | cut -d= -f2)
+    [[ $ok == "$count" ]] || tk_die "seeding $spec: $ok of $count created; see $RUN/loadgen.log"
+}
+
+closed() { # closed NAME SPEC CONNECTIONS DURATION [extra]
+    local name=$1 spec=$2 conns=$3 duration=$4
+    shift 4
+    run_load "$name" --spec "$RUN/specs/$spec.tsv" --connections "$conns" --duration "$duration" \
+        --warmup "$WARMUP" "$@"
+}
+
+open_loop() { # open_loop NAME SPEC RATE DURATION
+    run_load "$1" --spec "$RUN/specs/$2.tsv" --connections "$OPEN_CONNS" --rate "$3" --duration "$4" \
+        --warmup "$WARMUP"
+}
+
+# ------------------------------------------------------------------- tables
+
+declare -A R
+load_result() {
+    R=()
+    local kv
+    [[ -f $RUN/results/$1 ]] || return 1
+    for kv in $(sed 's/^RESULT //' "$RUN/results/$1"); do R[${kv%%=*}]=${kv#*=}; done
+}
+f0() { printf '%.0f' "$1"; }
+f1() { printf '%.1f' "$1"; }
+f2() { printf '%.2f' "$1"; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+sum() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a + b }'; }
+
+load_text() {
+    if [[ ${R[mode]} == open ]]; then echo "open, $(f0 "${R[rate]}") req/s"; else echo "closed, c=${R[connections]}"; fi
+}
+
+TABLE_HEAD='| workload | load | tickets in DB | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | CPU gateway | CPU worker | CPU gw+wk | CPU broker | CPU db | CPU loadgen | machine busy | other sessions (cores) |
+|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|'
+
+# row RESULT_NAME TITLE
+row() {
+    load_result "$1" || return 0
+    local errors=${R[errors]}
+    ((errors == 0)) || errors="$errors (${R[error_detail]})"
+    ((${R[server_closes]:-0} == 0)) || errors+="; server closed ${R[server_closes]} conns"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n' \
+        "$2" "$(load_text)" "${R[tickets]}" "$(f0 "${R[rps]}")" "$(f2 "${R[p50_ms]}")" "$(f2 "${R[p90_ms]}")" \
+        "$(f2 "${R[p99_ms]}")" "$(f2 "${R[p999_ms]}")" "$errors" \
+        "$(f1 "${R[cpu_gateway_ms_per_1k]}")" "$(f1 "${R[cpu_worker_ms_per_1k]}")" \
+        "$(sum "${R[cpu_gateway_ms_per_1k]}" "${R[cpu_worker_ms_per_1k]}")" \
+        "$(f1 "${R[cpu_broker_ms_per_1k]}")" "$(f1 "${R[cpu_db_ms_per_1k]}")" "$(f1 "${R[cpu_loadgen_ms_per_1k]}")" \
+        "${R[machine_busy_pct]}" "${R[others_cores]:--}"
+}
+
+OURS_HEAD='| workload | req/s | gateway CPU µs/req | gateway context switches/req | worker CPU µs/req | worker context switches/req | peak RSS gateway MB | peak RSS worker MB |
+|---|---:|---:|---:|---:|---:|---:|---:|'
+
+ours_row() {
+    load_result "$1" || return 0
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$(f0 "${R[rps]}")" \
+        "$(f1 "${R[cpu_gateway_ms_per_1k]}")" "$(f1 "${R[cs_gateway_per_req]}")" \
+        "$(f1 "${R[cpu_worker_ms_per_1k]}")" "$(f1 "${R[cs_worker_per_req]}")" \
+        "$(mb "${R[hwm_gateway_kb]}")" "$(mb "${R[hwm_worker_kb]}")"
+}
+
+WORKLOADS=(
+    "healthz|gateway only: GET /healthz"
+    "admin|admin list (all tickets)"
+    "list|team list (100 tickets)"
+    "latency-create|create-ticket, one connection"
+    "latency-reply|customer reply, one connection"
+    "create|create-ticket"
+    "create-open|create-ticket at half the peak"
+    "reply|customer reply"
+    "mix|mix: 80% team list, 10% create, 10% reply"
+)
+
+SCALE_HEAD='| workers | req/s | speed-up | p50 ms | p99 ms | errors | CPU gateway | CPU worker (sum) | CPU broker | CPU db | machine busy | other sessions (cores) | cores used: gateway | worker | broker | db |
+|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+
+scale_row() {
+    local n=$1 base=$2
+    load_result "scale-$n" || return 0
+    local errors=${R[errors]} speedup
+    ((errors == 0)) || errors="$errors (${R[error_detail]})"
+    speedup=$(awk -v a="${R[rps]}" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    local d=${R[duration_s]}
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s | %s | %s | %s | %s |\n' \
+        "$n" "$(f0 "${R[rps]}")" "$speedup" "$(f2 "${R[p50_ms]}")" "$(f2 "${R[p99_ms]}")" "$errors" \
+        "$(f1 "${R[cpu_gateway_ms_per_1k]}")" "$(f1 "${R[cpu_worker_ms_per_1k]}")" \
+        "$(f1 "${R[cpu_broker_ms_per_1k]}")" "$(f1 "${R[cpu_db_ms_per_1k]}")" "${R[machine_busy_pct]}" \
+        "${R[others_cores]:--}" \
+        "$(awk -v c="${R[cpu_gateway_ms]}" -v d="$d" 'BEGIN { printf "%.2f", c / 1000 / d }')" \
+        "$(awk -v c="${R[cpu_worker_ms]}" -v d="$d" 'BEGIN { printf "%.2f", c / 1000 / d }')" \
+        "$(awk -v c="${R[cpu_broker_ms]}" -v d="$d" 'BEGIN { printf "%.2f", c / 1000 / d }')" \
+        "$(awk -v c="${R[cpu_db_ms]}" -v d="$d" 'BEGIN { printf "%.2f", c / 1000 / d }')"
+}
+
+# verdict VALUE OP LIMIT: "met" / "missed"
+verdict() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { ok = (op == "<=") ? (v <= l) : (v >= l); print ok ? "met" : "**missed**" }'; }
+
+report() {
+    local commit load_avg
+    commit=$(git -C "$TK_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    git -C "$TK_ROOT" diff --quiet HEAD -- gateway worker common 2>/dev/null || commit+=" (+ uncommitted changes)"
+    echo "## ./dev bench — $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "- commit $commit; mode: $( ((QUICK)) && echo quick || echo full), measured ${DURATION}s per run after ${WARMUP}s warm-up"
+    echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- JVMs on the machine at start: $JAVA_BEFORE (ours is one; others belong to other stacks)"
+    echo "- stack: Kafka (KRaft, 1 node), FerretDB (SQLite), $WORKERS worker(s) x WORKER_THREADS=$WORKER_THREADS, 1 gateway (HTTP_THREADS=2, ACCESS_LOG=off, LOG_LEVEL=warn), all on this machine with the load generator"
+    echo "- data: the team list reads a team of $SEED_LIST tickets, replies go to a set of $SEED_REPLY tickets of another team, creates of the mix to a third team; the admin list returns every ticket in the DB (column \"tickets in DB\", counted before each run)"
+    echo "- CPU columns: CPU time (user+system, /proc/PID/stat) per 1,000 requests in ms, i.e. µs per request, idle cost included; peak RSS: VmHWM during the run; other sessions: CPU of everything else on the machine during the run, in cores (of 2)"
+    echo "- CPU with no load at all (ms per second, over ${IDLE_SECONDS}s): $IDLE_TEXT"
+    echo
+    echo "### Workloads"
+    echo
+    echo "$TABLE_HEAD"
+    local w
+    for w in "${WORKLOADS[@]}"; do row "${w%%|*}" "${w#*|}"; done
+    echo
+    echo "### Our processes per request"
+    echo
+    echo "$OURS_HEAD"
+    for w in "${WORKLOADS[@]}"; do ours_row "${w%%|*}" "${w#*|}"; done
+    if want scaling; then
+        echo
+        echo "### Worker scaling (create-ticket, closed loop, c=$CONNS, ${SCALE_DURATION}s)"
+        echo
+        echo "$SCALE_HEAD"
+        local base=0
+        load_result scale-1 && base=${R[rps]}
+        scale_row 1 "$base"
+        scale_row 2 "$base"
+        scale_row 4 "$base"
+    fi
+    if load_result hold; then
+        echo
+        echo "### Waiting requests (workers stopped with SIGSTOP, REQUEST_TIMEOUT_MS=60000)"
+        echo
+        echo '| waiting requests | gateway VmRSS before MB | after MB | KB per waiting request | connect+send s | answered after SIGCONT within s | ok | errors |'
+        echo '|---:|---:|---:|---:|---:|---:|---:|---|'
+        local errors=${R[errors]}
+        ((errors == 0)) || errors="$errors (${R[error_detail]})"
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${R[held]}" "$(mb "${R[rss_before_kb]}")" \
+            "$(mb "${R[rss_after_kb]}")" "$(f2 "${R[kb_per_request]}")" "${R[connect_s]}" "${R[drain_s]}" \
+            "${R[ok]}" "$errors"
+    fi
+    if [[ -s $RUN/results/dbprobe.md ]]; then
+        echo
+        echo "### Database probe (the worker's queries, timed directly with pymongo at the end)"
+        echo
+        cat "$RUN/results/dbprobe.md"
+    fi
+    echo
+    echo "### Against the targets of issue 4"
+    echo
+    echo '| target | measured | |'
+    echo '|---|---|---|'
+    if load_result latency-create; then
+        echo "| create-ticket at c=1: p50 ≤ 2 ms, p99 ≤ 5 ms | p50 $(f2 "${R[p50_ms]}") ms, p99 $(f2 "${R[p99_ms]}") ms | $(verdict "${R[p50_ms]}" '<=' 2) / $(verdict "${R[p99_ms]}" '<=' 5) |"
+    fi
+    if load_result latency-reply; then
+        echo "| reply at c=1: p50 ≤ 2 ms, p99 ≤ 5 ms | p50 $(f2 "${R[p50_ms]}") ms, p99 $(f2 "${R[p99_ms]}") ms | $(verdict "${R[p50_ms]}" '<=' 2) / $(verdict "${R[p99_ms]}" '<=' 5) |"
+    fi
+    if load_result create; then
+        echo "| create-ticket ≥ 3,000 req/s | $(f0 "${R[rps]}") req/s (c=$CONNS) | $(verdict "${R[rps]}" '>=' 3000) |"
+        local cpu
+        cpu=$(sum "${R[cpu_gateway_ms_per_1k]}" "${R[cpu_worker_ms_per_1k]}")
+        echo "| gateway + worker CPU ≤ 100 µs per create-ticket | $cpu µs (gateway $(f1 "${R[cpu_gateway_ms_per_1k]}"), worker $(f1 "${R[cpu_worker_ms_per_1k]}")) | $(verdict "$cpu" '<=' 100) |"
+    fi
+    if load_result create-open; then
+        echo "| create-ticket p99 ≤ 25 ms at half the peak | p99 $(f2 "${R[p99_ms]}") ms at $(f0 "${R[rate]}") req/s (open loop) | $(verdict "${R[p99_ms]}" '<=' 25) |"
+    fi
+    if load_result list; then
+        echo "| team list (100 tickets) ≥ 1,000 req/s | $(f0 "${R[rps]}") req/s | $(verdict "${R[rps]}" '>=' 1000) |"
+    fi
+    if load_result healthz; then
+        echo "| gateway alone (/healthz) ≥ 50,000 req/s | $(f0 "${R[rps]}") req/s | $(verdict "${R[rps]}" '>=' 50000) |"
+    fi
+    if load_result hold; then
+        echo "| ≤ 8 KB gateway RSS per waiting request (10,000 waiting) | $(f2 "${R[kb_per_request]}") KB with ${R[held]} waiting | $(verdict "${R[kb_per_request]}" '<=' 8) |"
+    fi
+    if load_result scale-1 && load_result scale-2; then
+        local r1 r2 r4=""
+        load_result scale-1 && r1=$(f0 "${R[rps]}")
+        load_result scale-2 && r2=$(f0 "${R[rps]}")
+        load_result scale-4 && r4=$(f0 "${R[rps]}")
+        echo "| a second worker raises throughput (when the DB is not the limit) | 1: $r1, 2: $r2, 4: ${r4:--} req/s | see the CPU split |"
+    fi
+}
+
+# ----------------------------------------------------------------- profile
+
+# Profiles gateway and worker (perf, cpu-clock samples with call graphs)
+# while create-ticket runs; summaries in .cache/bench/profile-*.txt.
+profile_step() {
+    if ! command -v perf >/dev/null 2>&1; then
+        tk_warn "perf not found: install linux-perf (apt-get install linux-perf) for --profile; skipped"
+        return 0
+    fi
+    local gw wk dir="$RUN/profile"
+    mkdir -p "$dir"
+    gw=$(pid_of gateway)
+    wk=$(worker_pids)
+    tk_info "profiling gateway ($gw) and worker ($wk) for ${PROFILE_SECONDS}s under create-ticket load ..."
+    perf record -q -e cpu-clock -F "$PROFILE_HZ" --call-graph dwarf,16384 -p "$gw" -o "$dir/gateway.data" \
+        >"$dir/perf-gateway.log" 2>&1 &
+    PERF_PIDS+=($!)
+    perf record -q -e cpu-clock -F "$PROFILE_HZ" --call-graph dwarf,16384 -p "$wk" -o "$dir/worker.data" \
+        >"$dir/perf-worker.log" 2>&1 &
+    PERF_PIDS+=($!)
+    sleep 1
+    closed profile create "$CONNS" "$PROFILE_SECONDS"
+    local pid
+    for pid in "${PERF_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    for pid in "${PERF_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    PERF_PIDS=()
+    local what
+    for what in gateway worker; do
+        (
+            set +o pipefail # head closes the pipe early
+            local bin="$BUILD/$what/ticket-$what" data="$dir/$what.data"
+            echo "# perf profile of ticket-$what under create-ticket load ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+            echo "# cpu-clock samples at ${PROFILE_HZ} Hz for ${PROFILE_SECONDS}s, DWARF call graphs; shares of all samples of the process"
+            echo "$(perf report -i "$data" --stdio --no-children --sort dso -g none 2>/dev/null | grep -m1 '^# Samples' || true)"
+            echo
+            echo "## self time, top 15 symbols (all code)"
+            perf report -i "$data" --no-children --sort dso,symbol --stdio -q -g none 2>/dev/null |
+                grep -v '^$' | sed 's/[ -]*$//' | head -n 15
+            echo
+            echo "## inclusive time (children) of functions of ticket-$what, top 25"
+            perf report -i "$data" --children --no-inline --sort symbol --stdio -q -g none 2>/dev/null |
+                awk 'NR == FNR { ours[$1] = 1; next }
+                     match($0, /\] [^ ]+/) { sym = substr($0, RSTART + 2, RLENGTH - 2)
+                                              if (sym in ours) printf "%8s %8s  %s\n", $1, $2, sym }' \
+                    <(nm --defined-only "$bin" | awk '$2 ~ /^[tT]$/ { print $3 }') - | head -n 25
+            echo
+            echo "## self time by shared object"
+            perf report -i "$data" --no-children --sort dso --stdio -q -g none 2>/dev/null |
+                grep -v '^$' | sed 's/[ -]*$//' | head -n 12
+        ) >"$OUT_DIR/profile-$what.txt"
+    done
+    tk_info "profiles: .cache/bench/profile-gateway.txt, .cache/bench/profile-worker.txt"
+}
+
+# CPU of each component while nothing is sent, in ms per second.
+IDLE_TEXT=""
+measure_idle() {
+    local names=(gateway worker broker db) pids=("$(pid_of gateway)" "$(worker_pids)" "$(pid_of kafka)" \
+        "$(pid_of ferretdb)") before=() i seconds=$IDLE_SECONDS hz
+    hz=$(getconf CLK_TCK)
+    for i in 0 1 2 3; do before[i]=$(proc_ticks "${pids[i]}"); done
+    sleep "$seconds"
+    IDLE_TEXT=""
+    for i in 0 1 2 3; do
+        IDLE_TEXT+="${IDLE_TEXT:+, }${names[i]} $(awk -v a="${before[i]}" -v b="$(proc_ticks "${pids[i]}")" \
+            -v hz="$hz" -v s="$seconds" 'BEGIN { printf "%.0f", (b - a) * 1000 / hz / s }')"
+    done
+}
+
+# utime+stime (clock ticks) of the comma-separated PIDS, summed.
+proc_ticks() {
+    local pid total=0 t
+    for pid in ${1//,/ }; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo "$total"
+}
+
+# --------------------------------------------------------------------- main
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+JAVA_BEFORE=$(pgrep -c java || true)
+T0=$(tk_now_ms)
+
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/ticket-bench.XXXXXX")
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+mkdir -p "$RUN/results"
+(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$RUN/jwt_secret")
+
+tk_info "starting the bench stack in $RUN ..."
+start_kafka || exit 1
+stk_create_topics "$RUN" "$KAFKA_PORT" || exit 1
+start_ferretdb || exit 1
+start_workers "$WORKERS"
+start_gateway 5000
+tk_info "stack ready in $(tk_since "$T0"): Kafka :$KAFKA_PORT, FerretDB :$MONGO_PORT, $WORKERS worker(s), gateway :$GW_PORT"
+
+TOK_CREATE=$(token customer 671fa1c8f1c2b3a5e4d90001 bench-create)
+TOK_LIST=$(token customer 671fa1c8f1c2b3a5e4d90002 bench-list)
+TOK_OTHER=$(token customer 671fa1c8f1c2b3a5e4d90003 bench-other)
+TOK_REPLY=$(token customer 671fa1c8f1c2b3a5e4d90004 bench-reply)
+TOK_MIX=$(token customer 671fa1c8f1c2b3a5e4d90005 bench-mix)
+TOK_ADMIN=$(token admin 671fb1d8f1c2b3a5e4d90050)
+write_specs
+
+# A few requests through the whole pipeline before anything is measured,
+# then the CPU the stack burns with no load at all (a baseline for the tables).
+seed create 200
+measure_idle
+
+want healthz && closed healthz healthz "$CONNS" "$DURATION"
+
+# The list team and a second team: the admin list sees both (a moderate size).
+seed seed-list "$SEED_LIST"
+seed seed-other "$SEED_OTHER"
+want admin && closed admin admin "$DB_CONNS" "$DURATION"
+want list && closed list list "$DB_CONNS" "$DURATION"
+
+seed seed-reply "$SEED_REPLY" "$RUN/reply-ids"
+write_reply_specs
+if want latency; then
+    closed latency-create create 1 "$LAT_DURATION"
+    closed latency-reply reply 1 "$LAT_DURATION"
+fi
+want reply && closed reply reply "$DB_CONNS" "$DURATION"
+want mix && closed mix mix "$DB_CONNS" "$DURATION"
+if want create; then
+    closed create create "$CONNS" "$DURATION"
+    if [[ -z $RATE ]]; then
+        load_result create
+        RATE=$(awk -v r="${R[rps]}" 'BEGIN { r = int(r / 2 / 10) * 10; print (r < 50 ? 50 : r) }')
+    fi
+    open_loop create-open create "$RATE" "$DURATION"
+fi
+want profile && profile_step
+
+if want scaling; then
+    for n in 1 2 4; do
+        stop_workers
+        start_workers "$n"
+        tk_info "scaling: $n worker(s)"
+        closed "scale-$n" create "$CONNS" "$SCALE_DURATION"
+    done
+    stop_workers
+    start_workers "$WORKERS"
+fi
+
+if want hold; then
+    # A gateway that waits a minute for answers, warmed up, then the workers stop.
+    stk_stop "$RUN" gateway 20
+    start_gateway 60000
+    seed create 500
+    tk_info "holding $HOLD waiting requests (workers stopped) ..."
+    LOADGEN_PID=""
+    "$LOADGEN" --port "$GW_PORT" --label hold --spec "$RUN/specs/create.tsv" --hold "$HOLD" \
+        --stop-pids "$(worker_pids)" --rss-pid "$(pid_of gateway)" --drain 120 \
+        >"$RUN/results/hold.out" 2>>"$RUN/loadgen.log" &
+    LOADGEN_PID=$!
+    rc=0
+    wait "$LOADGEN_PID" || rc=$?
+    LOADGEN_PID=""
+    ((rc == 0)) || tk_die "loadgen --hold failed (exit $rc); see $RUN/loadgen.log"
+    grep '^RESULT ' "$RUN/results/hold.out" >"$RUN/results/hold" || tk_die "no result from --hold"
+    tail -n 1 "$RUN/loadgen.log" | sed 's/^loadgen: /bench: /' >&2
+fi
+
+# The database's side of the reads and replies: its queries timed directly.
+if want dbprobe; then
+    if [[ -x $TK_ROOT/.cache/venv/bin/python ]] && "$TK_ROOT/.cache/venv/bin/python" -c 'import pymongo' 2>/dev/null; then
+        tk_info "timing the worker's queries directly against FerretDB ..."
+        "$TK_ROOT/.cache/venv/bin/python" "$TK_ROOT/bench/dbprobe.py" \
+            "mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" bench-list "$RUN/reply-ids" "$( ((QUICK)) && echo 1 || echo 3)" \
+            >"$RUN/results/dbprobe.md" ||
+            tk_warn "the database probe failed"
+    else
+        tk_warn "no pymongo in .cache/venv (./dev deps): database probe skipped"
+    fi
+fi
+
+report >"$OUT_DIR/latest.md.tmp"
+mv "$OUT_DIR/latest.md.tmp" "$OUT_DIR/latest.md"
+cp -r "$RUN/results" "$OUT_DIR/results.tmp" && rm -rf "$OUT_DIR/results" && mv "$OUT_DIR/results.tmp" "$OUT_DIR/results"
+echo
+cat "$OUT_DIR/latest.md"
+tk_info "bench done in $(tk_since "$T0"); tables in .cache/bench/latest.md"
