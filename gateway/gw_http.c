@@ -141,11 +141,12 @@ static void answer_public(gw_http *http, gw_request *request) {
         request->is_answer_static = true;
         return;
     default: {
+        static const char OK[] = "{\"status\":\"ok\"}";
+        static const char UNAVAILABLE[] = "{\"status\":\"unavailable\"}";
         bool is_ready = request->route->id == GW_ROUTE_HEALTHZ || gw_http_is_ready(http);
-        json_t *body = json_pack("{s:s}", "status", is_ready ? "ok" : "unavailable");
-        char *text = body != NULL ? gw_answer_dump(body, &len) : NULL;
-        json_decref(body);
-        set_answer(request, is_ready ? 200 : 503, text, len);
+        set_answer(request, is_ready ? 200 : 503, (char *)(is_ready ? OK : UNAVAILABLE),
+                   is_ready ? sizeof OK - 1 : sizeof UNAVAILABLE - 1);
+        request->is_answer_static = true;
         return;
     }
     }
@@ -424,18 +425,45 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     return queue_answer(request);
 }
 
+/* Series handles by route (plus one slot for unmatched requests) and status,
+ * found once and then reused: the registry lookup takes a lock and compares
+ * strings. Two threads may race to fill a slot; both get the same series. */
+#define ROUTE_SLOTS (GW_ROUTE_COUNT + 1)
+#define STATUS_SLOTS 600
+static _Atomic(tk_series *) request_counters[ROUTE_SLOTS][STATUS_SLOTS];
+static _Atomic(tk_series *) request_durations[ROUTE_SLOTS];
+
+static tk_series *request_counter(int route_slot, const char *route, int status) {
+    int status_slot = status >= 0 && status < STATUS_SLOTS ? status : 0;
+    tk_series *series = atomic_load_explicit(&request_counters[route_slot][status_slot], memory_order_acquire);
+    if (series != NULL) return series;
+    char labels[96];
+    snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
+    series = tk_metrics_counter("ticket_gateway_http_requests_total", "HTTP requests answered, by route and status",
+                                labels);
+    atomic_store_explicit(&request_counters[route_slot][status_slot], series, memory_order_release);
+    return series;
+}
+
+static tk_series *request_duration(int route_slot, const char *route) {
+    tk_series *series = atomic_load_explicit(&request_durations[route_slot], memory_order_acquire);
+    if (series != NULL) return series;
+    char labels[64];
+    snprintf(labels, sizeof labels, "route=\"%s\"", route);
+    series = tk_metrics_histogram("ticket_gateway_http_request_duration_seconds",
+                                  "Time from request start to response, by route", labels);
+    atomic_store_explicit(&request_durations[route_slot], series, memory_order_release);
+    return series;
+}
+
 /* Metrics and the access log line of a finished request. */
 static void record_request(gw_http *http, const gw_request *request, enum MHD_RequestTerminationCode code) {
     const char *route = request->route != NULL ? request->route->name : "unmatched";
+    int route_slot = request->route != NULL ? (int)request->route->id : GW_ROUTE_COUNT;
     int status = request->has_answer ? request->status : 0; /* 0: the client left first */
     double seconds = (double)(tk_monotonic_us() - request->started_us) / 1e6;
-    char labels[96];
-    snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
-    tk_counter_add(tk_metrics_counter("ticket_gateway_http_requests_total", "HTTP requests answered, by route and status", labels), 1);
-    snprintf(labels, sizeof labels, "route=\"%s\"", route);
-    tk_histogram_observe(tk_metrics_histogram("ticket_gateway_http_request_duration_seconds",
-                                              "Time from request start to response, by route", labels),
-                         seconds);
+    tk_counter_add(request_counter(route_slot, route, status), 1);
+    tk_histogram_observe(request_duration(route_slot, route), seconds);
     if (!http->config->is_access_log || !tk_log_enabled(TK_LOG_INFO)) return;
     json_t *fields = json_pack("{s:s, s:i, s:f, s:b}", "route", route, "status", status, "latencyMs", seconds * 1000.0,
                                "completed", code == MHD_REQUEST_TERMINATED_COMPLETED_OK);

@@ -22,6 +22,7 @@ typedef enum {
     GW_ROUTE_READYZ,
     GW_ROUTE_METRICS,
     GW_ROUTE_OPENAPI,
+    GW_ROUTE_COUNT /* not a route: how many there are */
 } gw_route_id;
 
 typedef struct {
