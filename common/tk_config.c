@@ -171,6 +171,7 @@ int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
     config->mongodb_uri = env_string("MONGODB_URI", "mongodb://127.0.0.1:27017/ticketing");
     config->group_id = env_string("KAFKA_GROUP_ID", "ticket-workers");
     config->worker_id = env_string("WORKER_ID", NULL);
+    config->group_instance_id = env_string("KAFKA_GROUP_INSTANCE_ID", NULL);
     config->bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
     if (env_int("WORKER_THREADS", 4, 1, 64, &config->worker_threads, err, err_len) != 0 ||
         env_int("WORKER_HTTP_PORT", 0, 0, 65535, &config->http_port, err, err_len) != 0 ||

@@ -34,7 +34,8 @@ typedef struct {
     const char *kafka_brokers;
     const char *mongodb_uri;
     const char *group_id;
-    const char *worker_id; /* group.instance.id; NULL for dynamic membership */
+    const char *worker_id;         /* WORKER_ID: names this worker in logs and client ids; NULL = none */
+    const char *group_instance_id; /* KAFKA_GROUP_INSTANCE_ID: static membership; NULL = dynamic */
     int worker_threads;
     int http_port; /* WORKER_HTTP_PORT: health and metrics; 0 = off */
     const char *bind_address;

@@ -93,6 +93,9 @@ static enum MHD_Result queue_answer(gw_request *request) {
     if (request->pending.correlation_id[0] != '\0')
         MHD_add_response_header(response, "X-Correlation-Id", request->pending.correlation_id);
     if (request->traceparent[0] != '\0') MHD_add_response_header(response, "traceparent", request->traceparent);
+    /* Stopping: tell keep-alive clients not to send another request here. */
+    if (atomic_load(&request->http->is_draining))
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
     if (request->allow != NULL) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, request->allow);
     if (request->retry_after_seconds > 0) {
         char seconds[16];

@@ -98,12 +98,17 @@ int main(void) {
         exit_code = 0; /* stopped while waiting for the database */
         goto cleanup;
     }
+    if (wk_store_start_probe(&store) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "cannot start the database probe", NULL);
+        goto cleanup;
+    }
     if (wk_lanes_start(&lanes, config.worker_threads, &store, &output, consumer.consumer, err, sizeof err) != 0) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
         goto cleanup;
     }
-    tk_log_fields(TK_LOG_INFO, "started", json_pack("{s:i, s:s, s:s*, s:i}", "threads", config.worker_threads, "group",
-                                                    config.group_id, "workerId", config.worker_id, "httpPort",
+    tk_log_fields(TK_LOG_INFO, "started", json_pack("{s:i, s:s, s:s*, s:s*, s:i}", "threads", config.worker_threads,
+                                                    "group", config.group_id, "workerId", config.worker_id,
+                                                    "groupInstanceId", config.group_instance_id, "httpPort",
                                                     config.http_port));
 
     exit_code = wk_consumer_run(&consumer, &lanes, &stop_requested, is_output_broken, &output) == 0 ? 0 : 1;

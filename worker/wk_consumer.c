@@ -88,10 +88,17 @@ int wk_consumer_init(wk_consumer *consumer, const tk_worker_config *config, char
         {NULL, NULL},
     };
     memset(consumer, 0, sizeof *consumer);
-    rd_kafka_conf_t *conf = tk_kafka_conf_new(config->kafka_brokers, "ticket-worker", settings, err, err_len);
+    char client_id[160];
+    snprintf(client_id, sizeof client_id, "ticket-worker%s%.128s", config->worker_id != NULL ? "-" : "",
+             config->worker_id != NULL ? config->worker_id : "");
+    rd_kafka_conf_t *conf = tk_kafka_conf_new(config->kafka_brokers, client_id, settings, err, err_len);
     if (conf == NULL) return -1;
-    if (config->worker_id != NULL &&
-        rd_kafka_conf_set(conf, "group.instance.id", config->worker_id, err, err_len) != RD_KAFKA_CONF_OK) {
+    /* Static membership is opt-in: with librdkafka 2.0 a static member does
+     * not leave the group when it stops, so a graceful stop would leave its
+     * partitions idle for a whole session timeout, and a member restarted
+     * after a broker outage can be fenced by its own earlier session. */
+    if (config->group_instance_id != NULL &&
+        rd_kafka_conf_set(conf, "group.instance.id", config->group_instance_id, err, err_len) != RD_KAFKA_CONF_OK) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }

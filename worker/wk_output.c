@@ -8,10 +8,11 @@
 #include "tk_envelope.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
+#include "tk_metrics.h"
 #include "tk_text.h"
 
 #define QUEUE_FULL_BACKOFF_US (10 * 1000)
-#define EVENT_MAX_BYTES (900 * 1000)    /* under the broker's 1 MB message limit */
+#define EVENT_MAX_BYTES (900 * 1000)    /* events and dead letters: under the broker's 1 MB message limit */
 #define DLQ_PAYLOAD_MAX_BYTES (256 * 1024) /* room for base64 and the envelope */
 
 /* The opaque of every produced message: whom to tell when it is stored. */
@@ -50,20 +51,35 @@ void wk_address_from_message(const rd_kafka_message_t *message, wk_address *addr
     address->wants_reply = true;
 }
 
+/* A message the broker will never take (too large, topic gone): logged and
+ * counted, and its unit released, or one bad message would hold back every
+ * later offset of its lane for good. The change itself is already stored. */
+static void count_undeliverable(const char *topic, const char *error) {
+    char labels[300];
+    snprintf(labels, sizeof labels, "topic=\"%s\"", topic);
+    tk_counter_add(tk_metrics_counter("ticket_worker_undeliverable_total",
+                                      "Replies, events or dead letters the broker refused for good", labels),
+                   1);
+    tk_log_fields(TK_LOG_ERROR, "message refused for good, dropped", json_pack("{s:s, s:s}", "topic", topic, "error", error));
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *message, void *opaque) {
-    (void)rk;
     wk_output *output = opaque;
     delivery_ticket *ticket = message->_private;
-    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        /* With infinite retries only fatal errors land here: the record stays
-         * unfinished so its offset is never stored, and we restart. */
-        tk_log_fields(TK_LOG_ERROR, "delivery failed",
+    char fatal[256];
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        (message->err == RD_KAFKA_RESP_ERR__FATAL || rd_kafka_fatal_error(rk, fatal, sizeof fatal) != 0)) {
+        /* The idempotent producer is broken: keep the offset unstored and
+         * restart, the message comes back. */
+        tk_log_fields(TK_LOG_ERROR, "delivery failed, producer unusable",
                       json_pack("{s:s, s:s}", "topic", rd_kafka_topic_name(message->rkt), "error",
                                 rd_kafka_err2str(message->err)));
         atomic_store(&output->has_fatal_error, true);
         free(ticket);
         return;
     }
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        count_undeliverable(rd_kafka_topic_name(message->rkt), rd_kafka_err2str(message->err));
     wk_progress_done(ticket->progress, ticket->record);
     free(ticket);
 }
@@ -136,13 +152,17 @@ static int produce(wk_output *output, const char *topic, int32_t partition, cons
             RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(ticket), RD_KAFKA_V_END);
         if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
-        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL || atomic_load(&output->is_stopping)) {
-            tk_log_fields(TK_LOG_ERROR, "produce failed", json_pack("{s:s, s:s}", "topic", topic, "error",
-                                                                    rd_kafka_err2str(rc)));
+        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_headers_destroy(headers);
             free(ticket);
-            /* The unit stays outstanding: this offset is never stored. */
+            count_undeliverable(topic, rd_kafka_err2str(rc));
+            wk_progress_done(progress, record);
             return -1;
+        }
+        if (atomic_load(&output->is_stopping)) {
+            rd_kafka_headers_destroy(headers);
+            free(ticket);
+            return -1; /* the unit stays outstanding: redelivered after the restart */
         }
         usleep(QUEUE_FULL_BACKOFF_US);
     }
@@ -205,27 +225,25 @@ int wk_output_event(wk_output *output, const char *key, const json_t *event, con
     return rc;
 }
 
-int wk_output_dead_letter(wk_output *output, const rd_kafka_message_t *message, const char *reason,
-                          wk_progress *progress, wk_progress_record *record) {
+/* The dead letter's JSON with at most payload_len bytes of the original.
+ * @returns a malloc'd string, or NULL when out of memory. */
+static char *dead_letter_text(const rd_kafka_message_t *message, const char *reason, size_t payload_len) {
+    static const char ALPHABET[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const char *payload = message->payload != NULL ? message->payload : "";
-    size_t payload_len = message->len > DLQ_PAYLOAD_MAX_BYTES ? DLQ_PAYLOAD_MAX_BYTES : message->len;
-    bool is_text = tk_utf8_is_valid(payload, payload_len);
     json_t *letter = json_pack("{s:i, s:s, s:{s:s, s:i, s:I}}", "version", TK_ENVELOPE_VERSION, "reason", reason,
                                "source", "topic", rd_kafka_topic_name(message->rkt), "partition",
                                (int)message->partition, "offset", (json_int_t)message->offset);
-    if (letter == NULL) return -1;
+    if (letter == NULL) return NULL;
     if (payload_len < message->len) json_object_set_new(letter, "payloadTruncated", json_true());
-    if (is_text) {
+    if (tk_utf8_is_valid(payload, payload_len)) {
         json_object_set_new(letter, "payload", json_stringn(payload, payload_len));
     } else {
-        /* jansson has no base64: encode by hand, 3 bytes to 4 characters. */
-        static const char ALPHABET[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        /* jansson has no base64: 3 bytes to 4 characters by hand. */
         const unsigned char *in = (const unsigned char *)payload;
-        size_t out_len = 4 * ((payload_len + 2) / 3);
-        char *encoded = malloc(out_len + 1);
+        char *encoded = malloc(4 * ((payload_len + 2) / 3) + 1);
         if (encoded == NULL) {
             json_decref(letter);
-            return -1;
+            return NULL;
         }
         size_t o = 0;
         for (size_t i = 0; i < payload_len; i += 3) {
@@ -237,12 +255,25 @@ int wk_output_dead_letter(wk_output *output, const rd_kafka_message_t *message, 
             encoded[o++] = i + 1 < payload_len ? ALPHABET[(chunk >> 6) & 63] : '=';
             encoded[o++] = i + 2 < payload_len ? ALPHABET[chunk & 63] : '=';
         }
-        encoded[o] = '\0';
         json_object_set_new(letter, "payloadBase64", json_stringn(encoded, o));
         free(encoded);
     }
     char *text = json_dumps(letter, JSON_COMPACT);
     json_decref(letter);
+    return text;
+}
+
+int wk_output_dead_letter(wk_output *output, const rd_kafka_message_t *message, const char *reason,
+                          wk_progress *progress, wk_progress_record *record) {
+    /* Escaping can grow a payload six times (\u0001): shrink the copy until
+     * the letter fits in one message. */
+    size_t payload_len = message->len > DLQ_PAYLOAD_MAX_BYTES ? DLQ_PAYLOAD_MAX_BYTES : message->len;
+    char *text = dead_letter_text(message, reason, payload_len);
+    while (text != NULL && strlen(text) > EVENT_MAX_BYTES && payload_len > 0) {
+        free(text);
+        payload_len /= 2;
+        text = dead_letter_text(message, reason, payload_len);
+    }
     if (text == NULL) return -1;
     rd_kafka_headers_t *original = NULL;
     rd_kafka_headers_t *headers =

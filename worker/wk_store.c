@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tk_log.h"
 
@@ -137,8 +138,37 @@ bool wk_store_is_transient(const bson_error_t *error) {
     }
 }
 
+static void *probe(void *arg) {
+    wk_store *store = arg;
+    bson_t *ping = BCON_NEW("ping", BCON_INT32(1));
+    while (!atomic_load(&store->is_stopping)) {
+        bson_error_t error;
+        mongoc_client_t *client = wk_store_pop(store);
+        bool is_ok = mongoc_client_command_simple(client, "admin", ping, NULL, NULL, &error);
+        wk_store_push(store, client);
+        if (atomic_exchange(&store->is_reachable, is_ok) != is_ok)
+            tk_log_fields(is_ok ? TK_LOG_INFO : TK_LOG_WARN, is_ok ? "database reachable" : "database unreachable",
+                          is_ok ? NULL : json_pack("{s:s}", "error", error.message));
+        for (int waited = 0; waited < WK_STORE_PROBE_MS && !atomic_load(&store->is_stopping); waited += 100)
+            usleep(100 * 1000);
+    }
+    bson_destroy(ping);
+    return NULL;
+}
+
+int wk_store_start_probe(wk_store *store) {
+    if (pthread_create(&store->probe_thread, NULL, probe, store) != 0) return -1;
+    store->is_probing = true;
+    return 0;
+}
+
 void wk_store_close(wk_store *store) {
     if (store == NULL) return;
+    if (store->is_probing) {
+        atomic_store(&store->is_stopping, true);
+        pthread_join(store->probe_thread, NULL);
+        store->is_probing = false;
+    }
     if (store->pool != NULL) mongoc_client_pool_destroy(store->pool);
     if (store->uri != NULL) mongoc_uri_destroy(store->uri);
     bson_free(store->database);

@@ -3,17 +3,22 @@
 #define WK_STORE_H
 
 #include <mongoc/mongoc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
 #define WK_TICKETS_COLLECTION "tickets"
 #define WK_IDEMPOTENCY_COLLECTION "idempotency_keys"
+#define WK_STORE_PROBE_MS 2000
 
 typedef struct {
     mongoc_uri_t *uri;
     mongoc_client_pool_t *pool;
     char *database; /* from the URI path, "ticketing" when absent */
-    atomic_bool is_reachable; /* the last operation reached the server */
+    atomic_bool is_reachable; /* the last operation or probe reached the server */
+    pthread_t probe_thread;
+    bool is_probing;
+    atomic_bool is_stopping;
 } wk_store;
 
 /**
@@ -41,7 +46,14 @@ mongoc_collection_t *wk_store_idempotency_keys(wk_store *store, mongoc_client_t 
 /** @returns true when error means "try again later" (network, no server, failover). */
 bool wk_store_is_transient(const bson_error_t *error);
 
-/** @brief Destroys the pool. Accepts a zeroed struct. */
+/**
+ * @brief Pings the server every WK_STORE_PROBE_MS from a thread of its own, so
+ * readiness follows the database even while no message arrives.
+ * @returns 0, or -1 when the thread cannot start.
+ */
+int wk_store_start_probe(wk_store *store);
+
+/** @brief Destroys the pool (stopping the probe first). Accepts a zeroed struct. */
 void wk_store_close(wk_store *store);
 
 #endif

@@ -198,7 +198,7 @@ def test_process_settings_follow_the_contract(compose):
     assert worker["environment"]["KAFKA_BROKERS"] == gateway["environment"]["KAFKA_BROKERS"] == "kafka:9092"
     assert worker["environment"]["MONGODB_URI"] == "mongodb://mongo:27017/ticketing"
     assert "WORKER_THREADS" in worker["environment"]
-    assert "WORKER_ID" not in worker["environment"], "replicas would share one group.instance.id"
+    assert "KAFKA_GROUP_INSTANCE_ID" not in worker["environment"], "replicas would share one group.instance.id"
     env = gateway["environment"]
     assert env["JWT_SECRET"].startswith("${JWT_SECRET:?"), "JWT_SECRET must be required from the environment"
     assert (env["PORT"], env["BIND_ADDRESS"], env["REQUEST_TIMEOUT_MS"], env["GATEWAY_ID"]) == \
