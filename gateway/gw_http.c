@@ -412,8 +412,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         atomic_fetch_add(&http->requests_in_flight, 1);
         *request_state = request;
         check_headers(http, request, url, method);
-        /* An early answer (401, 404, 413 ...) goes out before any body is read. */
-        return request->has_answer ? queue_answer(request) : MHD_YES;
+        /* An early answer to a request that may carry a body (401, 413, 415
+         * ...) goes out before the body is read; libmicrohttpd then closes
+         * the connection. Bodiless requests (GET /healthz, 404s) are answered
+         * on the next call, which keeps the connection alive. */
+        bool may_have_body = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+        return request->has_answer && may_have_body ? queue_answer(request) : MHD_YES;
+    }
+    if (request->has_answer && *upload_data_size != 0) {
+        *upload_data_size = 0; /* a GET with a body: drop it, answer once it is read */
+        return MHD_YES;
     }
     if (request->has_answer) return queue_answer(request);
     if (*upload_data_size != 0) {

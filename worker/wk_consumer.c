@@ -81,7 +81,7 @@ int wk_consumer_init(wk_consumer *consumer, const tk_worker_config *config, char
         {"partition.assignment.strategy", "cooperative-sticky"},
         {"session.timeout.ms", "6000"},
         {"heartbeat.interval.ms", "1000"},
-        {"fetch.wait.max.ms", "50"},
+        {"fetch.wait.max.ms", "100"},
         {"fetch.error.backoff.ms", "100"},
         {"socket.nagle.disable", "true"},
         {"queued.max.messages.kbytes", "16384"},

@@ -109,7 +109,7 @@ int wk_output_init(wk_output *output, const char *brokers, const char *client_id
      * behind the requests in flight. */
     const tk_kafka_setting settings[] = {
         {"enable.idempotence", "true"}, {"linger.ms", "0"},          {"socket.nagle.disable", "true"},
-        {"message.timeout.ms", "0"},    {"compression.type", "lz4"}, {"message.max.bytes", "1000000"},
+        {"message.timeout.ms", "0"},    {"message.max.bytes", "1000000"},
         {NULL, NULL},
     };
     memset(output, 0, sizeof *output);
