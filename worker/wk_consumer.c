@@ -78,7 +78,12 @@ int wk_consumer_init(wk_consumer *consumer, const tk_worker_config *config, char
         {"enable.auto.commit", "true"},
         {"auto.commit.interval.ms", "1000"},
         {"auto.offset.reset", "earliest"},
-        {"partition.assignment.strategy", "cooperative-sticky"},
+        /* range balances each topic on its own. librdkafka 2.0's
+         * cooperative-sticky balances the total count, and with two workers
+         * gave one all 8 command partitions and the other all 8 query
+         * partitions: every write on one worker. The price of range is an
+         * eager rebalance: a short pause while in-flight work drains. */
+        {"partition.assignment.strategy", "range"},
         {"session.timeout.ms", "6000"},
         {"heartbeat.interval.ms", "1000"},
         {"fetch.wait.max.ms", "100"},
