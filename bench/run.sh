@@ -13,6 +13,8 @@ cd "$TK_ROOT"
 source "$TK_ROOT/scripts/common.sh"
 # shellcheck source=scripts/stack.sh
 source "$TK_ROOT/scripts/stack.sh"
+# shellcheck source=scripts/deps.sh
+source "$TK_ROOT/scripts/deps.sh" # tk_apt_install, for perf on demand
 
 BUILD="${TICKET_BUILD_DIR:-$TK_ROOT/build}"
 GATEWAY_BIN="$BUILD/gateway/ticket-gateway"
@@ -111,13 +113,13 @@ RUN="" LOADGEN_PID="" PERF_PIDS=() KAFKA_PORT="" MONGO_PORT="" GW_PORT=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    [[ -n $LOADGEN_PID ]] && kill -TERM "$LOADGEN_PID" 2>/dev/null || true
+    if [[ -n $LOADGEN_PID ]]; then kill -TERM "$LOADGEN_PID" 2>/dev/null || true; fi
     local pid
     for pid in "${PERF_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
     if [[ -n $RUN && -d $RUN ]]; then
         local name
         for name in $(worker_names); do
-            pid=$(stk_alive "$RUN" "$name") && kill -CONT "$pid" 2>/dev/null || true
+            if pid=$(stk_alive "$RUN" "$name"); then kill -CONT "$pid" 2>/dev/null || true; fi
         done
         stk_stop "$RUN" gateway 20
         for name in $(worker_names); do stk_stop "$RUN" "$name" 20; done
@@ -338,6 +340,7 @@ load_result() {
     R=()
     local kv
     [[ -f $RUN/results/$1 ]] || return 1
+    # shellcheck disable=SC2013 # one line of space-separated key=value words
     for kv in $(sed 's/^RESULT //' "$RUN/results/$1"); do R[${kv%%=*}]=${kv#*=}; done
 }
 f0() { printf '%.0f' "$1"; }
@@ -416,7 +419,7 @@ scale_row() {
 verdict() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { ok = (op == "<=") ? (v <= l) : (v >= l); print ok ? "met" : "**missed**" }'; }
 
 report() {
-    local commit load_avg
+    local commit
     commit=$(git -C "$TK_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
     git -C "$TK_ROOT" diff --quiet HEAD -- gateway worker common 2>/dev/null || commit+=" (+ uncommitted changes)"
     echo "## ./dev bench — $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -511,8 +514,11 @@ report() {
 # Profiles gateway and worker (perf, cpu-clock samples with call graphs)
 # while create-ticket runs; summaries in .cache/bench/profile-*.txt.
 profile_step() {
-    if ! command -v perf >/dev/null 2>&1; then
-        tk_warn "perf not found: install linux-perf (apt-get install linux-perf) for --profile; skipped"
+    # Only --profile needs perf: installed on demand, not by ./dev deps.
+    command -v perf >/dev/null 2>&1 || (tk_apt_install linux-perf) ||
+        { tk_warn "perf is not available (apt-get install linux-perf): profile skipped"; return 0; }
+    if ! perf record -q -e cpu-clock -o /dev/null true >/dev/null 2>&1; then
+        tk_warn "perf cannot sample here (kernel.perf_event_paranoid, container?): profile skipped"
         return 0
     fi
     local gw wk dir="$RUN/profile"
@@ -536,10 +542,10 @@ profile_step() {
     for what in gateway worker; do
         (
             set +o pipefail # head closes the pipe early
-            local bin="$BUILD/$what/ticket-$what" data="$dir/$what.data"
+            local bin="$RUN/bin/ticket-$what" data="$dir/$what.data"
             echo "# perf profile of ticket-$what under create-ticket load ($(date -u '+%Y-%m-%d %H:%M UTC'))"
             echo "# cpu-clock samples at ${PROFILE_HZ} Hz for ${PROFILE_SECONDS}s, DWARF call graphs; shares of all samples of the process"
-            echo "$(perf report -i "$data" --stdio --no-children --sort dso -g none 2>/dev/null | grep -m1 '^# Samples' || true)"
+            perf report -i "$data" --stdio --no-children --sort dso -g none 2>/dev/null | grep -m1 '^# Samples' || true
             echo
             echo "## self time, top 15 symbols (all code)"
             perf report -i "$data" --no-children --sort dso,symbol --stdio -q -g none 2>/dev/null |
@@ -566,6 +572,8 @@ measure_idle() {
     local names=(gateway worker broker db) pids=("$(pid_of gateway)" "$(worker_pids)" "$(pid_of kafka)" \
         "$(pid_of ferretdb)") before=() i seconds=$IDLE_SECONDS hz
     hz=$(getconf CLK_TCK)
+    settle
+    sleep 2 # the broker keeps working a little after the last request
     for i in 0 1 2 3; do before[i]=$(proc_ticks "${pids[i]}"); done
     sleep "$seconds"
     IDLE_TEXT=""
@@ -595,7 +603,12 @@ RUN=$(mktemp -d "${TMPDIR:-/tmp}/ticket-bench.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-mkdir -p "$RUN/results"
+mkdir -p "$RUN/results" "$RUN/bin"
+# Our own copies: a rebuild of build/ during the run (other sessions) must
+# neither change what is measured nor hide the symbols from the profiler.
+cp "$GATEWAY_BIN" "$WORKER_BIN" "$RUN/bin/"
+GATEWAY_BIN="$RUN/bin/ticket-gateway"
+WORKER_BIN="$RUN/bin/ticket-worker"
 (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$RUN/jwt_secret")
 
 tk_info "starting the bench stack in $RUN ..."
@@ -627,14 +640,14 @@ seed seed-other "$SEED_OTHER"
 want admin && closed admin admin "$DB_CONNS" "$DURATION"
 want list && closed list list "$DB_CONNS" "$DURATION"
 
+# Reads and replies before the create runs: FerretDB scans the whole
+# collection for them, so they are measured while it is small.
 seed seed-reply "$SEED_REPLY" "$RUN/reply-ids"
 write_reply_specs
-if want latency; then
-    closed latency-create create 1 "$LAT_DURATION"
-    closed latency-reply reply 1 "$LAT_DURATION"
-fi
+want latency && closed latency-reply reply 1 "$LAT_DURATION"
 want reply && closed reply reply "$DB_CONNS" "$DURATION"
 want mix && closed mix mix "$DB_CONNS" "$DURATION"
+want latency && closed latency-create create 1 "$LAT_DURATION"
 if want create; then
     closed create create "$CONNS" "$DURATION"
     if [[ -z $RATE ]]; then
