@@ -59,12 +59,18 @@ int64_t tk_monotonic_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void hex_encode(const uint8_t *bytes, size_t len, char *out) {
+void tk_hex_encode(const uint8_t *bytes, size_t len, char *out) {
     for (size_t i = 0; i < len; i++) {
         out[2 * i] = HEX_DIGITS[bytes[i] >> 4];
         out[2 * i + 1] = HEX_DIGITS[bytes[i] & 0x0f];
     }
-    out[2 * len] = '\0';
+}
+
+uint64_t tk_hash(const void *data, size_t len) {
+    const unsigned char *bytes = data;
+    uint64_t hash = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) hash = (hash ^ bytes[i]) * 1099511628211ULL;
+    return hash;
 }
 
 void tk_object_id_new(char out[TK_OBJECT_ID_LEN + 1]) {
@@ -76,7 +82,8 @@ void tk_object_id_new(char out[TK_OBJECT_ID_LEN + 1]) {
         process_random[0], process_random[1], process_random[2], process_random[3], process_random[4],
         (uint8_t)(counter >> 16), (uint8_t)(counter >> 8), (uint8_t)counter,
     };
-    hex_encode(bytes, sizeof bytes, out);
+    tk_hex_encode(bytes, sizeof bytes, out);
+    out[TK_OBJECT_ID_LEN] = '\0';
 }
 
 bool tk_object_id_is_valid(const char *text, size_t len) {
@@ -95,7 +102,8 @@ void tk_correlation_id_new(char out[TK_CORRELATION_ID_LEN + 1]) {
     uint8_t bytes[16];
     memcpy(bytes, process_random, 8);
     for (int i = 0; i < 8; i++) bytes[8 + i] = (uint8_t)(sequence >> (56 - 8 * i));
-    hex_encode(bytes, sizeof bytes, out);
+    tk_hex_encode(bytes, sizeof bytes, out);
+    out[TK_CORRELATION_ID_LEN] = '\0';
 }
 
 void tk_iso_time_format(int64_t epoch_ms, char out[TK_ISO_TIME_LEN + 1]) {

@@ -34,6 +34,12 @@ void tk_correlation_id_new(char out[TK_CORRELATION_ID_LEN + 1]);
 /** @brief Formats epoch milliseconds as "YYYY-MM-DDTHH:MM:SS.mmmZ" + NUL. */
 void tk_iso_time_format(int64_t epoch_ms, char out[TK_ISO_TIME_LEN + 1]);
 
+/** @brief Writes len bytes as 2*len lowercase hex characters (no NUL added). */
+void tk_hex_encode(const uint8_t *bytes, size_t len, char *out);
+
+/** @returns the 64-bit FNV-1a hash of data[0..len), for hash tables (not for security). */
+uint64_t tk_hash(const void *data, size_t len);
+
 /** @brief Fills buf with len random bytes. @returns 0, or -1 when the kernel refuses. */
 int tk_random_bytes(void *buf, size_t len);
 

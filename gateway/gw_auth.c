@@ -54,9 +54,7 @@ void gw_auth_close(gw_auth *auth) {
 }
 
 static size_t token_slot(const gw_auth *auth, const char *token, size_t len) {
-    uint64_t hash = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) hash = (hash ^ (unsigned char)token[i]) * 1099511628211ULL;
-    return (size_t)hash & auth->cache_mask;
+    return (size_t)tk_hash(token, len) & auth->cache_mask;
 }
 
 /* Compares every byte whatever the first difference, so timing tells

@@ -3,14 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t hash_id(const char *id, size_t len) {
-    uint64_t hash = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        hash ^= (unsigned char)id[i];
-        hash *= 1099511628211ULL;
-    }
-    return (size_t)hash;
-}
+static size_t hash_id(const char *id, size_t len) { return (size_t)tk_hash(id, len); }
 
 int gw_pending_init(gw_pending *table, size_t max_count) {
     memset(table, 0, sizeof *table);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tk_ids.h"
+
 #define PROBE_LIMIT 8 /* slots looked at before the oldest is replaced */
 
 struct gw_bucket {
@@ -13,12 +15,8 @@ struct gw_bucket {
 };
 
 static uint64_t hash_user(const char *user) {
-    uint64_t hash = 1469598103934665603ULL; /* FNV-1a, never 0 below */
-    for (const char *c = user; *c != '\0'; c++) {
-        hash ^= (unsigned char)*c;
-        hash *= 1099511628211ULL;
-    }
-    return hash == 0 ? 1 : hash;
+    uint64_t hash = tk_hash(user, strlen(user));
+    return hash == 0 ? 1 : hash; /* 0 marks an empty slot */
 }
 
 int gw_ratelimit_init(gw_ratelimit *limiter, double tokens_per_second, double burst, uint32_t max_users) {

@@ -6,8 +6,6 @@
 
 #include "tk_ids.h"
 
-static const char HEX[] = "0123456789abcdef";
-
 static bool is_hex(const char *text, size_t len) {
     for (size_t i = 0; i < len; i++)
         if (!((text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f'))) return false;
@@ -20,13 +18,6 @@ bool gw_trace_is_valid(const char *t) {
            is_hex(t + 53, 2) && strspn(t + 3, "0") < 32 && strspn(t + 36, "0") < 16;
 }
 
-static void hex_into(const uint8_t *bytes, size_t len, char *out) {
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = HEX[bytes[i] >> 4];
-        out[2 * i + 1] = HEX[bytes[i] & 15];
-    }
-}
-
 void gw_trace_take(const char *incoming, char out[GW_TRACEPARENT_LEN + 1]) {
     if (gw_trace_is_valid(incoming)) {
         memcpy(out, incoming, GW_TRACEPARENT_LEN + 1);
@@ -37,8 +28,8 @@ void gw_trace_take(const char *incoming, char out[GW_TRACEPARENT_LEN + 1]) {
     random[0] |= 1;  /* never an all-zero trace id */
     random[16] |= 1; /* nor parent id */
     memcpy(out, "00-", 3);
-    hex_into(random, 16, out + 3);
+    tk_hex_encode(random, 16, out + 3);
     out[35] = '-';
-    hex_into(random + 16, 8, out + 36);
+    tk_hex_encode(random + 16, 8, out + 36);
     memcpy(out + 52, "-01", 4);
 }
