@@ -34,6 +34,7 @@ typedef struct {
     size_t body_len;
     bool is_body_too_large;
     bool is_waiting; /* suspended, its answer will come from another thread */
+    bool is_counted; /* in the request metrics already */
     bool has_answer;
     int status;
     char *answer; /* JSON text */
@@ -74,6 +75,8 @@ static void set_error(gw_request *request, int status, const char *message) {
     set_answer(request, status, body, len);
 }
 
+static void count_request(gw_request *request, int status);
+
 static enum MHD_Result queue_answer(gw_request *request) {
     struct MHD_Response *response;
     if (request->answer != NULL && request->is_answer_static) {
@@ -102,6 +105,9 @@ static enum MHD_Result queue_answer(gw_request *request) {
         snprintf(seconds, sizeof seconds, "%d", request->retry_after_seconds);
         MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
     }
+    /* Counted before the answer leaves: a client that scrapes /metrics after
+     * its answer finds it counted. */
+    count_request(request, request->status);
     enum MHD_Result rc = MHD_queue_response(request->connection, (unsigned int)request->status, response);
     MHD_destroy_response(response);
     return rc;
@@ -467,14 +473,22 @@ static tk_series *request_duration(int route_slot, const char *route) {
     return series;
 }
 
-/* Metrics and the access log line of a finished request. */
-static void record_request(gw_http *http, const gw_request *request, enum MHD_RequestTerminationCode code) {
+static void count_request(gw_request *request, int status) {
+    if (request->is_counted) return;
+    request->is_counted = true;
     const char *route = request->route != NULL ? request->route->name : "unmatched";
     int route_slot = request->route != NULL ? (int)request->route->id : GW_ROUTE_COUNT;
-    int status = request->has_answer ? request->status : 0; /* 0: the client left first */
-    double seconds = (double)(tk_monotonic_us() - request->started_us) / 1e6;
     tk_counter_add(request_counter(route_slot, route, status), 1);
-    tk_histogram_observe(request_duration(route_slot, route), seconds);
+    tk_histogram_observe(request_duration(route_slot, route), (double)(tk_monotonic_us() - request->started_us) / 1e6);
+}
+
+/* The access log line of a finished request (and its metrics, when the
+ * client left before an answer: status 0). */
+static void record_request(gw_http *http, gw_request *request, enum MHD_RequestTerminationCode code) {
+    const char *route = request->route != NULL ? request->route->name : "unmatched";
+    int status = request->has_answer ? request->status : 0;
+    double seconds = (double)(tk_monotonic_us() - request->started_us) / 1e6;
+    count_request(request, status);
     if (!http->config->is_access_log || !tk_log_enabled(TK_LOG_INFO)) return;
     json_t *fields = json_pack("{s:s, s:i, s:f, s:b}", "route", route, "status", status, "latencyMs", seconds * 1000.0,
                                "completed", code == MHD_REQUEST_TERMINATED_COMPLETED_OK);
