@@ -1,6 +1,5 @@
 #include "tk_log.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>

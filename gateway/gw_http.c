@@ -531,19 +531,19 @@ int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, siz
         (config->jwt_previous_key != NULL &&
          gw_auth_add_key(&http->auth, config->jwt_previous_key, config->jwt_previous_key_len) != 0)) {
         snprintf(err, err_len, "unsupported JWT algorithm or empty key");
-        return -1;
+        goto fail;
     }
     if (gw_auth_enable_cache(&http->auth, 4096) != 0) {
         snprintf(err, err_len, "out of memory for the token cache");
-        return -1;
+        goto fail;
     }
     if (gw_ratelimit_init(&http->ratelimit, config->rate_limit_per_second, config->rate_limit_burst, 65536) != 0) {
         snprintf(err, err_len, "out of memory for the rate limiter");
-        return -1;
+        goto fail;
     }
     if (gw_pending_init(&http->pending, (size_t)config->max_pending_requests) != 0) {
         snprintf(err, err_len, "out of memory for the pending table");
-        return -1;
+        goto fail;
     }
     /* Counters exist from the start, so rates and alerts have a zero to begin with. */
     tk_metrics_counter("ticket_gateway_rate_limited_total", "Requests refused with 429", "");

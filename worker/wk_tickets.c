@@ -51,14 +51,15 @@ static int database_failure(const char *operation, const bson_error_t *error, wk
     return 0;
 }
 
-static json_t *event_new(const char *type, const char *event_id_prefix, const char *event_id, const char *team,
-                         json_t *ticket) {
+/* The members every event starts with; the caller adds its own, then the
+ * ticket last (the contract's order). @returns NULL when out of memory. */
+static json_t *event_new(const char *type, const char *event_id_prefix, const char *event_id, const char *team) {
     char now[TK_ISO_TIME_LEN + 1];
     char id[64];
     tk_iso_time_format(tk_now_ms(), now);
     snprintf(id, sizeof id, "%s:%s", event_id_prefix, event_id);
-    return json_pack("{s:i, s:s, s:s, s:s, s:s*, s:O}", "version", TK_ENVELOPE_VERSION, "type", type, "eventId", id,
-                     "occurredAt", now, "teamId", team, "ticket", ticket);
+    return json_pack("{s:i, s:s, s:s, s:s, s:s*}", "version", TK_ENVELOPE_VERSION, "type", type, "eventId", id,
+                     "occurredAt", now, "teamId", team);
 }
 
 /* The stored team of a ticket, NULL when it has none (created by an admin
@@ -98,7 +99,8 @@ static int answer_created(const bson_t *ticket, const char *ticket_id, wk_result
         set_answer(result, 500, MSG_INTERNAL, NULL);
         return 0;
     }
-    result->event = event_new("ticket.created", "created", ticket_id, stored_team(ticket), data);
+    result->event = event_new("ticket.created", "created", ticket_id, stored_team(ticket));
+    if (result->event != NULL) json_object_set(result->event, "ticket", data);
     memcpy(result->event_key, ticket_id, TK_OBJECT_ID_LEN + 1);
     set_answer(result, 201, MSG_CREATED, data);
     return 0;
@@ -168,14 +170,11 @@ static int answer_replied(const bson_t *ticket, const tk_request *request, wk_re
         set_answer(result, 500, MSG_INTERNAL, NULL);
         return 0;
     }
-    result->event = event_new("ticket.replied", "replied", request->reply_id, stored_team(ticket), data);
+    result->event = event_new("ticket.replied", "replied", request->reply_id, stored_team(ticket));
     if (result->event != NULL) {
         json_object_set_new(result->event, "ticketId", json_string(request->ticket_id));
         json_object_set(result->event, "reply", reply);
-        /* Keep the contract's member order: ticket last. */
-        json_t *ticket_json = json_incref(json_object_get(result->event, "ticket"));
-        json_object_del(result->event, "ticket");
-        json_object_set_new(result->event, "ticket", ticket_json);
+        json_object_set(result->event, "ticket", data);
     }
     memcpy(result->event_key, request->ticket_id, TK_OBJECT_ID_LEN + 1);
     set_answer(result, 200, MSG_REPLIED, data);
