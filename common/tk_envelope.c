@@ -172,7 +172,8 @@ static int find_type(const json_t *root, tk_request_type *type, char *err, size_
             return 0;
         }
     }
-    snprintf(err, err_len, "Unknown message type '%.64s'", json_string_value(name));
+    const char *text = json_string_value(name);
+    snprintf(err, err_len, "Unknown message type '%.*s'", (int)tk_utf8_prefix_len(text, strlen(text), 64), text);
     return -1;
 }
 

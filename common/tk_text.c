@@ -51,6 +51,19 @@ bool tk_utf8_is_valid(const char *text, size_t len) {
     return true;
 }
 
+size_t tk_utf8_prefix_len(const char *text, size_t len, size_t max_bytes) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t end = len < max_bytes ? len : max_bytes;
+    /* Back up over at most three continuation bytes to the last lead byte,
+     * then keep its character only if it ends by `end`. */
+    size_t lead = end;
+    while (lead > 0 && end - lead < 3 && (s[lead - 1] & 0xC0) == 0x80) lead--;
+    if (lead == 0 || (s[lead - 1] & 0xC0) == 0x80) return end; /* no lead byte: not UTF-8 */
+    unsigned char c = s[lead - 1];
+    size_t width = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    return lead - 1 + width <= end ? end : lead - 1;
+}
+
 /* Unicode White_Space outside ASCII (NBSP, the ideographic space, ...). */
 static bool is_unicode_space(unsigned int code) {
     return code == 0x85 || code == 0xA0 || code == 0x1680 || (code >= 0x2000 && code <= 0x200A) || code == 0x2028 ||
@@ -112,8 +125,10 @@ int tk_only_members(const json_t *object, const char *const allowed[], const cha
         bool is_known = false;
         for (size_t i = 0; allowed[i] != NULL && !is_known; i++) is_known = strcmp(key, allowed[i]) == 0;
         if (!is_known) {
-            /* Keys are outside input: cut them so the message stays readable. */
-            snprintf(err, err_len, "Unknown field '%s%.64s'", prefix, key);
+            /* Keys are outside input: cut them so the message stays readable,
+             * and between characters, or the message is no longer UTF-8. */
+            snprintf(err, err_len, "Unknown field '%s%.*s'", prefix, (int)tk_utf8_prefix_len(key, strlen(key), 64),
+                     key);
             return -1;
         }
     }

@@ -18,6 +18,15 @@ size_t tk_utf8_length(const char *text, size_t len);
 bool tk_utf8_is_valid(const char *text, size_t len);
 
 /**
+ * @brief Where to cut text so that no character is split: the length of the
+ * longest prefix of at most max_bytes that ends on a character boundary. A
+ * sequence left incomplete at the end of text[0..len) is dropped too.
+ * @returns a byte count <= min(len, max_bytes); for `%.*s`, cast to int.
+ * @remark Text that is not UTF-8 is cut at max_bytes, or a little before it.
+ */
+size_t tk_utf8_prefix_len(const char *text, size_t len, size_t max_bytes);
+
+/**
  * @brief Reads the string member `name` of object and checks it against the rules:
  * present and not null when required, a string, not empty or only whitespace,
  * at most max_chars code points. `label` names it in messages ("subject",

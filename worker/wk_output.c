@@ -230,7 +230,8 @@ int wk_output_event(wk_output *output, const char *key, const json_t *event, con
 static char *dead_letter_text(const rd_kafka_message_t *message, const char *reason, size_t payload_len) {
     static const char ALPHABET[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const char *payload = message->payload != NULL ? message->payload : "";
-    json_t *letter = json_pack("{s:i, s:s, s:{s:s, s:i, s:I}}", "version", TK_ENVELOPE_VERSION, "reason", reason,
+    json_t *letter = json_pack("{s:i, s:s%, s:{s:s, s:i, s:I}}", "version", TK_ENVELOPE_VERSION, "reason", reason,
+                               tk_utf8_prefix_len(reason, strlen(reason), strlen(reason)),
                                "source", "topic", rd_kafka_topic_name(message->rkt), "partition",
                                (int)message->partition, "offset", (json_int_t)message->offset);
     if (letter == NULL) return NULL;
@@ -266,12 +267,14 @@ static char *dead_letter_text(const rd_kafka_message_t *message, const char *rea
 int wk_output_dead_letter(wk_output *output, const rd_kafka_message_t *message, const char *reason,
                           wk_progress *progress, wk_progress_record *record) {
     /* Escaping can grow a payload six times (\u0001): shrink the copy until
-     * the letter fits in one message. */
-    size_t payload_len = message->len > DLQ_PAYLOAD_MAX_BYTES ? DLQ_PAYLOAD_MAX_BYTES : message->len;
+     * the letter fits in one message. Cuts fall between characters, so a
+     * text payload stays text rather than turn into base64. */
+    const char *payload = message->payload != NULL ? message->payload : "";
+    size_t payload_len = tk_utf8_prefix_len(payload, message->len, DLQ_PAYLOAD_MAX_BYTES);
     char *text = dead_letter_text(message, reason, payload_len);
     while (text != NULL && strlen(text) > EVENT_MAX_BYTES && payload_len > 0) {
         free(text);
-        payload_len /= 2;
+        payload_len = tk_utf8_prefix_len(payload, payload_len, payload_len / 2);
         text = dead_letter_text(message, reason, payload_len);
     }
     if (text == NULL) return -1;

@@ -8,6 +8,7 @@
 #include "tk_kafka.h"
 #include "tk_log.h"
 #include "tk_metrics.h"
+#include "tk_text.h"
 #include "wk_idempotency.h"
 #include "wk_tickets.h"
 
@@ -98,6 +99,9 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
     }
     wk_address_from_message(message, &address);
     if (tk_request_parse(message->payload, message->len, &request, reason, sizeof reason) != 0) {
+        /* A reason cut inside a character is not UTF-8: the dead letter and
+         * the reply would fail to build and the message vanish. */
+        reason[tk_utf8_prefix_len(reason, strlen(reason), sizeof reason)] = '\0';
         dead_letter(context, message, &address, reason, progress, record);
         wk_progress_done(progress, record);
         return;

@@ -285,6 +285,57 @@ static void test_only_members_cuts_long_keys(void **state) {
     free(key);
 }
 
+/* A 70-byte key of 3-byte characters: cut at 64 bytes it would end inside
+ * the 22nd character, and the message would not be UTF-8. */
+#define EURO "\xe2\x82\xac"
+#define EURO_23 EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO \
+    EURO EURO EURO
+
+static void test_only_members_cuts_between_characters(void **state) {
+    (void)state;
+    static const char key[] = EURO_23 "x";
+    assert_int_equal(sizeof key - 1, 70);
+    json_t *object = json_object();
+    assert_int_equal(json_object_set_new(object, key, json_null()), 0);
+    char err[ERR_LEN] = "";
+    assert_int_equal(tk_only_members(object, CREATE_MEMBERS, "ticket.", err, sizeof err), -1);
+    char *expected = tu_format("Unknown field 'ticket.%.63s'", key); /* 21 whole characters */
+    assert_string_equal(err, expected);
+    assert_true(tk_utf8_is_valid(err, strlen(err)));
+    json_t *message = json_string(err); /* what failed before: jansson refuses broken UTF-8 */
+    assert_non_null(message);
+    json_decref(message);
+    free(expected);
+    json_decref(object);
+}
+
+static void test_utf8_prefix_len(void **state) {
+    (void)state;
+    static const char mixed[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"; /* a é € 😀 z: 1+2+3+4+1 */
+    static const size_t boundaries[] = {0, 1, 3, 6, 10, 11};
+    for (size_t max = 0; max <= 12; max++) {
+        size_t expected = 0;
+        for (size_t i = 0; i < sizeof boundaries / sizeof boundaries[0]; i++)
+            if (boundaries[i] <= max) expected = boundaries[i];
+        size_t got = tk_utf8_prefix_len(mixed, 11, max);
+        if (got != expected) fail_msg("max %zu: got %zu, expected %zu", max, got, expected);
+        assert_true(tk_utf8_is_valid(mixed, got));
+    }
+    /* The 70-byte key: 64 bytes hold 21 whole characters (63 bytes). */
+    assert_int_equal(tk_utf8_prefix_len(EURO_23 "x", 70, 64), 63);
+    assert_int_equal(tk_utf8_prefix_len(EURO_23 "x", 70, 70), 70);
+    assert_int_equal(tk_utf8_prefix_len(EURO_23 "x", 70, 1000), 70);
+    /* A text already cut inside its last character loses that tail. */
+    assert_int_equal(tk_utf8_prefix_len("ab\xe2\x82", 4, 4), 2);
+    assert_int_equal(tk_utf8_prefix_len("ab\xf0\x9f\x98", 5, 100), 2);
+    assert_int_equal(tk_utf8_prefix_len("ab\xc3", 3, 3), 2);
+    assert_int_equal(tk_utf8_prefix_len("", 0, 10), 0);
+    assert_int_equal(tk_utf8_prefix_len("abc", 3, 0), 0);
+    /* Not UTF-8 (stray continuation bytes): cut at the limit, never past it. */
+    assert_true(tk_utf8_prefix_len("\x80\x80\x80\x80\x80", 5, 4) <= 4);
+    assert_true(tk_utf8_prefix_len("\xff\xfe", 2, 2) <= 2);
+}
+
 static void test_priority_is_valid(void **state) {
     (void)state;
     assert_true(tk_priority_is_valid("low"));
@@ -311,6 +362,8 @@ int main(void) {
         cmocka_unit_test(test_text_member_small_error_buffer),
         cmocka_unit_test(test_only_members),
         cmocka_unit_test(test_only_members_cuts_long_keys),
+        cmocka_unit_test(test_only_members_cuts_between_characters),
+        cmocka_unit_test(test_utf8_prefix_len),
         cmocka_unit_test(test_priority_is_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
