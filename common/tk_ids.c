@@ -10,11 +10,9 @@
 
 static const char HEX_DIGITS[] = "0123456789abcdef";
 
-/* Per-process random material, drawn once: the ObjectId "process unique"
- * bytes and the correlation id prefix. */
+/* Per-process random material, drawn once: the ObjectId "process unique" bytes. */
 static uint8_t process_random[8];
 static atomic_uint_fast64_t object_id_counter;
-static atomic_uint_fast64_t correlation_counter;
 static pthread_once_t random_once = PTHREAD_ONCE_INIT;
 
 static void init_process_random(void) {
@@ -96,14 +94,14 @@ bool tk_object_id_is_valid(const char *text, size_t len) {
     return true;
 }
 
-void tk_correlation_id_new(char out[TK_CORRELATION_ID_LEN + 1]) {
-    pthread_once(&random_once, init_process_random);
-    uint64_t sequence = (uint64_t)atomic_fetch_add(&correlation_counter, 1);
-    uint8_t bytes[16];
-    memcpy(bytes, process_random, 8);
-    for (int i = 0; i < 8; i++) bytes[8 + i] = (uint8_t)(sequence >> (56 - 8 * i));
+int tk_correlation_id_new(char out[TK_CORRELATION_ID_LEN + 1]) {
+    /* A prefix and a counter, as before, let anyone who saw one id (it is
+     * echoed in X-Correlation-Id) predict the next and answer it first. */
+    uint8_t bytes[TK_CORRELATION_ID_LEN / 2];
+    if (tk_random_bytes(bytes, sizeof bytes) != 0) return -1;
     tk_hex_encode(bytes, sizeof bytes, out);
     out[TK_CORRELATION_ID_LEN] = '\0';
+    return 0;
 }
 
 void tk_iso_time_format(int64_t epoch_ms, char out[TK_ISO_TIME_LEN + 1]) {

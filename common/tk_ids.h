@@ -28,8 +28,13 @@ void tk_object_id_new(char out[TK_OBJECT_ID_LEN + 1]);
 /** @returns true when text[0..len) is exactly 24 lowercase hex digits (the canonical form). */
 bool tk_object_id_is_valid(const char *text, size_t len);
 
-/** @brief Writes a unique correlation id (32 hex characters + NUL). Thread-safe. */
-void tk_correlation_id_new(char out[TK_CORRELATION_ID_LEN + 1]);
+/**
+ * @brief Writes a new correlation id: 128 random bits from the kernel as 32
+ * hex characters + NUL. Unguessable, so a forged reply cannot aim at a
+ * waiting request. Thread-safe.
+ * @returns 0, or -1 (out untouched) when the kernel gives no random bytes.
+ */
+int tk_correlation_id_new(char out[TK_CORRELATION_ID_LEN + 1]);
 
 /** @brief Formats epoch milliseconds as "YYYY-MM-DDTHH:MM:SS.mmmZ" + NUL. */
 void tk_iso_time_format(int64_t epoch_ms, char out[TK_ISO_TIME_LEN + 1]);

@@ -376,7 +376,11 @@ static void dispatch(gw_http *http, gw_request *request) {
         goto cleanup;
     }
 
-    tk_correlation_id_new(request->pending.correlation_id);
+    if (tk_correlation_id_new(request->pending.correlation_id) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "no random bytes for a correlation id", NULL);
+        set_error(request, 503, MSG_UNAVAILABLE);
+        goto cleanup;
+    }
     request->pending.deadline_ms = tk_monotonic_ms() + http->config->request_timeout_ms;
     gw_pending_lock(&http->pending);
     if (gw_pending_add_locked(&http->pending, &request->pending) != 0) {
@@ -451,14 +455,16 @@ static _Atomic(tk_series *) request_counters[ROUTE_SLOTS][STATUS_SLOTS];
 static _Atomic(tk_series *) request_durations[ROUTE_SLOTS];
 
 static tk_series *request_counter(int route_slot, const char *route, int status) {
-    int status_slot = status >= 0 && status < STATUS_SLOTS ? status : 0;
-    tk_series *series = atomic_load_explicit(&request_counters[route_slot][status_slot], memory_order_acquire);
+    /* A status without a slot is never cached: sharing slot 0 would count it as "0". */
+    bool has_slot = status >= 0 && status < STATUS_SLOTS;
+    tk_series *series =
+        has_slot ? atomic_load_explicit(&request_counters[route_slot][status], memory_order_acquire) : NULL;
     if (series != NULL) return series;
     char labels[96];
     snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
     series = tk_metrics_counter("ticket_gateway_http_requests_total", "HTTP requests answered, by route and status",
                                 labels);
-    atomic_store_explicit(&request_counters[route_slot][status_slot], series, memory_order_release);
+    if (has_slot) atomic_store_explicit(&request_counters[route_slot][status], series, memory_order_release);
     return series;
 }
 

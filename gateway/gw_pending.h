@@ -19,6 +19,7 @@ typedef struct gw_pending_entry {
     char *chunks;
     size_t chunks_len;
     int chunks_received;
+    int chunk_count; /* pinned by chunk 0 */
 } gw_pending_entry;
 
 typedef struct {

@@ -10,6 +10,7 @@
 #include "tk_kafka.h"
 #include "tk_log.h"
 #include "tk_metrics.h"
+#include "tk_text.h"
 
 #define POLL_MAX_MS 100
 #define BROKER_PROBE_MS 500 /* how often an unreachable broker is asked again */
@@ -37,7 +38,9 @@ static char *cut_body(const char *data, size_t len, int *status, size_t *body_le
     const char *rest = digits + 4; /* after "NNN," */
     if (digits[3] != ',' || memcmp(rest, SUCCESS, sizeof SUCCESS - 1) != 0) return NULL;
     *status = (digits[0] - '0') * 100 + (digits[1] - '0') * 10 + (digits[2] - '0');
-    if (*status < 100) return NULL;
+    /* HTTP has no status past 599 (and the metrics keep no slot for one):
+     * such a reply takes the slow path, which refuses it. */
+    if (*status < 100 || *status > 599) return NULL;
     *body_len = 1 + (size_t)(data + len - rest);
     char *body = malloc(*body_len);
     if (body == NULL) return NULL;
@@ -46,37 +49,76 @@ static char *cut_body(const char *data, size_t len, int *status, size_t *body_le
     return body;
 }
 
+char *gw_replies_http_answer(const char *data, size_t len, int *status, size_t *body_len, char *err,
+                             size_t err_len) {
+    char *body = cut_body(data, len, status, body_len);
+    if (body != NULL) return body;
+    json_t *parsed = NULL;
+    if (tk_reply_parse(data, len, status, &parsed, err, err_len) != 0) return NULL;
+    body = gw_answer_dump(parsed, body_len);
+    json_decref(parsed);
+    if (body == NULL) snprintf(err, err_len, "out of memory");
+    return body;
+}
+
 static void complete_with_reply(gw_replies *replies, gw_pending_entry *entry, const char *data, size_t len) {
     char err[TK_ERROR_TEXT_MAX];
-    int fast_status = 0;
-    size_t fast_len = 0;
-    char *fast_body = cut_body(data, len, &fast_status, &fast_len);
-    if (fast_body != NULL) {
-        replies->complete(entry, fast_status, fast_body, fast_len, replies->ctx);
-        return;
-    }
     int status = 0;
-    json_t *body = NULL;
-    if (tk_reply_parse(data, len, &status, &body, err, sizeof err) != 0) {
+    size_t body_len = 0;
+    char *body = gw_replies_http_answer(data, len, &status, &body_len, err, sizeof err);
+    if (body == NULL) {
+        size_t err_len = strlen(err);
         tk_log_fields(TK_LOG_ERROR, "invalid reply",
-                      json_pack("{s:s, s:s}", "correlationId", entry->correlation_id, "error", err));
+                      json_pack("{s:s, s:s%}", "correlationId", entry->correlation_id, "error", err,
+                                tk_utf8_prefix_len(err, err_len, err_len)));
         complete_with_error(replies, entry, 502, "Invalid reply from worker");
         return;
     }
-    size_t body_len = 0;
-    char *text = gw_answer_dump(body, &body_len);
-    json_decref(body);
-    replies->complete(entry, status, text, body_len, replies->ctx);
+    replies->complete(entry, status, body, body_len, replies->ctx);
 }
 
-static int header_int(const rd_kafka_message_t *message, const char *name, int *out) {
-    char text[12];
-    char *end = NULL;
-    if (tk_kafka_header_copy(message, name, text, sizeof text) != 0) return -1;
-    long value = strtol(text, &end, 10);
-    if (*end != '\0' || value < 0 || value > MAX_CHUNKS) return -1;
-    *out = (int)value;
+/* A chunk header: a decimal number, digits only, at most MAX_CHUNKS. */
+static int parse_chunk_number(const char *text, size_t len, int *out) {
+    if (text == NULL || len == 0 || len > 3) return -1;
+    int value = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9') return -1;
+        value = value * 10 + (text[i] - '0');
+    }
+    if (value > MAX_CHUNKS) return -1;
+    *out = value;
     return 0;
+}
+
+static gw_chunk_result discard_chunks(gw_pending_entry *entry) {
+    free(entry->chunks);
+    entry->chunks = NULL;
+    entry->chunks_len = 0;
+    entry->chunks_received = 0;
+    entry->chunk_count = 0;
+    return GW_CHUNK_BROKEN;
+}
+
+gw_chunk_result gw_replies_add_chunk(gw_pending_entry *entry, int index, int count, const void *data, size_t len) {
+    if (index == 0) {
+        /* Chunks 0..k then 0..N again: the worker died mid-reply and its
+         * successor answers the whole command again. Keep only the new one. */
+        entry->chunks_len = 0;
+        entry->chunks_received = 0;
+        entry->chunk_count = count;
+    }
+    if (count < 1 || count > MAX_CHUNKS || count != entry->chunk_count || index >= count ||
+        index != entry->chunks_received || len > TK_REPLY_CHUNK_BYTES)
+        return discard_chunks(entry);
+    if (len > 0) {
+        char *grown = realloc(entry->chunks, entry->chunks_len + len);
+        if (grown == NULL) return discard_chunks(entry);
+        memcpy(grown + entry->chunks_len, data, len);
+        entry->chunks = grown;
+        entry->chunks_len += len;
+    }
+    entry->chunks_received++;
+    return entry->chunks_received < count ? GW_CHUNK_MORE : GW_CHUNK_WHOLE;
 }
 
 static void count_late(gw_replies *replies, const char *correlation_id, size_t len) {
@@ -84,65 +126,68 @@ static void count_late(gw_replies *replies, const char *correlation_id, size_t l
     tk_log_fields(TK_LOG_INFO, "late reply", json_pack("{s:s%}", "correlationId", correlation_id, len));
 }
 
-/* Appends one chunk under the table lock (the entry cannot vanish meanwhile).
- * @returns the entry, taken from the table, when the reply is whole; NULL otherwise. */
-static gw_pending_entry *add_chunk(gw_pending_entry *entry, const rd_kafka_message_t *message,
-                                   bool *is_broken) {
-    int index = 0, count = 0;
-    *is_broken = header_int(message, TK_HEADER_CHUNK_INDEX, &index) != 0 ||
-                 header_int(message, TK_HEADER_CHUNK_COUNT, &count) != 0 || count == 0 || index >= count ||
-                 index != entry->chunks_received;
-    if (!*is_broken) {
-        char *grown = realloc(entry->chunks, entry->chunks_len + message->len);
-        *is_broken = grown == NULL;
-        if (grown != NULL) {
-            memcpy(grown + entry->chunks_len, message->payload, message->len);
-            entry->chunks = grown;
-            entry->chunks_len += message->len;
-            entry->chunks_received++;
-        }
+void gw_replies_handle(gw_replies *replies, const gw_reply_message *message) {
+    if (message->correlation_id == NULL) {
+        tk_log_fields(TK_LOG_WARN, "reply without correlation-id", NULL);
+        return;
     }
-    if (!*is_broken && entry->chunks_received < count) return NULL;
-    return entry;
+    /* Both chunk headers or neither; when present, both numbers. */
+    int index = 0, count = 0;
+    bool is_chunked = message->chunk_index != NULL || message->chunk_count != NULL;
+    bool is_consistent =
+        !is_chunked || (parse_chunk_number(message->chunk_index, message->chunk_index_len, &index) == 0 &&
+                        parse_chunk_number(message->chunk_count, message->chunk_count_len, &count) == 0);
+    gw_chunk_result result = GW_CHUNK_WHOLE;
+
+    gw_pending_lock(replies->pending);
+    gw_pending_entry *entry =
+        gw_pending_find_locked(replies->pending, message->correlation_id, message->correlation_id_len);
+    if (entry != NULL) {
+        if (!is_consistent) result = discard_chunks(entry);
+        else if (is_chunked) result = gw_replies_add_chunk(entry, index, count, message->payload, message->len);
+        /* Whoever takes the entry out of the table answers it. */
+        if (result != GW_CHUNK_MORE) gw_pending_remove_locked(replies->pending, entry);
+    }
+    gw_pending_unlock(replies->pending);
+
+    if (entry == NULL) {
+        /* Chunks after the first of a late reply are not counted again. */
+        if (!is_chunked || (is_consistent && index == 0))
+            count_late(replies, message->correlation_id, message->correlation_id_len);
+        return;
+    }
+    switch (result) {
+    case GW_CHUNK_MORE:
+        return;
+    case GW_CHUNK_BROKEN:
+        tk_log_fields(TK_LOG_ERROR, "invalid reply",
+                      json_pack("{s:s, s:s, s:i, s:i}", "correlationId", entry->correlation_id, "error",
+                                "chunk headers missing, out of order or inconsistent", "chunkIndex", index,
+                                "chunkCount", count));
+        complete_with_error(replies, entry, 502, "Invalid reply from worker");
+        return;
+    case GW_CHUNK_WHOLE:
+        /* A reply in one message also replaces chunks of an earlier attempt. */
+        if (is_chunked)
+            complete_with_reply(replies, entry, entry->chunks != NULL ? entry->chunks : "", entry->chunks_len);
+        else
+            complete_with_reply(replies, entry, message->payload != NULL ? message->payload : "", message->len);
+        return;
+    }
 }
 
 static void handle_reply(gw_replies *replies, const rd_kafka_message_t *message) {
-    const char *correlation_id;
-    size_t id_len;
-    const char *chunk_count;
-    size_t chunk_count_len;
-    if (tk_kafka_header(message, TK_HEADER_CORRELATION_ID, &correlation_id, &id_len) != 0) {
-        tk_log_fields(TK_LOG_WARN, "reply without correlation-id", json_pack("{s:I}", "offset", (json_int_t)message->offset));
+    gw_reply_message reply = {.payload = message->payload, .len = message->len};
+    if (tk_kafka_header(message, TK_HEADER_CORRELATION_ID, &reply.correlation_id, &reply.correlation_id_len) != 0) {
+        tk_log_fields(TK_LOG_WARN, "reply without correlation-id",
+                      json_pack("{s:I}", "offset", (json_int_t)message->offset));
         return;
     }
-    bool is_chunked = tk_kafka_header(message, TK_HEADER_CHUNK_COUNT, &chunk_count, &chunk_count_len) == 0;
-    bool is_broken = false;
-
-    gw_pending_lock(replies->pending);
-    gw_pending_entry *entry = gw_pending_find_locked(replies->pending, correlation_id, id_len);
-    bool is_late = entry == NULL;
-    if (entry != NULL && is_chunked) entry = add_chunk(entry, message, &is_broken);
-    /* Whoever takes the entry out of the table answers it. */
-    if (entry != NULL) gw_pending_remove_locked(replies->pending, entry);
-    gw_pending_unlock(replies->pending);
-
-    if (is_late) {
-        /* Chunks after the first of a late reply are not counted again. */
-        const char *index;
-        size_t index_len;
-        bool is_first = !is_chunked || (tk_kafka_header(message, TK_HEADER_CHUNK_INDEX, &index, &index_len) == 0 &&
-                                        index_len == 1 && index[0] == '0');
-        if (is_first) count_late(replies, correlation_id, id_len);
-        return;
-    }
-    if (entry == NULL) return; /* more chunks to come */
-    if (is_broken) {
-        complete_with_error(replies, entry, 502, "Invalid reply from worker");
-    } else if (is_chunked) {
-        complete_with_reply(replies, entry, entry->chunks, entry->chunks_len);
-    } else {
-        complete_with_reply(replies, entry, message->payload, message->len);
-    }
+    if (tk_kafka_header(message, TK_HEADER_CHUNK_INDEX, &reply.chunk_index, &reply.chunk_index_len) != 0)
+        reply.chunk_index = NULL;
+    if (tk_kafka_header(message, TK_HEADER_CHUNK_COUNT, &reply.chunk_count, &reply.chunk_count_len) != 0)
+        reply.chunk_count = NULL;
+    gw_replies_handle(replies, &reply);
 }
 
 static void expire_deadlines(gw_replies *replies) {

@@ -136,6 +136,36 @@ static void test_correlation_ids_unique_over_100k(void **state) {
     free(storage);
 }
 
+/* 128 random bits, not a per-process prefix and a counter: seeing one id
+ * (X-Correlation-Id) tells nothing about the next. */
+static void test_correlation_ids_are_unpredictable(void **state) {
+    (void)state;
+    enum { COUNT = 1000, HALF = TK_CORRELATION_ID_LEN / 2 };
+    static char ids[COUNT][TK_CORRELATION_ID_LEN + 1];
+    char *first_halves[COUNT], *second_halves[COUNT];
+    static char halves[2][COUNT][HALF + 1];
+    for (int i = 0; i < COUNT; i++) {
+        assert_int_equal(tk_correlation_id_new(ids[i]), 0);
+        memcpy(halves[0][i], ids[i], HALF);
+        memcpy(halves[1][i], ids[i] + HALF, HALF);
+        halves[0][i][HALF] = halves[1][i][HALF] = '\0';
+        first_halves[i] = halves[0][i];
+        second_halves[i] = halves[1][i];
+    }
+    /* Neither half repeats: no shared prefix, no counter in a shared suffix. */
+    assert_all_distinct(first_halves, COUNT);
+    assert_all_distinct(second_halves, COUNT);
+    /* Each hex digit position takes many values (a counter's high digits would not). */
+    for (int position = 0; position < TK_CORRELATION_ID_LEN; position++) {
+        int seen[16] = {0}, distinct = 0;
+        for (int i = 0; i < COUNT; i++) {
+            int digit = (int)(strchr("0123456789abcdef", ids[i][position]) - "0123456789abcdef");
+            if (!seen[digit]++) distinct++;
+        }
+        if (distinct < 12) fail_msg("hex digit %d takes only %d values over %d ids", position, distinct, COUNT);
+    }
+}
+
 static void test_correlation_ids_unique_across_threads(void **state) {
     (void)state;
     assert_unique_across_threads(1);
@@ -241,6 +271,7 @@ int main(void) {
         cmocka_unit_test(test_correlation_id_is_32_lowercase_hex),
         cmocka_unit_test(test_correlation_ids_unique_over_100k),
         cmocka_unit_test(test_correlation_ids_unique_across_threads),
+        cmocka_unit_test(test_correlation_ids_are_unpredictable),
         cmocka_unit_test(test_object_id_validity),
         cmocka_unit_test(test_iso_time_format),
         cmocka_unit_test(test_iso_time_format_before_1970),
