@@ -527,8 +527,10 @@ static double in_flight_requests(void *ctx) { return (double)atomic_load(&((gw_h
 
 bool gw_http_is_ready(gw_http *http) {
     return gw_replies_is_ready(&http->replies) && !atomic_load(&http->is_draining) &&
-           !gw_publish_is_broker_down(&http->publish);
+           !gw_publish_is_broker_down(&http->publish) && !gw_http_has_failed(http);
 }
+
+bool gw_http_has_failed(gw_http *http) { return gw_publish_has_fatal_error(&http->publish); }
 
 int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, size_t err_len) {
     memset(http, 0, sizeof *http);

@@ -33,8 +33,14 @@ typedef struct {
  */
 int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, size_t err_len);
 
-/** @returns true once the reply partition is positioned and not draining. */
+/** @returns true once the reply partition is positioned, and while not draining and able to publish. */
 bool gw_http_is_ready(gw_http *http);
+
+/**
+ * @returns true when the gateway can no longer work and must exit so that
+ * its supervisor restarts it: its producer had a fatal error.
+ */
+bool gw_http_has_failed(gw_http *http);
 
 /**
  * @brief Stops accepting connections, lets waiting requests finish for up to

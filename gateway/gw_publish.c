@@ -20,8 +20,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *message, void 
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    (void)rk;
     gw_publish *publish = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_resp_err_t cause = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+        if (!atomic_exchange(&publish->has_fatal_error, true))
+            tk_log_fields(TK_LOG_ERROR, "producer fatal error, answering 503 until the gateway restarts",
+                          json_pack("{s:s, s:s}", "error", cause != RD_KAFKA_RESP_ERR_NO_ERROR ? fatal : reason,
+                                    "code", rd_kafka_err2name(cause)));
+        return;
+    }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !atomic_exchange(&publish->is_broker_down, true))
         tk_log_fields(TK_LOG_ERROR, "all brokers down, answering 503 until one is back", json_pack("{s:s}", "error", reason));
     else if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
@@ -29,6 +37,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 }
 
 bool gw_publish_is_broker_down(gw_publish *publish) { return atomic_load(&publish->is_broker_down); }
+
+bool gw_publish_has_fatal_error(gw_publish *publish) { return atomic_load(&publish->has_fatal_error); }
 
 void gw_publish_probe(gw_publish *publish) {
     if (!atomic_load(&publish->is_broker_down)) return;

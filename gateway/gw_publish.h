@@ -15,6 +15,7 @@ typedef void (*gw_publish_failed_fn)(const char *correlation_id, size_t len, con
 typedef struct {
     rd_kafka_t *producer;
     atomic_bool is_broker_down; /* every broker unreachable: answer 503 at once */
+    atomic_bool has_fatal_error; /* the idempotent producer gave up for good */
     char reply_partition[12];
     gw_publish_failed_fn on_failed;
     void *ctx;
@@ -34,6 +35,13 @@ int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partitio
  */
 int gw_publish_send(gw_publish *publish, tk_request_type type, const char *key, const char *payload, size_t len,
                     const char *correlation_id, const char *traceparent);
+
+/**
+ * @returns true once the producer had a fatal error (RD_KAFKA_RESP_ERR__FATAL,
+ * e.g. a broken idempotence sequence): it sends nothing more, ever, and the
+ * process must be restarted (see gw_http_has_failed).
+ */
+bool gw_publish_has_fatal_error(gw_publish *publish);
 
 /** @returns true while no broker is reachable (set by the client, cleared by gw_publish_probe). */
 bool gw_publish_is_broker_down(gw_publish *publish);

@@ -45,7 +45,7 @@ int main(void) {
                             config.gateway_id, "jwtAlgorithm", config.jwt_algorithm));
 
     bool was_ready = false;
-    while (!stop_requested) {
+    while (!stop_requested && !gw_http_has_failed(&http)) {
         if (!was_ready && gw_http_is_ready(&http)) {
             was_ready = true;
             tk_log_fields(TK_LOG_INFO, "ready", json_pack("{s:i}", "port", config.port));
@@ -54,9 +54,15 @@ int main(void) {
         nanosleep(&pause, NULL);
     }
 
+    /* A fatal producer error is final for that producer. Rebuilding it here
+     * would mean swapping a handle every HTTP thread uses; exiting lets the
+     * supervisor start a clean process, as the worker does. Requests already
+     * published still get their replies while we drain. */
+    bool has_failed = gw_http_has_failed(&http);
+    if (has_failed) tk_log_fields(TK_LOG_ERROR, "producer unusable, exiting to be restarted", NULL);
     tk_log_fields(TK_LOG_INFO, "draining", json_pack("{s:i}", "drainMs", config.request_timeout_ms + DRAIN_EXTRA_MS));
     gw_http_stop(&http, config.request_timeout_ms + DRAIN_EXTRA_MS);
     tk_gateway_config_close(&config);
-    tk_log_fields(TK_LOG_INFO, "stopped", NULL);
-    return 0;
+    tk_log_fields(has_failed ? TK_LOG_ERROR : TK_LOG_INFO, "stopped", NULL);
+    return has_failed ? 1 : 0;
 }

@@ -369,6 +369,73 @@ static void test_permanent_produce_error(void **state) {
     assert_string_equal(F.failed.correlation_id, correlation_id);
 }
 
+/* ---- fatal errors, a full queue, an unknown outcome ---- */
+
+/* A fatal error (here injected as librdkafka's tests do) leaves the producer
+ * unusable for good: the flag that turns /readyz 503 and makes the gateway
+ * exit must be set, and sends must fail at once (503), not hang. */
+static void test_fatal_error_is_reported_and_sends_fail(void **state) {
+    (void)state;
+    assert_false(gw_publish_has_fatal_error(&F.publish));
+    assert_int_equal(rd_kafka_test_fatal_error(F.publish.producer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "injected by test_gw_publish_mock"),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    int64_t deadline = now_ms() + WAIT_MS;
+    while (!gw_publish_has_fatal_error(&F.publish) && now_ms() < deadline) {
+        gw_publish_poll(&F.publish); /* the error callback is served here, as in the reply thread */
+        nap_ms(5);
+    }
+    assert_true(gw_publish_has_fatal_error(&F.publish));
+    char correlation_id[TK_CORRELATION_ID_LEN + 1];
+    assert_int_equal(tk_correlation_id_new(correlation_id), 0);
+    static const char payload[] = "{\"version\":1,\"type\":\"ticket.create\"}";
+    assert_int_equal(gw_publish_send(&F.publish, TK_REQUEST_TICKET_CREATE, TICKET_ID, payload, sizeof payload - 1,
+                                     correlation_id, NULL),
+                     -1);
+}
+
+/* The local queue fills while the broker is away: a send is refused at once
+ * (the gateway answers 503) instead of blocking an HTTP thread. */
+static void test_full_queue_refuses_at_once(void **state) {
+    (void)state;
+    gw_publish_close(&F.publish, 0);
+    start_publish(60000); /* nothing times out while the queue fills */
+    warm_up();
+    assert_int_equal(rd_kafka_mock_broker_set_down(F.cluster, 1), 0);
+    static const char payload[] = "{\"version\":1,\"type\":\"ticket.create\"}";
+    char correlation_id[TK_CORRELATION_ID_LEN + 1];
+    assert_int_equal(tk_correlation_id_new(correlation_id), 0);
+    int accepted = 0;
+    int64_t started = now_ms();
+    /* librdkafka 2.0 queues at most 100000 messages (queue.buffering.max.messages). */
+    while (accepted < 200000 && gw_publish_send(&F.publish, TK_REQUEST_TICKET_CREATE, TICKET_ID, payload,
+                                                sizeof payload - 1, correlation_id, NULL) == 0)
+        accepted++;
+    print_message("queue full after %d messages\n", accepted);
+    assert_in_range(accepted, 1000, 100000);
+    assert_true(now_ms() - started < 30000); /* refused, not waited for */
+    assert_int_equal(rd_kafka_purge(F.publish.producer, RD_KAFKA_PURGE_F_QUEUE), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+/* The broker writes the command but its answer comes after the delivery
+ * timeout: the gateway reports a failure (503) for a command that is in the
+ * topic. docs/contract.md calls this outcome unknown; a retry with the same
+ * Idempotency-Key is safe (tests/e2e/test_gateway_replies.py). */
+static void test_timed_out_command_may_still_be_written(void **state) {
+    (void)state;
+    restart_publish_impatient();
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(F.cluster, 1, FAILURE_TIMEOUT_MS * 4), 0);
+    char correlation_id[TK_CORRELATION_ID_LEN + 1];
+    assert_int_equal(tk_correlation_id_new(correlation_id), 0);
+    send_create(correlation_id, NULL);
+    poll_until_settled(1);
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(F.cluster, 1, 0), 0);
+    assert_int_equal(F.failed.calls, 1);
+    assert_string_equal(F.failed.correlation_id, correlation_id);
+    rd_kafka_message_t *message = read_request(correlation_id); /* ...yet it was written */
+    rd_kafka_message_destroy(message);
+}
+
 static void test_close_accepts_an_empty_struct(void **state) {
     (void)state;
     gw_publish publish;
@@ -386,6 +453,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_permanent_produce_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_produce_errors_report_each_correlation_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_down_reports_the_correlation_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fatal_error_is_reported_and_sends_fail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_queue_refuses_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timed_out_command_may_still_be_written, setup, teardown),
         cmocka_unit_test(test_close_accepts_an_empty_struct),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
