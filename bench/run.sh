@@ -215,7 +215,8 @@ start_gateway() {
     GW_PORT=$(stk_free_port)
     stk_spawn "$RUN" gateway env PORT="$GW_PORT" BIND_ADDRESS=127.0.0.1 GATEWAY_ID=0 \
         KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" JWT_SECRET="$(<"$RUN/jwt_secret")" ACCESS_LOG=off \
-        LOG_LEVEL=warn REQUEST_TIMEOUT_MS="$timeout_ms" RATE_LIMIT_PER_SECOND=0 "$GATEWAY_BIN" || exit 1
+        LOG_LEVEL=warn REQUEST_TIMEOUT_MS="$timeout_ms" RATE_LIMIT_PER_SECOND=0 MAX_CONNECTIONS_PER_IP=0 \
+        "$GATEWAY_BIN" || exit 1
     deadline=$((SECONDS + 60))
     until [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$GW_PORT/readyz" 2>/dev/null) == 200 ]]; do
         stk_alive "$RUN" gateway >/dev/null ||

@@ -144,6 +144,7 @@ int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len)
         env_int("HTTP_THREADS", 2, 1, 64, &config->http_threads, err, err_len) != 0 ||
         env_int("MAX_BODY_KIB", 64, 1, 1024, &max_body_kib, err, err_len) != 0 ||
         env_int("MAX_PENDING_REQUESTS", 20000, 1, 1000000, &config->max_pending_requests, err, err_len) != 0 ||
+        env_int("MAX_CONNECTIONS_PER_IP", 1000, 0, 1000000, &config->max_connections_per_ip, err, err_len) != 0 ||
         env_int("RATE_LIMIT_PER_SECOND", 50, 0, 1000000, &rate_per_second, err, err_len) != 0 ||
         env_int("RATE_LIMIT_BURST", 100, 1, 1000000, &rate_burst, err, err_len) != 0 ||
         load_log_level(&config->log_level, err, err_len) != 0 || load_jwt_key(config, err, err_len) != 0) {

@@ -26,6 +26,7 @@ typedef struct {
     int http_threads;
     size_t max_body_bytes;
     int max_pending_requests;
+    int max_connections_per_ip; /* 0 = no limit */
     bool is_access_log;
     tk_log_level log_level;
 } tk_gateway_config;

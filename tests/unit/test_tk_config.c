@@ -16,7 +16,8 @@ static int reset(void **state) {
     (void)state;
     const char *names[] = {"JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_ALG", "JWT_PREVIOUS_SECRET",
                            "JWT_PREVIOUS_PUBLIC_KEY_FILE", "PORT", "REQUEST_TIMEOUT_MS", "GATEWAY_ID", "LOG_LEVEL",
-                           "RATE_LIMIT_PER_SECOND", "WORKER_THREADS", "WORKER_HTTP_PORT", "MONGODB_URI", "ACCESS_LOG"};
+                           "RATE_LIMIT_PER_SECOND", "WORKER_THREADS", "WORKER_HTTP_PORT", "MONGODB_URI", "ACCESS_LOG",
+                           "MAX_CONNECTIONS_PER_IP"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
     return 0;
 }
@@ -52,6 +53,7 @@ static void test_gateway_defaults(void **state) {
     assert_int_equal(config.gateway_id, 0);
     assert_string_equal(config.jwt_algorithm, "HS256");
     assert_int_equal(config.max_body_bytes, 64 * 1024);
+    assert_int_equal(config.max_connections_per_ip, 1000);
     assert_true(config.is_access_log);
     assert_null(config.jwt_previous_key);
     tk_gateway_config_close(&config);
@@ -66,6 +68,15 @@ static void test_numbers_are_checked(void **state) {
     setenv("REQUEST_TIMEOUT_MS", "0", 1);
     assert_gateway_refused("REQUEST_TIMEOUT_MS must be an integer from 10 to 600000");
     unsetenv("REQUEST_TIMEOUT_MS");
+    setenv("MAX_CONNECTIONS_PER_IP", "-1", 1);
+    assert_gateway_refused("MAX_CONNECTIONS_PER_IP must be an integer from 0 to 1000000 (got '-1')");
+    setenv("MAX_CONNECTIONS_PER_IP", "0", 1); /* off */
+    tk_gateway_config config;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    assert_int_equal(tk_gateway_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.max_connections_per_ip, 0);
+    tk_gateway_config_close(&config);
+    unsetenv("MAX_CONNECTIONS_PER_IP");
     setenv("LOG_LEVEL", "loud", 1);
     assert_gateway_refused("LOG_LEVEL must be debug, info, warn or error");
 }
