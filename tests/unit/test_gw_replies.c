@@ -102,12 +102,15 @@ static void assert_waiting(const fixture *f) {
 }
 
 /* REPLY_200 cut in three pieces: no piece is JSON on its own. */
-static void pieces(char out[3][64]) {
+#define PIECE_MAX sizeof REPLY_200
+static void pieces(char out[3][PIECE_MAX]) {
     static const char reply[] = REPLY_200;
     size_t third = (sizeof reply - 1) / 3;
-    snprintf(out[0], 64, "%.*s", (int)third, reply);
-    snprintf(out[1], 64, "%.*s", (int)third, reply + third);
-    snprintf(out[2], 64, "%s", reply + 2 * third);
+    size_t starts[4] = {0, third, 2 * third, sizeof reply - 1};
+    for (int i = 0; i < 3; i++) {
+        memcpy(out[i], reply + starts[i], starts[i + 1] - starts[i]);
+        out[i][starts[i + 1] - starts[i]] = '\0';
+    }
 }
 
 /* ---- whole replies ---- */
@@ -187,7 +190,7 @@ static void test_only_the_exact_correlation_id_matches(void **state) {
 
 static void test_chunks_in_order_make_the_reply(void **state) {
     fixture *f = *state;
-    char part[3][64];
+    char part[3][PIECE_MAX];
     pieces(part);
     send_chunk(f, 0, 3, part[0]);
     send_chunk(f, 1, 3, part[1]);
@@ -198,7 +201,7 @@ static void test_chunks_in_order_make_the_reply(void **state) {
 
 static void test_a_reply_sent_again_restarts_at_chunk_0(void **state) {
     fixture *f = *state;
-    char part[3][64];
+    char part[3][PIECE_MAX];
     pieces(part);
     /* A worker sent chunks 0 and 1, then died; its successor sends 0..2. */
     send_chunk(f, 0, 3, part[0]);
@@ -212,7 +215,7 @@ static void test_a_reply_sent_again_restarts_at_chunk_0(void **state) {
 
 static void test_a_restart_may_carry_another_count(void **state) {
     fixture *f = *state;
-    char part[3][64];
+    char part[3][PIECE_MAX];
     pieces(part);
     /* The command answered again can give a longer reply (a list grew). */
     send_chunk(f, 0, 5, "garbage from the first attempt");
@@ -231,7 +234,7 @@ static void test_a_whole_reply_replaces_a_partial_one(void **state) {
 
 static void test_count_is_pinned_by_chunk_0(void **state) {
     fixture *f = *state;
-    char part[3][64];
+    char part[3][PIECE_MAX];
     pieces(part);
     send_chunk(f, 0, 3, part[0]);
     send_chunk(f, 1, 2, part[1]); /* claims the reply ends here */
@@ -241,7 +244,7 @@ static void test_count_is_pinned_by_chunk_0(void **state) {
 
 static void test_missing_chunk_is_502(void **state) {
     fixture *f = *state;
-    char part[3][64];
+    char part[3][PIECE_MAX];
     pieces(part);
     send_chunk(f, 0, 3, part[0]);
     send_chunk(f, 2, 3, part[2]);
@@ -250,7 +253,7 @@ static void test_missing_chunk_is_502(void **state) {
 
 static void test_repeated_chunk_is_502(void **state) {
     fixture *f = *state;
-    char part[3][64];
+    char part[3][PIECE_MAX];
     pieces(part);
     send_chunk(f, 0, 3, part[0]);
     send_chunk(f, 1, 3, part[1]);
@@ -260,7 +263,7 @@ static void test_repeated_chunk_is_502(void **state) {
 
 static void test_missing_last_chunk_keeps_waiting(void **state) {
     fixture *f = *state;
-    char part[3][64];
+    char part[3][PIECE_MAX];
     pieces(part);
     send_chunk(f, 0, 3, part[0]);
     send_chunk(f, 1, 3, part[1]);
