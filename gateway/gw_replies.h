@@ -60,7 +60,8 @@ gw_chunk_result gw_replies_add_chunk(gw_pending_entry *entry, int index, int cou
 
 /**
  * @brief Turns a whole reply ({"version":1,"status":...}) into the HTTP answer.
- * @returns the body (malloc'd JSON, caller frees) with *status in 100..599,
+ * @returns the body (malloc'd JSON of *body_len bytes, not NUL-terminated;
+ * caller frees) with *status in 100..599,
  * or NULL with err when the reply is malformed (the caller answers 502).
  */
 char *gw_replies_http_answer(const char *data, size_t len, int *status, size_t *body_len, char *err, size_t err_len);

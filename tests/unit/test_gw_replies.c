@@ -37,7 +37,11 @@ static void on_complete(gw_pending_entry *entry, int status, char *body, size_t 
     answered->calls++;
     answered->status = status;
     free(answered->body);
-    answered->body = body != NULL ? strndup(body, len) : NULL;
+    answered->body = NULL;
+    if (body != NULL && (answered->body = malloc(len + 1)) != NULL) { /* bodies carry no NUL */
+        memcpy(answered->body, body, len);
+        answered->body[len] = '\0';
+    }
     free(body); /* ownership came with the call */
 }
 
@@ -157,7 +161,7 @@ static void test_http_answer_statuses(void **state) {
         } else {
             if (body == NULL) fail_msg("refused %s: %s", CASES[i].reply, err);
             assert_int_equal(status, CASES[i].status);
-            assert_int_equal(len, strlen(body));
+            assert_true(len >= 2 && body[0] == '{' && body[len - 1] == '}'); /* len counts, no NUL */
         }
         free(body);
     }
