@@ -28,7 +28,6 @@ from helpers.procs import live_processes
 from helpers.wait import wait_until
 
 INVALID_REPLY = "Invalid reply from worker"
-TIMEOUT = "No worker answered in time"
 GATEWAY_ID = 1
 
 # A 70-byte key of 3-byte characters: a cut at 64 bytes falls inside the
@@ -90,14 +89,17 @@ SCENARIOS = {
         200, MSG_FETCHED),
     "guessed correlation id, then the genuine reply": (
         [(_reply(data=["forged"]), {"cid": "guess"}), (WHOLE, {})], 200, MSG_FETCHED),
-    "missing last chunk": ([_chunk(PARTS[0], 0, 3), _chunk(PARTS[1], 1, 3)], 504, TIMEOUT),
 }
+# A missing last chunk leaves the request waiting for its deadline (504):
+# test_gw_replies.c, since here the workers' own answer would complete it.
 
 
 def test_hand_made_replies(stack, procs, tokens, kafka, taps):
-    """Every scenario at once, each on its own waiting list request, so the
-    workers stay stopped for about REQUEST_TIMEOUT_MS only."""
-    gateway = procs.gateway(gateway_id=GATEWAY_ID, request_timeout_ms=2500)
+    """Every scenario at once, each on its own waiting list request. The
+    workers are stopped only until the hand-made messages are on the
+    partition: the gateway reads those first, the workers' own answers
+    (an empty list) come after them and find nobody waiting."""
+    gateway = procs.gateway(gateway_id=GATEWAY_ID, request_timeout_ms=15000)
     api1 = Api(gateway.base)
     names = list(SCENARIOS)
     users = {name: tokens.customer() for name in names}
@@ -120,6 +122,7 @@ def test_hand_made_replies(stack, procs, tokens, kafka, taps):
                     items.append((REPLIES, payload, target,
                                   [("correlation-id", target)] + list(headers.items()), GATEWAY_ID))
             kafka.produce_many(items)
+            _resume(workers)
             results = {name: futures[name].result() for name in names}
     finally:
         _resume(workers)
@@ -162,7 +165,7 @@ def test_70_byte_multibyte_idempotency_key_is_400(stack, customer):
                                                         "printable ASCII characters"}, resp
 
 
-@pytest.mark.parametrize("case", ["field name", "message type"])
+@pytest.mark.parametrize("case", ["field name", "message type", "idempotency key"])
 def test_70_byte_multibyte_name_over_kafka_is_answered_and_dead_lettered(kafka, taps, case):
     """Before: the worker could build neither the reply nor the dead letter,
     and dropped the message with its offset stored."""
@@ -172,9 +175,12 @@ def test_70_byte_multibyte_name_over_kafka_is_answered_and_dead_lettered(kafka, 
     if case == "field name":
         command["ticket"][KEY_70] = 1
         reason = "Unknown field 'ticket.%s'" % KEY_CUT
-    else:
+    elif case == "message type":
         command["type"] = KEY_70
         reason = "Unknown message type '%s'" % KEY_CUT
+    else:
+        command["idempotencyKey"] = KEY_70
+        reason = "Field 'idempotencyKey' must be 1 to 255 printable ASCII characters"
     ((reply, _parts, cid),) = kafka.request_many([(COMMANDS, command, ticket_id, None)])
     assert reply == {"version": 1, "status": 400, "success": False, "message": reason}, reply
     (dead,) = dlq.wait_for(lambda m: m.headers.get("correlation-id") == cid, timeout=20,
@@ -243,10 +249,10 @@ def _rss_kib(pid):
 
 
 def test_waiting_requests_keep_no_body(stack, procs, tokens, tickets_coll):
-    """24 requests of 1 MiB (valid JSON padded with white space) wait one
+    """16 requests of 1 MiB (valid JSON padded with white space) wait one
     after another: the gateway must not grow by their bodies (it held them
-    all before: 24 MiB)."""
-    count = 24
+    all before: 16 MiB)."""
+    count = 16
     gateway = procs.gateway(gateway_id=GATEWAY_ID, request_timeout_ms=15000,
                             env={"MAX_BODY_KIB": 1024, "LOG_LEVEL": "info"})
     api1 = Api(gateway.base)
@@ -277,7 +283,7 @@ def test_waiting_requests_keep_no_body(stack, procs, tokens, tickets_coll):
     finally:
         _resume(workers)
     print("gateway RSS grew by %d KiB with %d waiting 1 MiB requests" % (grown, count))
-    assert grown < 10 * 1024, "RSS grew by %d KiB with %d waiting 1 MiB requests" % (grown, count)
+    assert grown < 8 * 1024, "RSS grew by %d KiB with %d waiting 1 MiB requests" % (grown, count)
     for resp in results:
         expect_ok(resp, 201, MSG_CREATED)
     wait_until(lambda: tickets_coll.count_documents({"teamId": user.team}) == count + 1, 30,
