@@ -142,11 +142,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *message, void 
         free(ticket);
         return;
     }
-    bool is_letter = strcmp(rd_kafka_topic_name(message->rkt), TK_TOPIC_DLQ) == 0;
-    int rc = is_letter && !atomic_load(&output->is_waiting_ended)
-                 ? produce_letter_again(output, message, ticket)
-             : !is_letter ? refuse(output, message, ticket)
-                          : -1;
+    /* Refused for good: a reply or event goes to the DLQ, a dead letter is
+     * sent again (until shutdown). The unit moves with the ticket. */
+    int rc = -1;
+    if (strcmp(rd_kafka_topic_name(message->rkt), TK_TOPIC_DLQ) != 0) rc = refuse(output, message, ticket);
+    else if (!atomic_load(&output->is_waiting_ended)) rc = produce_letter_again(output, message, ticket);
     if (rc != 0) {
         tk_log_fields(TK_LOG_ERROR, "undeliverable message not dead-lettered, left for redelivery",
                       json_pack("{s:s, s:s}", "topic", rd_kafka_topic_name(message->rkt), "error",

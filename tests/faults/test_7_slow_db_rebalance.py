@@ -21,7 +21,8 @@ from faultlib import record
 
 TICKETS = 16
 REPLIES_PER_TICKET = 12
-STALL_S = 14   # > the worker's 10 s revoke drain, so the drain times out
+SESSION_TIMEOUT_S = 6   # the workers' session.timeout.ms
+STALL_S = 26            # > worker 1's rejoin + the first worker's 10 s revoke drain + its fence wait
 
 
 def ferretdb_pid(run_dir):
@@ -55,12 +56,18 @@ def test_slow_database_while_a_worker_joins(fault_stack, config, kafka, tickets_
     stack = fault_stack
     t_start = time.monotonic()
     team = "faults-fence-" + uuid.uuid4().hex[:12]
-    # One worker holds every partition to begin with.
-    stack.workers[1].stop()
-    first = stack.workers[0]
+    first, second = stack.workers
+    # A joining worker must have met the database before it subscribes, so
+    # the joiner is one that was in the group already: frozen (SIGSTOP) until
+    # the group drops it, it rejoins once thawed, while the database stalls.
     since = first.log_size()
-    wait_until(lambda: first.count_msg("partitions assigned", since) > 0, 60,
-               "the remaining worker took every partition")
+    second.popen.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: first.count_msg("partitions assigned", since) > 0, 30 + SESSION_TIMEOUT_S,
+                   "the first worker took the frozen worker's partitions")
+    except BaseException:
+        second.popen.send_signal(signal.SIGCONT)
+        raise
 
     ticket_ids = [new_id() for _ in range(TICKETS)]
     kafka.produce_many([(COMMANDS, create_command(tid, team, subject="fence %d" % i), tid, None, None)
@@ -78,17 +85,21 @@ def test_slow_database_while_a_worker_joins(fault_stack, config, kafka, tickets_
                                                   description="reply %d" % round_), tid, None, None))
     figures = {}
     pid = ferretdb_pid(config.stack_run)
-    kafka.produce_many(items[:len(items) // 2])
+    kafka.produce_many(items[:len(items) // 4])
+    since = first.log_size()
     with Stalled(pid) as stall:
-        # Replies in flight and queued behind a stalled database ...
-        kafka.produce_many(items[len(items) // 2:])
-        # ... while a second worker joins and takes half the partitions.
-        stack.restart_worker(1, wait=False)
+        try:
+            # Replies in flight and queued behind a stalled database ...
+            kafka.produce_many(items[len(items) // 4:])
+            time.sleep(1)
+        finally:
+            # ... while the second worker (re)joins the group.
+            second.popen.send_signal(signal.SIGCONT)
         wait_until(lambda: first.count_msg("partitions revoked", since) > 0, 60,
-                   "the first worker gave partitions up")
+                   "the first worker gave its partitions up")
         time.sleep(max(0.0, STALL_S - (time.monotonic() - stall.stopped_at)))
         figures["stalled"] = "%.1f s" % (time.monotonic() - stall.stopped_at)
-    stack.workers[1].wait_assigned(timeout=90)
+    drain_timed_out = first.count_msg("revoke drain timed out, fencing the partitions", since)
 
     def all_stored():
         docs = list(tickets_coll.find({"teamId": team}))
@@ -113,12 +124,15 @@ def test_slow_database_while_a_worker_joins(fault_stack, config, kafka, tickets_
                  for w in stack.workers)
     purged = sum(w.count_msg("queued messages of revoked partitions dropped") for w in stack.workers)
     figures.update({"replies": "%d on %d tickets" % (len(items), TICKETS),
+                    "revoke drains timed out": str(drain_timed_out),
                     "fenced retries": str(fenced), "purges": str(purged)})
     record("7. database stalled (SIGSTOP) while a worker joins", _Row(len(items), duplicated, lost),
            time.monotonic() - t_start, **figures)
 
     for proc in [stack.gateway] + stack.workers:
         assert proc.alive, "died: " + proc.describe()
+    # The scenario happened: the revoke found work it could not finish.
+    assert drain_timed_out > 0, "the revoke drain never timed out: " + first.describe(60)
     assert not duplicated, "replies stored twice: %r" % duplicated
     assert not lost, "replies never stored: %r" % lost
     assert not wrong_v, "__v differs from the number of replies (ticket, __v, replies): %r" % wrong_v
