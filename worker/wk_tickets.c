@@ -231,7 +231,12 @@ static wk_outcome answer_from_current(mongoc_collection_t *tickets, const tk_req
  * the commands of one ticket share a partition, a write starts only while
  * the lane holds that partition (checked right before it), a revoke purges
  * the partition's queued messages and ends its retry loops, and a revoke
- * waits for the lane's in-flight write before the partition moves on. */
+ * waits for the lane's in-flight write to return before the partition moves
+ * on, so two workers never write one ticket at once. The one case the fence
+ * cannot cover: a write the driver gave up on (socketTimeoutMS) while the
+ * server was frozen is still in the server's socket buffer, and FerretDB
+ * applies it when it wakes; the fault test (tests/faults/test_7_*) freezes
+ * the server for longer than that and reconciles. */
 static wk_outcome add_reply(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                             wk_result *result) {
     bson_oid_t ticket_id, reply_id;
