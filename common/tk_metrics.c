@@ -212,12 +212,15 @@ char *tk_metrics_render(size_t *len) {
         for (const tk_series *s = first; s != NULL; s = s->next)
             if (strcmp(s->name, first->name) == 0) render_series(&out, s);
     }
-    for (size_t i = 0; i < collector_count; i++) {
+    size_t count = collector_count;
+    pthread_mutex_unlock(&registry_lock);
+    /* Collectors run outside the lock: one may ask a broker (lag), and every
+     * series lookup would wait behind it. Registered ones are never removed. */
+    for (size_t i = 0; i < count; i++) {
         char *text = collectors[i].fn(collectors[i].ctx);
         if (text != NULL) appendf(&out, "%s", text);
         free(text);
     }
-    pthread_mutex_unlock(&registry_lock);
     if (out.failed) {
         free(out.data);
         return NULL;

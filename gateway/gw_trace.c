@@ -5,21 +5,10 @@
 #include <string.h>
 
 #include "tk_ids.h"
-
-static bool is_hex(const char *text, size_t len) {
-    for (size_t i = 0; i < len; i++)
-        if (!((text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f'))) return false;
-    return true;
-}
-
-bool gw_trace_is_valid(const char *t) {
-    return t != NULL && strlen(t) == GW_TRACEPARENT_LEN && t[2] == '-' && t[35] == '-' && t[52] == '-' &&
-           is_hex(t, 2) && strncmp(t, "ff", 2) != 0 && is_hex(t + 3, 32) && is_hex(t + 36, 16) &&
-           is_hex(t + 53, 2) && strspn(t + 3, "0") < 32 && strspn(t + 36, "0") < 16;
-}
+#include "tk_trace.h"
 
 void gw_trace_take(const char *incoming, char out[GW_TRACEPARENT_LEN + 1]) {
-    if (gw_trace_is_valid(incoming)) {
+    if (tk_trace_is_valid(incoming)) {
         memcpy(out, incoming, GW_TRACEPARENT_LEN + 1);
         return;
     }

@@ -2,12 +2,9 @@
 #ifndef GW_TRACE_H
 #define GW_TRACE_H
 
-#include <stdbool.h>
+#include "tk_trace.h" /* tk_trace_is_valid: the same rule the worker applies to Kafka headers */
 
-#define GW_TRACEPARENT_LEN 55 /* "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>" */
-
-/** @returns true for a well-formed version-00 traceparent with non-zero ids. */
-bool gw_trace_is_valid(const char *traceparent);
+#define GW_TRACEPARENT_LEN TK_TRACEPARENT_LEN
 
 /**
  * @brief Writes incoming to out when it is valid, else a new traceparent with

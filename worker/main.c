@@ -7,10 +7,10 @@
 
 #include "tk_config.h"
 #include "tk_log.h"
-#include "tk_metrics.h"
 #include "wk_consumer.h"
 #include "wk_http.h"
 #include "wk_lanes.h"
+#include "wk_metrics.h"
 #include "wk_output.h"
 #include "wk_store.h"
 
@@ -84,8 +84,9 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     mongoc_init();
     mongoc_log_set_handler(log_from_mongoc, NULL);
-    /* Counters exist from the start, so rates and alerts have a zero to begin with. */
-    tk_metrics_counter("ticket_worker_dlq_total", "Messages sent to ticket.dlq", "");
+    /* Series exist from the start, so rates and alerts have a zero to begin
+     * with, and no message looks one up. */
+    wk_metrics_register();
 
     if (wk_store_init(&store, config.mongodb_uri, err, sizeof err) != 0 ||
         wk_output_init(&output, config.kafka_brokers, "ticket-worker", err, sizeof err) != 0 ||
@@ -117,10 +118,16 @@ int main(void) {
     if (exit_code == 0 && !wk_lanes_wait_idle(&lanes, DRAIN_MS))
         tk_log_fields(TK_LOG_WARN, "drain timed out, unfinished messages will be redelivered", NULL);
 cleanup:
+    /* The same order on every path (stop, fatal, fenced, drain timeout):
+     * join the lanes (released from a full producer queue first), flush and
+     * stop the output so no delivery report comes any more, leave the group
+     * (its revoke finds the lanes stopped), and only then free the progress
+     * records the reports pointed to. */
     wk_http_stop(&http);
     wk_lanes_stop(&lanes);
     wk_output_close(&output, FLUSH_MS);
     wk_consumer_close(&consumer);
+    wk_lanes_free(&lanes);
     wk_store_close(&store);
     mongoc_cleanup();
     tk_log_fields(TK_LOG_INFO, "stopped", json_pack("{s:i}", "exitCode", exit_code));

@@ -10,6 +10,9 @@
 
 #define POLL_MS 100
 #define REVOKE_DRAIN_MS 10000
+/* A write under way when its partition is fenced returns within the
+ * database timeouts; wait that long before the partition moves on. */
+#define REVOKE_FENCE_MS (WK_STORE_SOCKET_TIMEOUT_MS + 1000)
 
 static json_t *partitions_json(const rd_kafka_topic_partition_list_t *partitions) {
     json_t *list = json_array();
@@ -44,17 +47,25 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t assign_err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        /* Owned before the first message of theirs can arrive. */
+        if (consumer->lanes != NULL) wk_lanes_assign(consumer->lanes, partitions);
+        consumer->must_repause = true; /* new partitions start unpaused */
         if (is_cooperative) error = rd_kafka_incremental_assign(rk, partitions);
         else assign_err = rd_kafka_assign(rk, partitions);
         if (is_cooperative) atomic_fetch_add(&consumer->assigned_count, partitions->cnt);
         else atomic_store(&consumer->assigned_count, partitions->cnt);
         tk_log_fields(TK_LOG_INFO, "partitions assigned", json_pack("{s:o}", "partitions", partitions_json(partitions)));
     } else {
-        /* Finish what is in flight so its offsets are committed before the
-         * partitions move: the next owner then repeats as little as possible. */
+        /* In-flight work is finished (bounded), then the partitions are
+         * fenced: queued messages purged, retries ended, no write started
+         * after this; then what was stored is committed. */
         drop_overflow_of(consumer, partitions);
-        if (consumer->lanes != NULL && consumer->lanes->count > 0) wk_lanes_wait_idle(consumer->lanes, REVOKE_DRAIN_MS);
-        rd_kafka_commit(rk, NULL, 0);
+        if (consumer->lanes != NULL)
+            wk_lanes_revoke(consumer->lanes, partitions, REVOKE_DRAIN_MS, REVOKE_FENCE_MS);
+        consumer->must_repause = true;
+        rd_kafka_resp_err_t commit_err = rd_kafka_commit(rk, NULL, 0);
+        if (commit_err != RD_KAFKA_RESP_ERR_NO_ERROR && commit_err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            tk_log_fields(TK_LOG_WARN, "commit on revoke failed", json_pack("{s:s}", "error", rd_kafka_err2str(commit_err)));
         if (is_cooperative) error = rd_kafka_incremental_unassign(rk, partitions);
         else assign_err = rd_kafka_assign(rk, NULL);
         if (is_cooperative) atomic_fetch_sub(&consumer->assigned_count, partitions->cnt);
@@ -165,14 +176,41 @@ static char *render_lag(void *ctx) {
     return text;
 }
 
-static void set_paused(wk_consumer *consumer, bool is_paused) {
-    if (consumer->is_paused == is_paused) return;
+/* Pauses the partitions of the lanes in lane_mask and resumes the others,
+ * so one full lane holds back only its own partitions. Partitions whose
+ * state already matches are left alone, unless the assignment changed. */
+static void pause_lanes(wk_consumer *consumer, uint64_t lane_mask) {
+    if (lane_mask == consumer->paused_lanes && !consumer->must_repause) return;
     rd_kafka_topic_partition_list_t *assigned = NULL;
     if (rd_kafka_assignment(consumer->consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
-    if (is_paused) rd_kafka_pause_partitions(consumer->consumer, assigned);
-    else rd_kafka_resume_partitions(consumer->consumer, assigned);
+    rd_kafka_topic_partition_list_t *to_pause = rd_kafka_topic_partition_list_new(assigned->cnt);
+    rd_kafka_topic_partition_list_t *to_resume = rd_kafka_topic_partition_list_new(assigned->cnt);
+    for (int i = 0; i < assigned->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &assigned->elems[i];
+        uint64_t bit = UINT64_C(1) << wk_lanes_lane_of(consumer->lanes, p->topic, p->partition);
+        bool is_wanted = (lane_mask & bit) != 0, was_paused = (consumer->paused_lanes & bit) != 0;
+        if (is_wanted && (!was_paused || consumer->must_repause))
+            rd_kafka_topic_partition_list_add(to_pause, p->topic, p->partition);
+        else if (!is_wanted && (was_paused || consumer->must_repause))
+            rd_kafka_topic_partition_list_add(to_resume, p->topic, p->partition);
+    }
+    rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (to_pause->cnt > 0) rc = rd_kafka_pause_partitions(consumer->consumer, to_pause);
+    if (rc == RD_KAFKA_RESP_ERR_NO_ERROR && to_resume->cnt > 0)
+        rc = rd_kafka_resume_partitions(consumer->consumer, to_resume);
+    if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        consumer->paused_lanes = lane_mask;
+        consumer->must_repause = false;
+    } else {
+        tk_log_fields(TK_LOG_WARN, "pause or resume failed", json_pack("{s:s}", "error", rd_kafka_err2str(rc)));
+    }
+    rd_kafka_topic_partition_list_destroy(to_resume);
+    rd_kafka_topic_partition_list_destroy(to_pause);
     rd_kafka_topic_partition_list_destroy(assigned);
-    consumer->is_paused = is_paused;
+}
+
+static uint64_t lane_bit(wk_consumer *consumer, const rd_kafka_message_t *message) {
+    return UINT64_C(1) << wk_lanes_lane_of(consumer->lanes, rd_kafka_topic_name(message->rkt), message->partition);
 }
 
 static int keep_in_overflow(wk_consumer *consumer, rd_kafka_message_t *message) {
@@ -187,14 +225,21 @@ static int keep_in_overflow(wk_consumer *consumer, rd_kafka_message_t *message) 
     return 0;
 }
 
-/* Hands over the overflow in order, stopping at the first full lane. */
-static void drain_overflow(wk_consumer *consumer) {
-    size_t handed = 0;
-    while (handed < consumer->overflow_count && wk_lanes_offer(consumer->lanes, consumer->overflow[handed]) == 0)
-        handed++;
-    if (handed == 0) return;
-    memmove(consumer->overflow, consumer->overflow + handed, (consumer->overflow_count - handed) * sizeof *consumer->overflow);
-    consumer->overflow_count -= handed;
+/* Hands over the overflow in order. A lane found full keeps the rest of its
+ * messages (their order within a partition holds); other lanes go on.
+ * @returns the lanes that still have messages waiting. */
+static uint64_t drain_overflow(wk_consumer *consumer) {
+    uint64_t waiting = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < consumer->overflow_count; i++) {
+        rd_kafka_message_t *message = consumer->overflow[i];
+        uint64_t bit = lane_bit(consumer, message);
+        if ((waiting & bit) == 0 && wk_lanes_offer(consumer->lanes, message) == 0) continue;
+        waiting |= bit;
+        consumer->overflow[kept++] = message;
+    }
+    consumer->overflow_count = kept;
+    return waiting;
 }
 
 int wk_consumer_run(wk_consumer *consumer, wk_lanes *lanes, volatile int *stop_requested, bool (*is_broken)(void *),
@@ -209,10 +254,11 @@ int wk_consumer_run(wk_consumer *consumer, wk_lanes *lanes, volatile int *stop_r
         tk_log_fields(TK_LOG_ERROR, "subscribe failed", json_pack("{s:s}", "error", rd_kafka_err2str(rc)));
         return -1;
     }
+    uint64_t waiting_lanes = 0;
     while (!*stop_requested) {
         if (is_broken(broken_ctx)) return -1;
-        drain_overflow(consumer);
-        set_paused(consumer, consumer->overflow_count > 0);
+        waiting_lanes = drain_overflow(consumer);
+        pause_lanes(consumer, waiting_lanes);
         rd_kafka_message_t *message = rd_kafka_consumer_poll(consumer->consumer, POLL_MS);
         if (message == NULL) continue;
         if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -223,8 +269,10 @@ int wk_consumer_run(wk_consumer *consumer, wk_lanes *lanes, volatile int *stop_r
             if (is_fatal) return -1;
             continue;
         }
-        if ((consumer->overflow_count > 0 || wk_lanes_offer(lanes, message) != 0) &&
-            keep_in_overflow(consumer, message) != 0) {
+        uint64_t bit = lane_bit(consumer, message);
+        bool must_wait = (waiting_lanes & bit) != 0 || wk_lanes_offer(lanes, message) != 0;
+        if (must_wait) waiting_lanes |= bit;
+        if (must_wait && keep_in_overflow(consumer, message) != 0) {
             /* Cannot hold it: leave it unstored, it comes back after a restart. */
             tk_log_fields(TK_LOG_ERROR, "out of memory holding a message", NULL);
             rd_kafka_message_destroy(message);

@@ -7,6 +7,7 @@
 #include <librdkafka/rdkafka.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "tk_config.h"
 #include "wk_lanes.h"
@@ -16,7 +17,8 @@ typedef struct {
     wk_lanes *lanes; /* set by wk_consumer_run */
     rd_kafka_message_t **overflow; /* polled but not yet taken by a lane, in order */
     size_t overflow_count, overflow_capacity;
-    bool is_paused;
+    uint64_t paused_lanes; /* bit i: the partitions of lane i are paused (WORKER_THREADS <= 64) */
+    bool must_repause;     /* the assignment changed: apply every partition's pause state again */
     atomic_int assigned_count; /* partitions held now (readiness) */
 } wk_consumer;
 

@@ -45,15 +45,15 @@ static const char *record_text(const bson_t *record, const char *name) {
 }
 
 /* Loads the record and applies it. @returns as wk_idempotency_resolve. */
-static int follow_record(mongoc_collection_t *keys, const bson_t *filter, tk_request *request, const char *print,
+static wk_outcome follow_record(mongoc_collection_t *keys, const bson_t *filter, tk_request *request, const char *print,
                          int64_t now_ms, wk_original_ids *original, wk_result *result) {
     bson_error_t error;
     const bson_t *record;
-    int rc = 0;
+    wk_outcome rc = WK_DONE;
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(keys, filter, NULL, NULL);
     if (!mongoc_cursor_next(cursor, &record)) {
         /* Vanished between insert and find (expired): apply as new. */
-        rc = mongoc_cursor_error(cursor, &error) ? WK_RETRY : 0;
+        rc = mongoc_cursor_error(cursor, &error) ? WK_RETRY : WK_DONE;
         goto cleanup;
     }
     bson_iter_t created;
@@ -64,13 +64,13 @@ static int follow_record(mongoc_collection_t *keys, const bson_t *filter, tk_req
         bson_t *replacement = record_new(record_text(record, "_id"), print, request, now_ms);
         bool is_ok = mongoc_collection_replace_one(keys, filter, replacement, NULL, NULL, &error);
         bson_destroy(replacement);
-        rc = is_ok ? 0 : WK_RETRY;
+        rc = is_ok ? WK_DONE : WK_RETRY;
         goto cleanup;
     }
     if (strcmp(record_text(record, "fingerprint"), print) != 0) {
         result->status = 422;
         result->message = MSG_KEY_REUSED;
-        rc = 1;
+        rc = WK_ANSWERED;
         goto cleanup;
     }
     const char *ticket_id = record_text(record, "ticketId");
@@ -87,9 +87,9 @@ cleanup:
     return rc;
 }
 
-int wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request, wk_original_ids *original,
+wk_outcome wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request, wk_original_ids *original,
                            wk_result *result) {
-    if (request->idempotency_key == NULL) return 0;
+    if (request->idempotency_key == NULL) return WK_DONE;
     char print[FINGERPRINT_HEX + 1];
     char record_id[TK_PRINCIPAL_MAX_CHARS * 4 + TK_IDEMPOTENCY_KEY_MAX + 2];
     bson_error_t error;
@@ -101,13 +101,13 @@ int wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request, wk_or
     bson_t *record = record_new(record_id, print, request, now_ms);
     bool is_inserted = mongoc_collection_insert_one(keys, record, NULL, NULL, &error);
     bson_destroy(record);
-    if (is_inserted) return 0;
+    if (is_inserted) return WK_DONE;
     if (error.code != DUPLICATE_KEY) {
         tk_log_fields(TK_LOG_WARN, "idempotency record not stored", json_pack("{s:s}", "error", error.message));
-        return wk_store_is_transient(&error) ? WK_RETRY : 0;
+        return wk_store_is_transient(&error) ? WK_RETRY : WK_DONE;
     }
     bson_t *filter = BCON_NEW("_id", BCON_UTF8(record_id));
-    int rc = follow_record(keys, filter, request, print, now_ms, original, result);
+    wk_outcome rc = follow_record(keys, filter, request, print, now_ms, original, result);
     bson_destroy(filter);
     return rc;
 }

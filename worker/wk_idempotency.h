@@ -22,10 +22,10 @@ typedef struct {
 /**
  * @brief Claims request's key, or rewrites request's ids to the first request's.
  * Does nothing for requests without a key.
- * @returns 0 to go on applying request; 1 with *result (422) when the key was
- * used for different content; WK_RETRY when the database is away.
+ * @returns WK_DONE to go on applying request; WK_ANSWERED with *result (422)
+ * when the key was used for different content; WK_RETRY when the database is away.
  */
-int wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request, wk_original_ids *original,
+wk_outcome wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request, wk_original_ids *original,
                            wk_result *result);
 
 #endif

@@ -10,44 +10,63 @@
 #include "tk_log.h"
 
 #define QUEUE_CAPACITY 256
+#define POLL_IDLE_US (10 * 1000)
 
-static wk_lane *lane_for(wk_lanes *lanes, const rd_kafka_message_t *message) {
-    int is_query = strcmp(rd_kafka_topic_name(message->rkt), TK_TOPIC_QUERIES) == 0;
+int wk_lanes_lane_of(const wk_lanes *lanes, const char *topic, int32_t partition) {
+    int is_query = strcmp(topic, TK_TOPIC_QUERIES) == 0;
     /* Commands and queries of the same partition number go to different
      * lanes, so a slow list does not delay writes. */
-    return &lanes->lanes[(message->partition * 2 + is_query) % lanes->count];
+    return (int)((partition * 2 + is_query) % lanes->count);
 }
 
-static rd_kafka_message_t *take_next(wk_lane *lane) {
+static wk_lane *lane_for(wk_lanes *lanes, const rd_kafka_message_t *message) {
+    return &lanes->lanes[wk_lanes_lane_of(lanes, rd_kafka_topic_name(message->rkt), message->partition)];
+}
+
+static wk_lane_slot take_next(wk_lane *lane) {
     pthread_mutex_lock(&lane->lock);
     lane->is_busy = false;
     pthread_cond_broadcast(&lane->changed);
     while (lane->count == 0 && !atomic_load(&lane->owner->is_stopping)) pthread_cond_wait(&lane->changed, &lane->lock);
-    rd_kafka_message_t *message = NULL;
+    wk_lane_slot slot = {NULL, 0};
     if (lane->count > 0 && !atomic_load(&lane->owner->is_stopping)) {
-        message = lane->ring[lane->head];
+        slot = lane->ring[lane->head];
         lane->head = (lane->head + 1) % lane->owner->queue_capacity;
         lane->count--;
         lane->is_busy = true;
+        snprintf(lane->busy_topic, sizeof lane->busy_topic, "%s", rd_kafka_topic_name(slot.message->rkt));
+        lane->busy_partition = slot.message->partition;
         pthread_cond_broadcast(&lane->changed);
     }
     pthread_mutex_unlock(&lane->lock);
-    return message;
+    return slot;
+}
+
+static void process_with_db(wk_lanes *lanes, const wk_collections *db, wk_progress *progress,
+                            const rd_kafka_message_t *message, const wk_lease *lease) {
+    wk_process_message(&lanes->context, db, progress, message, lease);
 }
 
 static void *run_lane(void *arg) {
     wk_lane *lane = arg;
     wk_lanes *lanes = lane->owner;
-    mongoc_client_t *client = wk_store_pop(lanes->store);
-    wk_collections db = {wk_store_tickets(lanes->store, client), wk_store_idempotency_keys(lanes->store, client)};
-    rd_kafka_message_t *message;
-    while ((message = take_next(lane)) != NULL) {
-        wk_process_message(&lanes->context, &db, &lane->progress, message);
-        rd_kafka_message_destroy(message);
+    mongoc_client_t *client = lanes->store != NULL ? wk_store_pop(lanes->store) : NULL;
+    wk_collections db = {NULL, NULL};
+    if (client != NULL) {
+        db.tickets = wk_store_tickets(lanes->store, client);
+        db.idempotency_keys = wk_store_idempotency_keys(lanes->store, client);
     }
-    mongoc_collection_destroy(db.idempotency_keys);
-    mongoc_collection_destroy(db.tickets);
-    wk_store_push(lanes->store, client);
+    wk_lane_slot slot;
+    while ((slot = take_next(lane)).message != NULL) {
+        wk_lease lease = {&lanes->fence, rd_kafka_topic_name(slot.message->rkt), slot.message->partition, slot.epoch};
+        lanes->handle(lanes, &db, &lane->progress, slot.message, &lease);
+        rd_kafka_message_destroy(slot.message);
+    }
+    if (client != NULL) {
+        mongoc_collection_destroy(db.idempotency_keys);
+        mongoc_collection_destroy(db.tickets);
+        wk_store_push(lanes->store, client);
+    }
     return NULL;
 }
 
@@ -70,10 +89,16 @@ fail_ring:
     return -1;
 }
 
+/* Drops the queued messages (unstored). The thread has ended. */
+static void lane_drop_queue(wk_lane *lane) {
+    for (size_t i = 0; i < lane->count; i++)
+        rd_kafka_message_destroy(lane->ring[(lane->head + i) % lane->owner->queue_capacity].message);
+    lane->count = 0;
+}
+
 static void lane_close(wk_lane *lane) {
     if (lane->ring == NULL) return;
-    for (size_t i = 0; i < lane->count; i++)
-        rd_kafka_message_destroy(lane->ring[(lane->head + i) % lane->owner->queue_capacity]);
+    lane_drop_queue(lane);
     wk_progress_close(&lane->progress);
     pthread_cond_destroy(&lane->changed);
     pthread_mutex_destroy(&lane->lock);
@@ -81,17 +106,12 @@ static void lane_close(wk_lane *lane) {
     lane->ring = NULL;
 }
 
-int wk_lanes_start(wk_lanes *lanes, int count, wk_store *store, wk_output *output, rd_kafka_t *consumer, char *err,
-                   size_t err_len) {
-    memset(lanes, 0, sizeof *lanes);
-    lanes->count = count;
-    lanes->queue_capacity = QUEUE_CAPACITY;
-    lanes->store = store;
-    lanes->context.output = output;
-    lanes->context.store = store;
-    lanes->context.is_stopping = &lanes->is_stopping;
+/* Starts count threads; lanes' other fields are set already. */
+static int start_threads(wk_lanes *lanes, int count, rd_kafka_t *consumer, char *err, size_t err_len) {
+    if (wk_fence_init(&lanes->fence) != 0) goto fail;
     lanes->lanes = calloc((size_t)count, sizeof *lanes->lanes);
     if (lanes->lanes == NULL) goto fail;
+    lanes->count = count;
     for (int i = 0; i < count; i++) {
         if (lane_init(&lanes->lanes[i], lanes, consumer) != 0) goto fail;
         if (pthread_create(&lanes->lanes[i].thread, NULL, run_lane, &lanes->lanes[i]) != 0) goto fail;
@@ -101,21 +121,119 @@ int wk_lanes_start(wk_lanes *lanes, int count, wk_store *store, wk_output *outpu
 fail:
     snprintf(err, err_len, "cannot start %d worker lanes", count);
     wk_lanes_stop(lanes);
+    wk_lanes_free(lanes);
     return -1;
 }
 
+int wk_lanes_start_with(wk_lanes *lanes, int count, size_t queue_capacity, wk_lane_handler handle, void *handler_ctx,
+                        rd_kafka_t *consumer, char *err, size_t err_len) {
+    memset(lanes, 0, sizeof *lanes);
+    lanes->queue_capacity = queue_capacity;
+    lanes->handle = handle;
+    lanes->handler_ctx = handler_ctx;
+    return start_threads(lanes, count, consumer, err, err_len);
+}
+
+int wk_lanes_start(wk_lanes *lanes, int count, wk_store *store, wk_output *output, rd_kafka_t *consumer, char *err,
+                   size_t err_len) {
+    memset(lanes, 0, sizeof *lanes);
+    lanes->queue_capacity = QUEUE_CAPACITY;
+    lanes->handle = process_with_db;
+    lanes->store = store;
+    lanes->context.output = output;
+    lanes->context.store = store;
+    lanes->context.is_stopping = &lanes->is_stopping;
+    return start_threads(lanes, count, consumer, err, err_len);
+}
+
 int wk_lanes_offer(wk_lanes *lanes, rd_kafka_message_t *message) {
+    uint64_t epoch = wk_fence_epoch(&lanes->fence, rd_kafka_topic_name(message->rkt), message->partition);
+    if (epoch == 0) { /* revoked since it was fetched: the next owner reads it again */
+        rd_kafka_message_destroy(message);
+        return 0;
+    }
     wk_lane *lane = lane_for(lanes, message);
     pthread_mutex_lock(&lane->lock);
     int rc = -1;
     if (lane->count < lanes->queue_capacity) {
-        lane->ring[(lane->head + lane->count) % lanes->queue_capacity] = message;
+        lane->ring[(lane->head + lane->count) % lanes->queue_capacity] = (wk_lane_slot){message, epoch};
         lane->count++;
         pthread_cond_broadcast(&lane->changed);
         rc = 0;
     }
     pthread_mutex_unlock(&lane->lock);
     return rc;
+}
+
+void wk_lanes_assign(wk_lanes *lanes, const rd_kafka_topic_partition_list_t *partitions) {
+    for (int i = 0; i < partitions->cnt; i++) {
+        if (wk_fence_assign(&lanes->fence, partitions->elems[i].topic, partitions->elems[i].partition) == 0)
+            tk_log_fields(TK_LOG_ERROR, "out of memory recording a partition, its messages are skipped",
+                          json_pack("{s:s, s:i}", "topic", partitions->elems[i].topic, "partition",
+                                    (int)partitions->elems[i].partition));
+    }
+}
+
+static bool is_listed(const rd_kafka_topic_partition_list_t *partitions, const char *topic, int32_t partition) {
+    return rd_kafka_topic_partition_list_find(partitions, topic, partition) != NULL;
+}
+
+/* Removes the queued messages of partitions, keeping the others in order. Lock held. */
+static size_t purge_locked(wk_lane *lane, const rd_kafka_topic_partition_list_t *partitions) {
+    size_t capacity = lane->owner->queue_capacity, kept = 0, purged = 0;
+    for (size_t i = 0; i < lane->count; i++) {
+        wk_lane_slot slot = lane->ring[(lane->head + i) % capacity];
+        if (is_listed(partitions, rd_kafka_topic_name(slot.message->rkt), slot.message->partition)) {
+            rd_kafka_message_destroy(slot.message);
+            purged++;
+        } else {
+            lane->ring[(lane->head + kept++) % capacity] = slot;
+        }
+    }
+    lane->count = kept;
+    return purged;
+}
+
+static bool is_busy_on(wk_lane *lane, const rd_kafka_topic_partition_list_t *partitions) {
+    return lane->is_busy && is_listed(partitions, lane->busy_topic, lane->busy_partition);
+}
+
+bool wk_lanes_revoke(wk_lanes *lanes, const rd_kafka_topic_partition_list_t *partitions, int drain_ms, int fence_ms) {
+    if (lanes->lanes == NULL) return true;
+    /* Finish what is in flight so its offsets are committed before the
+     * partitions move: the next owner then repeats as little as possible. */
+    if (!atomic_load(&lanes->is_stopping) && !wk_lanes_wait_idle(lanes, drain_ms))
+        tk_log_fields(TK_LOG_WARN, "revoke drain timed out, fencing the partitions", NULL);
+    for (int i = 0; i < partitions->cnt; i++)
+        wk_fence_revoke(&lanes->fence, partitions->elems[i].topic, partitions->elems[i].partition);
+    size_t purged = 0;
+    for (int i = 0; i < lanes->count; i++) {
+        pthread_mutex_lock(&lanes->lanes[i].lock);
+        purged += purge_locked(&lanes->lanes[i], partitions);
+        pthread_cond_broadcast(&lanes->lanes[i].changed);
+        pthread_mutex_unlock(&lanes->lanes[i].lock);
+    }
+    if (purged > 0)
+        tk_log_fields(TK_LOG_INFO, "queued messages of revoked partitions dropped",
+                      json_pack("{s:I}", "count", (json_int_t)purged));
+    /* A write that started before the fence is on the wire: let it return
+     * (maxTimeMS and the socket timeout bound it) before the next owner
+     * may start, so two writers never overlap on FerretDB. */
+    int64_t deadline = tk_monotonic_ms() + fence_ms;
+    bool is_clear = true;
+    for (int i = 0; i < lanes->count; i++) {
+        wk_lane *lane = &lanes->lanes[i];
+        pthread_mutex_lock(&lane->lock);
+        while (is_busy_on(lane, partitions) && tk_monotonic_ms() < deadline) {
+            pthread_mutex_unlock(&lane->lock);
+            usleep(POLL_IDLE_US);
+            pthread_mutex_lock(&lane->lock);
+        }
+        if (is_busy_on(lane, partitions)) is_clear = false;
+        pthread_mutex_unlock(&lane->lock);
+    }
+    if (!is_clear) tk_log_fields(TK_LOG_WARN, "a write of a revoked partition is still under way", NULL);
+    return is_clear;
 }
 
 bool wk_lanes_wait_idle(wk_lanes *lanes, int timeout_ms) {
@@ -125,7 +243,7 @@ bool wk_lanes_wait_idle(wk_lanes *lanes, int timeout_ms) {
         pthread_mutex_lock(&lane->lock);
         while ((lane->count > 0 || lane->is_busy) && tk_monotonic_ms() < deadline) {
             pthread_mutex_unlock(&lane->lock);
-            usleep(10 * 1000);
+            usleep(POLL_IDLE_US);
             pthread_mutex_lock(&lane->lock);
         }
         pthread_mutex_unlock(&lane->lock);
@@ -137,7 +255,10 @@ bool wk_lanes_wait_idle(wk_lanes *lanes, int timeout_ms) {
 
 void wk_lanes_stop(wk_lanes *lanes) {
     if (lanes->lanes == NULL) return;
+    /* Both flags before any join: a lane in a retry loop or blocked on a
+     * full producer queue sees them and returns. */
     atomic_store(&lanes->is_stopping, true);
+    if (lanes->context.output != NULL) wk_output_stop_waiting(lanes->context.output);
     for (int i = 0; i < lanes->count; i++) {
         wk_lane *lane = &lanes->lanes[i];
         if (lane->ring == NULL) continue;
@@ -145,9 +266,17 @@ void wk_lanes_stop(wk_lanes *lanes) {
         pthread_cond_broadcast(&lane->changed);
         pthread_mutex_unlock(&lane->lock);
         if (lane->is_started) pthread_join(lane->thread, NULL);
-        lane_close(lane);
+        lane->is_started = false;
+        lane_drop_queue(lane);
     }
-    free(lanes->lanes);
+}
+
+void wk_lanes_free(wk_lanes *lanes) {
+    if (lanes->lanes != NULL) {
+        for (int i = 0; i < lanes->count; i++) lane_close(&lanes->lanes[i]);
+        free(lanes->lanes);
+    }
     lanes->lanes = NULL;
     lanes->count = 0;
+    wk_fence_close(&lanes->fence);
 }

@@ -8,12 +8,30 @@
 #include "tk_envelope.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
-#include "tk_metrics.h"
 #include "tk_text.h"
+#include "tk_trace.h"
+#include "wk_metrics.h"
 
 #define QUEUE_FULL_BACKOFF_US (10 * 1000)
 #define EVENT_MAX_BYTES (900 * 1000)    /* events and dead letters: under the broker's 1 MB message limit */
 #define DLQ_PAYLOAD_MAX_BYTES (256 * 1024) /* room for base64 and the envelope */
+#define DLQ_RETRY_BACKOFF_US (100 * 1000)
+#define PURGE_REPORTS_MS 2000
+/* How long a message waits for its topic to appear before it fails: an
+ * unknown reply topic is dead-lettered after this, instead of holding its
+ * lane's offsets for librdkafka's default 30 s. */
+#define TOPIC_PROPAGATION_MS "2000"
+
+/* Where a dead letter's payload came from. */
+typedef struct {
+    const char *topic;
+    int32_t partition;
+    int64_t offset; /* -1 for a message of ours that was never stored */
+    const void *payload;
+    size_t len;
+} letter_source;
+
+static char *dead_letter_text(const letter_source *source, const char *reason, size_t payload_len);
 
 /* The opaque of every produced message: whom to tell when it is stored. */
 typedef struct {
@@ -36,7 +54,10 @@ void wk_address_from_message(const rd_kafka_message_t *message, wk_address *addr
     char partition_text[12];
     memset(address, 0, sizeof *address);
     address->partition = RD_KAFKA_PARTITION_UA;
-    tk_kafka_header_copy(message, TK_HEADER_TRACEPARENT, address->traceparent, sizeof address->traceparent);
+    /* Checked as the gateway checks HTTP: a malformed one is not passed on. */
+    if (tk_kafka_header_copy(message, TK_HEADER_TRACEPARENT, address->traceparent, sizeof address->traceparent) != 0 ||
+        !tk_trace_is_valid(address->traceparent))
+        address->traceparent[0] = '\0';
     if (tk_kafka_header_copy(message, TK_HEADER_CORRELATION_ID, address->correlation_id,
                              sizeof address->correlation_id) != 0 ||
         tk_kafka_header_copy(message, TK_HEADER_REPLY_TOPIC, address->topic, sizeof address->topic) != 0 ||
@@ -51,24 +72,67 @@ void wk_address_from_message(const rd_kafka_message_t *message, wk_address *addr
     address->wants_reply = true;
 }
 
-/* A message the broker will never take (too large, topic gone): logged and
- * counted, and its unit released, or one bad message would hold back every
- * later offset of its lane for good. The change itself is already stored. */
-static void count_undeliverable(const char *topic, const char *error) {
-    char labels[300];
-    snprintf(labels, sizeof labels, "topic=\"%s\"", topic);
-    tk_counter_add(tk_metrics_counter("ticket_worker_undeliverable_total",
-                                      "Replies, events or dead letters the broker refused for good", labels),
-                   1);
-    tk_log_fields(TK_LOG_ERROR, "message refused for good, dropped", json_pack("{s:s, s:s}", "topic", topic, "error", error));
+/* A reply or event the broker refused for good (topic or partition
+ * unknown, too large): it goes to ticket.dlq with the reason, under the same
+ * delivery ticket, so the offset is stored only once the DLQ has it. Nothing
+ * is dropped: when even that cannot be queued the unit stays outstanding and
+ * the message is handled again after a restart. @returns 0 when queued. */
+static int produce_letter_of_refused(wk_output *output, const letter_source *refused, const void *key,
+                                     size_t key_len, const char *error, delivery_ticket *ticket) {
+    const char *topic = refused->topic;
+    char reason[TK_ERROR_TEXT_MAX];
+    snprintf(reason, sizeof reason, "undeliverable on %.64s: %.120s", topic, error);
+    wk_metrics_undeliverable(topic);
+    tk_log_fields(TK_LOG_ERROR, "message refused for good, dead-lettered",
+                  json_pack("{s:s, s:s}", "topic", topic, "error", error));
+    const char *payload = refused->payload != NULL ? refused->payload : "";
+    char *text = dead_letter_text(refused, reason, tk_utf8_prefix_len(payload, refused->len, DLQ_PAYLOAD_MAX_BYTES));
+    if (text == NULL) return -1;
+    rd_kafka_resp_err_t rc = rd_kafka_producev(
+        output->producer, RD_KAFKA_V_TOPIC(TK_TOPIC_DLQ), RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_VALUE(text, strlen(text)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(ticket),
+        RD_KAFKA_V_END);
+    free(text);
+    return rc == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+/* A dead letter the broker refused: send it again, after a pause so a
+ * broken DLQ does not spin. The letter keeps its ticket. @returns 0 when queued. */
+static int produce_letter_again(wk_output *output, const rd_kafka_message_t *letter, delivery_ticket *ticket) {
+    wk_metrics_produce_retry(TK_TOPIC_DLQ);
+    usleep(DLQ_RETRY_BACKOFF_US);
+    rd_kafka_resp_err_t rc = rd_kafka_producev(
+        output->producer, RD_KAFKA_V_TOPIC(TK_TOPIC_DLQ), RD_KAFKA_V_KEY(letter->key, letter->key_len),
+        RD_KAFKA_V_VALUE(letter->payload, letter->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(ticket), RD_KAFKA_V_END);
+    return rc == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+static int refuse(wk_output *output, const rd_kafka_message_t *message, delivery_ticket *ticket) {
+    letter_source source = {rd_kafka_topic_name(message->rkt), message->partition, -1, message->payload, message->len};
+    return produce_letter_of_refused(output, &source, message->key, message->key_len, rd_kafka_err2str(message->err),
+                                     ticket);
+}
+
+static bool is_purged(rd_kafka_resp_err_t err) {
+    return err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *message, void *opaque) {
     wk_output *output = opaque;
     delivery_ticket *ticket = message->_private;
     char fatal[256];
-    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
-        (message->err == RD_KAFKA_RESP_ERR__FATAL || rd_kafka_fatal_error(rk, fatal, sizeof fatal) != 0)) {
+    if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        wk_progress_done(ticket->progress, ticket->record);
+        free(ticket);
+        return;
+    }
+    if (is_purged(message->err)) {
+        /* Shutdown gave up on it: the unit stays outstanding, the offset unstored. */
+        free(ticket);
+        return;
+    }
+    if (message->err == RD_KAFKA_RESP_ERR__FATAL || rd_kafka_fatal_error(rk, fatal, sizeof fatal) != 0) {
         /* The idempotent producer is broken: keep the offset unstored and
          * restart, the message comes back. */
         tk_log_fields(TK_LOG_ERROR, "delivery failed, producer unusable",
@@ -78,10 +142,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *message, void 
         free(ticket);
         return;
     }
-    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        count_undeliverable(rd_kafka_topic_name(message->rkt), rd_kafka_err2str(message->err));
-    wk_progress_done(ticket->progress, ticket->record);
-    free(ticket);
+    /* Refused for good: a reply or event goes to the DLQ, a dead letter is
+     * sent again (until shutdown). The unit moves with the ticket. */
+    int rc = -1;
+    if (strcmp(rd_kafka_topic_name(message->rkt), TK_TOPIC_DLQ) != 0) rc = refuse(output, message, ticket);
+    else if (!atomic_load(&output->is_waiting_ended)) rc = produce_letter_again(output, message, ticket);
+    if (rc != 0) {
+        tk_log_fields(TK_LOG_ERROR, "undeliverable message not dead-lettered, left for redelivery",
+                      json_pack("{s:s, s:s}", "topic", rd_kafka_topic_name(message->rkt), "error",
+                                rd_kafka_err2str(message->err)));
+        free(ticket);
+    }
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -110,6 +181,7 @@ int wk_output_init(wk_output *output, const char *brokers, const char *client_id
     const tk_kafka_setting settings[] = {
         {"enable.idempotence", "true"}, {"linger.ms", "0"},          {"socket.nagle.disable", "true"},
         {"message.timeout.ms", "0"},    {"message.max.bytes", "1000000"},
+        {"topic.metadata.propagation.max.ms", TOPIC_PROPAGATION_MS},
         {NULL, NULL},
     };
     memset(output, 0, sizeof *output);
@@ -152,14 +224,23 @@ static int produce(wk_output *output, const char *topic, int32_t partition, cons
             RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(ticket), RD_KAFKA_V_END);
         if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL && strcmp(topic, TK_TOPIC_DLQ) != 0) {
+            /* Refused at once (unknown partition, too large): dead-letter it. */
+            letter_source refused = {topic, partition, -1, value, len};
+            int letter_rc = produce_letter_of_refused(output, &refused, key, key_len, rd_kafka_err2str(rc), ticket);
+            rd_kafka_headers_destroy(headers);
+            if (letter_rc == 0) return 0;
+            free(ticket);
+            return -1; /* the unit stays outstanding: redelivered after a restart */
+        }
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             rd_kafka_headers_destroy(headers);
             free(ticket);
-            count_undeliverable(topic, rd_kafka_err2str(rc));
-            wk_progress_done(progress, record);
+            tk_log_fields(TK_LOG_ERROR, "dead letter refused, message left for redelivery",
+                          json_pack("{s:s}", "error", rd_kafka_err2str(rc)));
             return -1;
         }
-        if (atomic_load(&output->is_stopping)) {
+        if (atomic_load(&output->is_waiting_ended)) {
             rd_kafka_headers_destroy(headers);
             free(ticket);
             return -1; /* the unit stays outstanding: redelivered after the restart */
@@ -227,15 +308,15 @@ int wk_output_event(wk_output *output, const char *key, const json_t *event, con
 
 /* The dead letter's JSON with at most payload_len bytes of the original.
  * @returns a malloc'd string, or NULL when out of memory. */
-static char *dead_letter_text(const rd_kafka_message_t *message, const char *reason, size_t payload_len) {
+static char *dead_letter_text(const letter_source *source, const char *reason, size_t payload_len) {
     static const char ALPHABET[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const char *payload = message->payload != NULL ? message->payload : "";
+    const char *payload = source->payload != NULL ? source->payload : "";
     json_t *letter = json_pack("{s:i, s:s%, s:{s:s, s:i, s:I}}", "version", TK_ENVELOPE_VERSION, "reason", reason,
-                               tk_utf8_prefix_len(reason, strlen(reason), strlen(reason)),
-                               "source", "topic", rd_kafka_topic_name(message->rkt), "partition",
-                               (int)message->partition, "offset", (json_int_t)message->offset);
+                               tk_utf8_prefix_len(reason, strlen(reason), strlen(reason)), "source", "topic",
+                               source->topic, "partition", (int)source->partition, "offset",
+                               (json_int_t)source->offset);
     if (letter == NULL) return NULL;
-    if (payload_len < message->len) json_object_set_new(letter, "payloadTruncated", json_true());
+    if (payload_len < source->len) json_object_set_new(letter, "payloadTruncated", json_true());
     if (tk_utf8_is_valid(payload, payload_len)) {
         json_object_set_new(letter, "payload", json_stringn(payload, payload_len));
     } else {
@@ -269,13 +350,15 @@ int wk_output_dead_letter(wk_output *output, const rd_kafka_message_t *message, 
     /* Escaping can grow a payload six times (\u0001): shrink the copy until
      * the letter fits in one message. Cuts fall between characters, so a
      * text payload stays text rather than turn into base64. */
+    letter_source source = {rd_kafka_topic_name(message->rkt), message->partition, message->offset, message->payload,
+                            message->len};
     const char *payload = message->payload != NULL ? message->payload : "";
     size_t payload_len = tk_utf8_prefix_len(payload, message->len, DLQ_PAYLOAD_MAX_BYTES);
-    char *text = dead_letter_text(message, reason, payload_len);
+    char *text = dead_letter_text(&source, reason, payload_len);
     while (text != NULL && strlen(text) > EVENT_MAX_BYTES && payload_len > 0) {
         free(text);
         payload_len = tk_utf8_prefix_len(payload, payload_len, payload_len / 2);
-        text = dead_letter_text(message, reason, payload_len);
+        text = dead_letter_text(&source, reason, payload_len);
     }
     if (text == NULL) return -1;
     rd_kafka_headers_t *original = NULL;
@@ -290,9 +373,21 @@ int wk_output_dead_letter(wk_output *output, const rd_kafka_message_t *message, 
 
 bool wk_output_is_broken(wk_output *output) { return atomic_load(&output->has_fatal_error); }
 
+void wk_output_stop_waiting(wk_output *output) { atomic_store(&output->is_waiting_ended, true); }
+
 void wk_output_close(wk_output *output, int timeout_ms) {
     if (output == NULL || output->producer == NULL) return;
-    rd_kafka_flush(output->producer, timeout_ms);
+    atomic_store(&output->is_waiting_ended, true);
+    if (rd_kafka_flush(output->producer, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* Broker away: give up on the rest (their offsets stay unstored) and
+         * serve the purge reports now, while the progress records exist. */
+        tk_log_fields(TK_LOG_WARN, "flush timed out, unsent replies and events will be redone after restart",
+                      json_pack("{s:i}", "unsent", rd_kafka_outq_len(output->producer)));
+        rd_kafka_resp_err_t rc = rd_kafka_purge(output->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) rc = rd_kafka_flush(output->producer, PURGE_REPORTS_MS);
+        if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+            tk_log_fields(TK_LOG_ERROR, "purge incomplete", json_pack("{s:s}", "error", rd_kafka_err2str(rc)));
+    }
     atomic_store(&output->is_stopping, true);
     if (output->is_poll_thread_started) pthread_join(output->poll_thread, NULL);
     rd_kafka_destroy(output->producer);

@@ -27,7 +27,8 @@ typedef struct {
     rd_kafka_t *producer;
     pthread_t poll_thread;
     bool is_poll_thread_started;
-    atomic_bool is_stopping;
+    atomic_bool is_stopping;      /* the delivery thread ends */
+    atomic_bool is_waiting_ended; /* produce() no longer waits for room: shutdown has begun */
     atomic_bool has_fatal_error;
 } wk_output;
 
@@ -58,10 +59,22 @@ int wk_output_event(wk_output *output, const char *key, const json_t *event, con
 int wk_output_dead_letter(wk_output *output, const rd_kafka_message_t *message, const char *reason,
                           wk_progress *progress, wk_progress_record *record);
 
+/**
+ * @brief From now on a produce() that finds the local queue full gives up at
+ * once (its unit stays outstanding, the offset unstored) instead of waiting:
+ * call before joining the lanes, so none stays blocked.
+ */
+void wk_output_stop_waiting(wk_output *output);
+
 /** @returns true after a fatal producer error: the process must restart. */
 bool wk_output_is_broken(wk_output *output);
 
-/** @brief Flushes up to timeout_ms, stops the thread, destroys. Accepts a zeroed struct. */
+/**
+ * @brief Flushes up to timeout_ms, purges what is left (those units stay
+ * outstanding: never stored, so redelivered), serves the last delivery
+ * reports, stops the thread, destroys. After it returns no delivery report
+ * touches a progress record any more. Accepts a zeroed struct.
+ */
 void wk_output_close(wk_output *output, int timeout_ms);
 
 #endif

@@ -7,13 +7,14 @@
 #include "tk_envelope.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
-#include "tk_metrics.h"
 #include "tk_text.h"
 #include "wk_idempotency.h"
+#include "wk_metrics.h"
 #include "wk_tickets.h"
 
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS 5000
+#define RETRY_SLICE_MS 50 /* how soon a backoff notices a stop or a revoke */
 
 static const char *static_topic_name(const rd_kafka_message_t *message) {
     const char *name = rd_kafka_topic_name(message->rkt);
@@ -27,24 +28,15 @@ static void answer(const wk_process_context *context, const wk_address *address,
         tk_log_fields(TK_LOG_ERROR, "cannot build reply", json_pack("{s:s}", "correlationId", address->correlation_id));
         return;
     }
-    wk_output_reply(context->output, address, reply, progress, record);
+    if (wk_output_reply(context->output, address, reply, progress, record) != 0)
+        tk_log_fields(TK_LOG_WARN, "reply not sent, message left for redelivery",
+                      json_pack("{s:s}", "correlationId", address->correlation_id));
     json_decref(reply);
 }
 
 /* The trace id of a W3C traceparent ("00-<trace id>-<span>-<flags>"), or NULL. */
 static json_t *trace_id_json(const wk_address *address) {
     return strlen(address->traceparent) == 55 ? json_stringn(address->traceparent + 3, 32) : NULL;
-}
-
-static void count_message(const char *topic, const char *type, int status, double seconds) {
-    char labels[128];
-    snprintf(labels, sizeof labels, "topic=\"%s\",type=\"%s\",status=\"%d\"", topic, type, status);
-    tk_counter_add(tk_metrics_counter("ticket_worker_messages_total", "Messages handled, by topic, type and answer status",
-                                      labels), 1);
-    snprintf(labels, sizeof labels, "type=\"%s\"", type);
-    tk_histogram_observe(tk_metrics_histogram("ticket_worker_message_duration_seconds",
-                                              "Time to apply and answer one message, by type", labels),
-                         seconds);
 }
 
 static void dead_letter(const wk_process_context *context, const rd_kafka_message_t *message,
@@ -54,37 +46,52 @@ static void dead_letter(const wk_process_context *context, const rd_kafka_messag
                                (int)message->partition, "offset", (json_int_t)message->offset, "reason", reason);
     if (fields != NULL && address->traceparent[0] != '\0') json_object_set_new(fields, "traceId", trace_id_json(address));
     tk_log_fields(TK_LOG_WARN, "message rejected to the dead-letter topic", fields);
-    tk_counter_add(tk_metrics_counter("ticket_worker_dlq_total", "Messages sent to ticket.dlq", ""), 1);
-    wk_output_dead_letter(context->output, message, reason, progress, record);
+    wk_metrics_dead_letter();
+    if (wk_output_dead_letter(context->output, message, reason, progress, record) != 0)
+        tk_log_fields(TK_LOG_WARN, "dead letter not sent, message left for redelivery", NULL);
     if (address->wants_reply) answer(context, address, 400, reason, NULL, progress, record);
 }
 
-/* Applies with backoff while the database is away. @returns 0 with *result,
- * or -1 when the worker is stopping first. */
-static int execute(const wk_collections *db, tk_request *request, wk_original_ids *original, wk_result *result) {
+/* One attempt. @returns WK_DONE with *result, WK_RETRY, or WK_FENCED. */
+static wk_outcome execute(const wk_collections *db, const wk_write_guard *guard, tk_request *request,
+                          wk_original_ids *original, wk_result *result) {
     memset(result, 0, sizeof *result);
-    int rc = wk_idempotency_resolve(db->idempotency_keys, request, original, result);
-    if (rc == 1) return 0; /* answered: the key was used for something else */
-    if (rc != 0) return rc;
-    return wk_tickets_execute(db->tickets, request, result);
+    if (!wk_lease_holds(guard->lease)) return WK_FENCED; /* the key record is a write too */
+    wk_outcome rc = wk_idempotency_resolve(db->idempotency_keys, request, original, result);
+    if (rc == WK_ANSWERED) return WK_DONE; /* the key was used for something else: *result says so */
+    if (rc != WK_DONE) return rc;
+    return wk_tickets_execute(db->tickets, request, guard, result);
 }
 
-static int execute_with_retry(const wk_process_context *context, const wk_collections *db, tk_request *request,
-                              wk_result *result) {
+/* Sleeps ms in slices. @returns false as soon as the worker stops or the lease ends. */
+static bool backoff(const wk_process_context *context, const wk_lease *lease, int ms) {
+    for (int slept = 0; slept < ms; slept += RETRY_SLICE_MS) {
+        if (atomic_load(context->is_stopping) || !wk_lease_holds(lease)) return false;
+        usleep(RETRY_SLICE_MS * 1000);
+    }
+    return !atomic_load(context->is_stopping) && wk_lease_holds(lease);
+}
+
+/* Applies with backoff while the database is away. @returns WK_DONE with
+ * *result, WK_RETRY when the worker is stopping first, or WK_FENCED when the
+ * partition was revoked (the next owner applies the message). */
+static wk_outcome execute_with_retry(const wk_process_context *context, const wk_collections *db,
+                                     const wk_lease *lease, tk_request *request, wk_result *result) {
     int backoff_ms = RETRY_FIRST_MS;
     wk_original_ids original;
-    while (execute(db, request, &original, result) == WK_RETRY) {
+    wk_write_guard guard = {lease, atomic_load(&context->store->has_conditional_push)};
+    wk_outcome rc;
+    while ((rc = execute(db, &guard, request, &original, result)) == WK_RETRY) {
         atomic_store(&context->store->is_reachable, false);
-        if (atomic_load(context->is_stopping)) return -1;
-        usleep((useconds_t)backoff_ms * 1000);
+        if (!backoff(context, lease, backoff_ms)) return wk_lease_holds(lease) ? WK_RETRY : WK_FENCED;
         backoff_ms = backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff_ms * 2;
     }
-    atomic_store(&context->store->is_reachable, true);
-    return 0;
+    if (rc == WK_DONE) atomic_store(&context->store->is_reachable, true);
+    return rc;
 }
 
 void wk_process_message(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
-                        const rd_kafka_message_t *message) {
+                        const rd_kafka_message_t *message, const wk_lease *lease) {
     char reason[TK_ERROR_TEXT_MAX];
     wk_address address;
     tk_request request;
@@ -106,16 +113,29 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
         wk_progress_done(progress, record);
         return;
     }
-    if (execute_with_retry(context, db, &request, &result) != 0) {
+    wk_outcome outcome = execute_with_retry(context, db, lease, &request, &result);
+    if (outcome != WK_DONE) {
         tk_request_close(&request);
-        return; /* stopping: the record stays open, the offset unstored */
+        /* Fenced: nothing written, the partition's next owner applies it;
+         * the record must not hold back the lane's other partitions.
+         * Stopping: the record stays open, the offset unstored. */
+        if (outcome == WK_FENCED) {
+            tk_log_fields(TK_LOG_INFO, "partition revoked, message left to its next owner",
+                          json_pack("{s:s, s:i, s:I}", "topic", rd_kafka_topic_name(message->rkt), "partition",
+                                    (int)message->partition, "offset", (json_int_t)message->offset));
+            wk_progress_abandon(progress, record);
+        }
+        return;
     }
+    /* A failed send leaves its unit outstanding, so the offset stays unstored
+     * and the message comes again: not lost, only repeated. */
     if (address.wants_reply)
         answer(context, &address, result.status, result.message, json_incref(result.data), progress, record);
-    if (result.event != NULL) wk_output_event(context->output, result.event_key, result.event, &address, progress, record);
+    if (result.event != NULL &&
+        wk_output_event(context->output, result.event_key, result.event, &address, progress, record) != 0)
+        tk_log_fields(TK_LOG_WARN, "event not sent, message left for redelivery", NULL);
     int64_t elapsed_us = tk_monotonic_us() - started_us;
-    count_message(static_topic_name(message), tk_request_type_name(request.type), result.status,
-                  (double)elapsed_us / 1e6);
+    wk_metrics_message(static_topic_name(message), request.type, result.status, (double)elapsed_us / 1e6);
     if (tk_log_enabled(TK_LOG_DEBUG)) {
         json_t *fields = json_pack("{s:s, s:i, s:s*, s:s, s:i, s:I, s:f, s:o*}", "type",
                                    tk_request_type_name(request.type), "status", result.status, "ticketId",

@@ -7,6 +7,7 @@
 #include <mongoc/mongoc.h>
 #include <stdatomic.h>
 
+#include "wk_fence.h"
 #include "wk_output.h"
 #include "wk_progress.h"
 #include "wk_store.h"
@@ -26,10 +27,11 @@ typedef struct {
 
 /**
  * @brief Handles message completely. Database outages are retried with
- * backoff until they pass or the worker stops; a message abandoned at stop
- * keeps its offset unstored so it is delivered again.
+ * backoff until they pass, the worker stops or lease stops holding; a message
+ * abandoned that way keeps its offset unstored so it is delivered again (to
+ * the partition's next owner). No write starts once lease no longer holds.
  */
 void wk_process_message(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
-                        const rd_kafka_message_t *message);
+                        const rd_kafka_message_t *message, const wk_lease *lease);
 
 #endif

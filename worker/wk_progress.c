@@ -62,6 +62,13 @@ static rd_kafka_topic_partition_list_t *pop_finished_locked(wk_progress *progres
     rd_kafka_topic_partition_list_t *offsets = NULL;
     while (progress->head != NULL && progress->head->outstanding == 0) {
         wk_progress_record *record = progress->head;
+        if (record->is_abandoned) {
+            progress->head = record->next;
+            if (progress->head == NULL) progress->tail = NULL;
+            progress->count--;
+            free(record);
+            continue;
+        }
         if (offsets == NULL) offsets = rd_kafka_topic_partition_list_new(4);
         /* Kafka stores the next offset to read. Later records of the same
          * partition overwrite the entry. */
@@ -77,8 +84,9 @@ static rd_kafka_topic_partition_list_t *pop_finished_locked(wk_progress *progres
     return offsets;
 }
 
-void wk_progress_done(wk_progress *progress, wk_progress_record *record) {
+static void finish(wk_progress *progress, wk_progress_record *record, bool is_abandoned) {
     pthread_mutex_lock(&progress->lock);
+    if (is_abandoned) record->is_abandoned = true;
     record->outstanding--;
     rd_kafka_topic_partition_list_t *offsets = pop_finished_locked(progress);
     pthread_mutex_unlock(&progress->lock);
@@ -90,6 +98,10 @@ void wk_progress_done(wk_progress *progress, wk_progress_record *record) {
         tk_log_fields(TK_LOG_WARN, "offset store failed", json_pack("{s:s}", "error", rd_kafka_err2str(rc)));
     rd_kafka_topic_partition_list_destroy(offsets);
 }
+
+void wk_progress_done(wk_progress *progress, wk_progress_record *record) { finish(progress, record, false); }
+
+void wk_progress_abandon(wk_progress *progress, wk_progress_record *record) { finish(progress, record, true); }
 
 bool wk_progress_wait_drained(wk_progress *progress, int timeout_ms) {
     struct timespec deadline;

@@ -15,6 +15,7 @@ typedef struct wk_progress_record {
     int32_t partition;
     int64_t offset;
     int outstanding; /* the handling itself + each produced message not yet acknowledged */
+    bool is_abandoned; /* fenced: finished without being applied, its offset is never stored */
     struct wk_progress_record *next;
 } wk_progress_record;
 
@@ -40,6 +41,13 @@ void wk_progress_expect(wk_progress *progress, wk_progress_record *record);
 
 /** @brief One unit finished; stores the offsets of every finished message at the head. */
 void wk_progress_done(wk_progress *progress, wk_progress_record *record);
+
+/**
+ * @brief Ends the handling unit of a message that was not applied (its
+ * partition moved away): it stops holding back the lane, and neither its
+ * offset nor any before it of the same partition is stored on its account.
+ */
+void wk_progress_abandon(wk_progress *progress, wk_progress_record *record);
 
 /** @brief Waits up to timeout_ms until nothing is in flight. @returns true when drained. */
 bool wk_progress_wait_drained(wk_progress *progress, int timeout_ms);

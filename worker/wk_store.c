@@ -6,7 +6,6 @@
 
 #include "tk_log.h"
 
-#define SERVER_SELECTION_TIMEOUT_MS 5000
 
 int wk_store_init(wk_store *store, const char *uri_text, char *err, size_t err_len) {
     bson_error_t error;
@@ -19,7 +18,13 @@ int wk_store_init(wk_store *store, const char *uri_text, char *err, size_t err_l
     /* The driver waits 30 s by default before calling a server gone; an
      * outage must surface sooner so the lane can back off and retry. */
     if (!mongoc_uri_has_option(store->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(store->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, SERVER_SELECTION_TIMEOUT_MS);
+        mongoc_uri_set_option_as_int32(store->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                       WK_STORE_SERVER_SELECTION_TIMEOUT_MS);
+    /* The driver's default is 300 s: a hung server would hold a lane for
+     * five minutes. Above maxTimeMS, so a slow server answers first. */
+    if (!mongoc_uri_has_option(store->uri, MONGOC_URI_SOCKETTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(store->uri, MONGOC_URI_SOCKETTIMEOUTMS, WK_STORE_SOCKET_TIMEOUT_MS);
+    atomic_store(&store->has_conditional_push, true);
     const char *database = mongoc_uri_get_database(store->uri);
     store->database = bson_strdup(database != NULL && database[0] != '\0' ? database : "ticketing");
     store->pool = mongoc_client_pool_new(store->uri);
@@ -54,31 +59,46 @@ static int has_index(mongoc_collection_t *collection, const char *name, bson_err
     return found;
 }
 
-static int ensure_index(wk_store *store, mongoc_client_t *client, const char *collection_name, bson_t *spec,
+typedef enum { INDEX_READY = 0, INDEX_UNREACHABLE = -1, INDEX_REFUSED = -3 } index_result;
+
+static index_result ensure_index(wk_store *store, mongoc_client_t *client, const char *collection_name, bson_t *spec,
                         char *err, size_t err_len) {
     bson_error_t error;
     bson_iter_t name;
-    int rc = -1;
-    if (!bson_iter_init_find(&name, spec, "name")) return -1;
+    index_result rc = INDEX_UNREACHABLE;
+    if (!bson_iter_init_find(&name, spec, "name")) return INDEX_REFUSED;
     mongoc_collection_t *collection = mongoc_client_get_collection(client, store->database, collection_name);
     int present = has_index(collection, bson_iter_utf8(&name, NULL), &error);
     if (present < 0) {
         snprintf(err, err_len, "listIndexes on %s failed: %s", collection_name, error.message);
     } else if (present == 1) {
-        rc = 0;
+        rc = INDEX_READY;
     } else {
         bson_t *command = BCON_NEW("createIndexes", BCON_UTF8(collection_name), "indexes", "[", BCON_DOCUMENT(spec), "]");
         bson_t reply;
         mongoc_database_t *database = mongoc_client_get_database(client, store->database);
-        if (mongoc_database_write_command_with_opts(database, command, NULL, &reply, &error)) rc = 0;
+        if (mongoc_database_write_command_with_opts(database, command, NULL, &reply, &error)) rc = INDEX_READY;
         else snprintf(err, err_len, "createIndexes on %s failed: %s", collection_name, error.message);
         bson_destroy(&reply);
         mongoc_database_destroy(database);
         bson_destroy(command);
     }
-    if (rc != 0 && present >= 0 && !wk_store_is_transient(&error)) rc = -2; /* refused, not unreachable */
+    if (rc != INDEX_READY && present >= 0 && !wk_store_is_transient(&error)) rc = INDEX_REFUSED;
     mongoc_collection_destroy(collection);
     return rc;
+}
+
+/* FerretDB names itself in buildInfo; see add_reply (wk_tickets.c) for why
+ * it gets the plain {_id} filter. Unknown answers count as MongoDB. */
+static bool is_ferretdb(mongoc_client_t *client) {
+    bson_t *command = BCON_NEW("buildInfo", BCON_INT32(1));
+    bson_t reply;
+    bson_iter_t iter;
+    bool is_ferret = mongoc_client_command_simple(client, "admin", command, NULL, &reply, NULL) &&
+                     bson_iter_init_find(&iter, &reply, "ferretdbVersion");
+    bson_destroy(&reply);
+    bson_destroy(command);
+    return is_ferret;
 }
 
 int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len) {
@@ -90,21 +110,22 @@ int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len) {
     bson_t *ttl = BCON_NEW("key", "{", "createdAt", BCON_INT32(1), "}", "name", BCON_UTF8("forget_after_24h"),
                            "expireAfterSeconds", BCON_INT32(86400));
     mongoc_client_t *client = wk_store_pop(store);
-    int rc = ensure_index(store, client, WK_TICKETS_COLLECTION, team, err, err_len);
-    if (rc == 0) rc = ensure_index(store, client, WK_TICKETS_COLLECTION, newest, err, err_len);
-    if (rc == 0) {
+    index_result rc = ensure_index(store, client, WK_TICKETS_COLLECTION, team, err, err_len);
+    if (rc == INDEX_READY) rc = ensure_index(store, client, WK_TICKETS_COLLECTION, newest, err, err_len);
+    if (rc == INDEX_READY) atomic_store(&store->has_conditional_push, !is_ferretdb(client));
+    if (rc == INDEX_READY) {
         char ttl_err[256];
         /* Expiry is also checked when a key is read, so a server without
          * TTL indexes only keeps old keys longer. */
-        if (ensure_index(store, client, WK_IDEMPOTENCY_COLLECTION, ttl, ttl_err, sizeof ttl_err) == -2)
+        if (ensure_index(store, client, WK_IDEMPOTENCY_COLLECTION, ttl, ttl_err, sizeof ttl_err) == INDEX_REFUSED)
             tk_log_fields(TK_LOG_WARN, "no TTL index for idempotency keys", json_pack("{s:s}", "error", ttl_err));
     }
-    atomic_store(&store->is_reachable, rc == 0);
+    atomic_store(&store->is_reachable, rc == INDEX_READY);
     wk_store_push(store, client);
     bson_destroy(ttl);
     bson_destroy(newest);
     bson_destroy(team);
-    return rc == 0 ? 0 : -1;
+    return rc == INDEX_READY ? 0 : -1;
 }
 
 mongoc_client_t *wk_store_pop(wk_store *store) { return mongoc_client_pool_pop(store->pool); }
@@ -121,7 +142,9 @@ mongoc_collection_t *wk_store_idempotency_keys(wk_store *store, mongoc_client_t 
 
 bool wk_store_is_transient(const bson_error_t *error) {
     /* Server codes that mean "not now": shutdown, failover, network. */
-    static const uint32_t RETRYABLE_CODES[] = {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436};
+    /* 50 MaxTimeMSExpired and 64 WriteConcernFailed: the outcome is unknown. */
+    static const uint32_t RETRYABLE_CODES[] = {6,    7,     50,    64,    89,    91,   189,
+                                               262,  9001,  10107, 11600, 11602, 13435, 13436};
     switch (error->domain) {
     case MONGOC_ERROR_STREAM:
     case MONGOC_ERROR_SERVER_SELECTION:

@@ -10,6 +10,12 @@
 #define WK_TICKETS_COLLECTION "tickets"
 #define WK_IDEMPOTENCY_COLLECTION "idempotency_keys"
 #define WK_STORE_PROBE_MS 2000
+/* Defaults when MONGODB_URI does not set them (docs/operations.md): the
+ * server gives up on an operation first (maxTimeMS), the driver on a silent
+ * socket next, so a hung database holds a lane for seconds, not minutes. */
+#define WK_STORE_MAX_TIME_MS 5000
+#define WK_STORE_SOCKET_TIMEOUT_MS 10000
+#define WK_STORE_SERVER_SELECTION_TIMEOUT_MS 5000
 
 typedef struct {
     mongoc_uri_t *uri;
@@ -19,16 +25,20 @@ typedef struct {
     pthread_t probe_thread;
     bool is_probing;
     atomic_bool is_stopping;
+    atomic_bool has_conditional_push; /* the server is not FerretDB: see add_reply in wk_tickets.c */
 } wk_store;
 
 /**
- * @brief Parses the URI (shortening server selection to 5 s unless the URI
- * says otherwise) and creates the pool. Does not connect yet.
+ * @brief Parses the URI (server selection 5 s and socket timeout 10 s unless
+ * the URI says otherwise) and creates the pool. Does not connect yet.
  * @returns 0, or -1 with err.
  */
 int wk_store_init(wk_store *store, const char *uri_text, char *err, size_t err_len);
 
-/** @brief Creates the indexes the queries use. @returns 0, or -1 with err (retry later). */
+/**
+ * @brief Creates the indexes the queries use and learns which server it is
+ * (sets has_conditional_push). @returns 0, or -1 with err (retry later).
+ */
 int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len);
 
 /** @brief Borrows a client for this thread (blocks while all are taken). */
@@ -43,7 +53,12 @@ mongoc_collection_t *wk_store_tickets(wk_store *store, mongoc_client_t *client);
 /** @brief The idempotency keys collection for a popped client; caller destroys it. */
 mongoc_collection_t *wk_store_idempotency_keys(wk_store *store, mongoc_client_t *client);
 
-/** @returns true when error means "try again later" (network, no server, failover). */
+/**
+ * @returns true when error means "try again later": network, no server,
+ * failover, and the ambiguous WriteConcernFailed and MaxTimeMSExpired (the
+ * write may be stored; every operation reads before it writes on a retry, so
+ * a stored write is answered as done with its event, a missing one is applied).
+ */
 bool wk_store_is_transient(const bson_error_t *error);
 
 /**

@@ -5,7 +5,7 @@
 
 #include "tk_ids.h"
 #include "tk_log.h"
-#include "tk_metrics.h"
+#include "wk_metrics.h"
 #include "wk_store.h"
 #include "wk_ticket_json.h"
 
@@ -18,11 +18,15 @@ static const char MSG_NOT_FOUND[] = "Ticket not found";
 static const char MSG_ID_TAKEN[] = "Ticket id already in use";
 static const char MSG_INTERNAL[] = "Internal error, the request was not applied";
 
-typedef int (*operation_fn)(mongoc_collection_t *tickets, const tk_request *request, wk_result *result);
+typedef wk_outcome (*operation_fn)(mongoc_collection_t *tickets, const tk_request *request,
+                                   const wk_write_guard *guard, wk_result *result);
 
-static int create_ticket(mongoc_collection_t *tickets, const tk_request *request, wk_result *result);
-static int add_reply(mongoc_collection_t *tickets, const tk_request *request, wk_result *result);
-static int list_tickets(mongoc_collection_t *tickets, const tk_request *request, wk_result *result);
+static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                                wk_result *result);
+static wk_outcome add_reply(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                            wk_result *result);
+static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                               wk_result *result);
 
 static const operation_fn OPERATIONS[TK_REQUEST_TYPE_COUNT] = {
     [TK_REQUEST_TICKET_CREATE] = create_ticket,
@@ -36,20 +40,27 @@ static void set_answer(wk_result *result, int status, const char *message, json_
     result->data = data;
 }
 
-/* A database error: retry when it may pass, otherwise answer 500 (logged,
- * never a stack trace to the client). */
-static int database_failure(const char *operation, const bson_error_t *error, wk_result *result) {
+/* A database error: retry when it may pass or when a write's outcome is
+ * unknown (the retry reads before it writes, see wk_store_is_transient),
+ * otherwise answer 500 (logged, never a stack trace to the client). */
+static wk_outcome database_failure(const char *operation, const bson_error_t *error, wk_result *result) {
     bool is_transient = wk_store_is_transient(error);
-    char labels[96];
-    snprintf(labels, sizeof labels, "operation=\"%s\",transient=\"%s\"", operation, is_transient ? "true" : "false");
-    tk_counter_add(tk_metrics_counter("ticket_worker_db_errors_total", "Database operations that failed", labels), 1);
+    wk_metrics_db_error(operation, is_transient);
     tk_log_fields(is_transient ? TK_LOG_WARN : TK_LOG_ERROR, "database error",
                   json_pack("{s:s, s:i, s:i, s:s, s:b}", "operation", operation, "domain", (int)error->domain, "code",
                             (int)error->code, "error", error->message, "willRetry", is_transient));
     if (is_transient) return WK_RETRY;
     set_answer(result, 500, MSG_INTERNAL, NULL);
-    return 0;
+    return WK_DONE;
 }
+
+/* Right before a write: a partition revoked since the message was taken
+ * belongs to another worker now, which applies the command itself. */
+static bool may_write(const wk_write_guard *guard) { return guard == NULL || wk_lease_holds(guard->lease); }
+
+/* Every read and write carries maxTimeMS, so a stuck server gives up before
+ * the driver's socket timeout and the lane learns of it. */
+static bson_t *max_time_opts_new(void) { return BCON_NEW("maxTimeMS", BCON_INT64(WK_STORE_MAX_TIME_MS)); }
 
 /* The members every event starts with; the caller adds its own, then the
  * ticket last (the contract's order). @returns NULL when out of memory. */
@@ -79,7 +90,8 @@ static bool is_visible_to(const bson_t *ticket, const tk_actor *actor) {
 /* Loads one ticket by id. @returns 1 found, 0 absent, -1 error (in *error). */
 static int find_ticket(mongoc_collection_t *tickets, const bson_oid_t *id, bson_t *out, bson_error_t *error) {
     bson_t *filter = BCON_NEW("_id", BCON_OID(id));
-    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(tickets, filter, NULL, NULL);
+    bson_t *opts = max_time_opts_new();
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(tickets, filter, opts, NULL);
     const bson_t *found = NULL;
     int rc = 0;
     if (mongoc_cursor_next(cursor, &found)) {
@@ -89,29 +101,31 @@ static int find_ticket(mongoc_collection_t *tickets, const bson_oid_t *id, bson_
         rc = -1;
     }
     mongoc_cursor_destroy(cursor);
+    bson_destroy(opts);
     bson_destroy(filter);
     return rc;
 }
 
-static int answer_created(const bson_t *ticket, const char *ticket_id, wk_result *result) {
+static wk_outcome answer_created(const bson_t *ticket, const char *ticket_id, wk_result *result) {
     json_t *data = wk_ticket_json_new(ticket);
     if (data == NULL) {
         set_answer(result, 500, MSG_INTERNAL, NULL);
-        return 0;
+        return WK_DONE;
     }
     result->event = event_new("ticket.created", "created", ticket_id, stored_team(ticket));
     if (result->event != NULL) json_object_set(result->event, "ticket", data);
     memcpy(result->event_key, ticket_id, TK_OBJECT_ID_LEN + 1);
     set_answer(result, 201, MSG_CREATED, data);
-    return 0;
+    return WK_DONE;
 }
 
-static int create_ticket(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
+static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                                wk_result *result) {
     bson_oid_t id;
     bson_error_t error;
     bson_t existing = BSON_INITIALIZER;
     int64_t now = tk_now_ms();
-    int rc = 0;
+    wk_outcome rc = WK_DONE;
     bson_oid_init_from_string(&id, request->ticket_id);
     bson_t *ticket = BCON_NEW("_id", BCON_OID(&id), "creatorId", BCON_UTF8(request->actor.id), "creatorType",
                               BCON_UTF8("customer"), "category", BCON_UTF8(request->category), "subject",
@@ -120,6 +134,10 @@ static int create_ticket(mongoc_collection_t *tickets, const tk_request *request
                               "createdAt", BCON_DATE_TIME(now), "updatedAt", BCON_DATE_TIME(now), "__v",
                               BCON_INT32(0), "teamId", BCON_UTF8(request->actor.team));
 
+    if (!may_write(guard)) {
+        rc = WK_FENCED;
+        goto cleanup;
+    }
     if (mongoc_collection_insert_one(tickets, ticket, NULL, NULL, &error)) {
         rc = answer_created(ticket, request->ticket_id, result);
         goto cleanup;
@@ -156,7 +174,7 @@ static bool has_reply(const bson_t *ticket, const bson_oid_t *reply_id) {
     return false;
 }
 
-static int answer_replied(const bson_t *ticket, const tk_request *request, wk_result *result) {
+static wk_outcome answer_replied(const bson_t *ticket, const tk_request *request, wk_result *result) {
     json_t *data = wk_ticket_json_new(ticket);
     json_t *entries = json_object_get(data, "response");
     json_t *reply = NULL;
@@ -168,7 +186,7 @@ static int answer_replied(const bson_t *ticket, const tk_request *request, wk_re
     if (data == NULL || reply == NULL) {
         json_decref(data);
         set_answer(result, 500, MSG_INTERNAL, NULL);
-        return 0;
+        return WK_DONE;
     }
     result->event = event_new("ticket.replied", "replied", request->reply_id, stored_team(ticket));
     if (result->event != NULL) {
@@ -178,47 +196,79 @@ static int answer_replied(const bson_t *ticket, const tk_request *request, wk_re
     }
     memcpy(result->event_key, request->ticket_id, TK_OBJECT_ID_LEN + 1);
     set_answer(result, 200, MSG_REPLIED, data);
-    return 0;
+    return WK_DONE;
 }
 
-/* Read, check, then push. The commands of one ticket share a partition and
- * a partition has one consumer at a time (revocation waits for in-flight
- * work), so nothing writes this ticket between the read and the push.
- * The push filters on _id alone: FerretDB's SQLite backend uses its primary
- * key only for a lone {_id} filter and scans the collection for any other. */
-static int add_reply(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
+/* The answer for a ticket as it is now: 404 when gone or not the actor's,
+ * the first answer when it has the reply. @returns WK_ANSWERED when decided. */
+static wk_outcome answer_from_current(mongoc_collection_t *tickets, const tk_request *request,
+                                      const bson_oid_t *ticket_id, const bson_oid_t *reply_id, bson_t *current,
+                                      wk_result *result) {
+    bson_error_t error;
+    bson_reinit(current);
+    int found = find_ticket(tickets, ticket_id, current, &error);
+    if (found < 0) return database_failure("find", &error, result) == WK_RETRY ? WK_RETRY : WK_ANSWERED;
+    if (found == 0 || !is_visible_to(current, &request->actor)) {
+        set_answer(result, 404, MSG_NOT_FOUND, NULL);
+        return WK_ANSWERED;
+    }
+    if (has_reply(current, reply_id)) { /* seen before: answer as the first time */
+        answer_replied(current, request, result);
+        return WK_ANSWERED;
+    }
+    return WK_DONE;
+}
+
+/* Read, check, then push, and only if the partition is still ours.
+ * On MongoDB the push is also conditional: {_id, "response._id": {$ne}}
+ * matches nothing once the reply is stored, so two writers (a revoked owner
+ * whose write was already on the wire, and the new one) store it once; no
+ * match means re-read and answer as a repeat (or 404 when the ticket went).
+ * FerretDB 1.24 pushes down a lone {_id} only (the SQLite backend scans the
+ * whole collection for this filter) and applies an update by reading the
+ * document, changing it in Go and writing it back by _id, so a condition
+ * would not make its write atomic anyway. There the fence does the work:
+ * the commands of one ticket share a partition, a write starts only while
+ * the lane holds that partition (checked right before it), a revoke purges
+ * the partition's queued messages and ends its retry loops, and a revoke
+ * waits for the lane's in-flight write to return before the partition moves
+ * on, so two workers never write one ticket at once. The one case the fence
+ * cannot cover: a write the driver gave up on (socketTimeoutMS) while the
+ * server was frozen is still in the server's socket buffer, and FerretDB
+ * applies it when it wakes; the fault test (tests/faults/test_7_*) freezes
+ * the server for longer than that and reconciles. */
+static wk_outcome add_reply(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                            wk_result *result) {
     bson_oid_t ticket_id, reply_id;
     bson_error_t error;
     bson_t current = BSON_INITIALIZER;
-    int rc = 0;
+    wk_outcome rc;
     bson_oid_init_from_string(&ticket_id, request->ticket_id);
     bson_oid_init_from_string(&reply_id, request->reply_id);
 
-    int found = find_ticket(tickets, &ticket_id, &current, &error);
-    if (found < 0) {
-        rc = database_failure("find", &error, result);
-        goto cleanup;
-    }
-    if (found == 0 || !is_visible_to(&current, &request->actor)) {
-        set_answer(result, 404, MSG_NOT_FOUND, NULL);
-        goto cleanup;
-    }
-    if (has_reply(&current, &reply_id)) { /* seen before: answer as the first time */
-        rc = answer_replied(&current, request, result);
+    rc = answer_from_current(tickets, request, &ticket_id, &reply_id, &current, result);
+    if (rc != WK_DONE) goto cleanup;
+    if (!may_write(guard)) {
+        rc = WK_FENCED;
         goto cleanup;
     }
 
     int64_t now = tk_now_ms();
-    bson_t *query = BCON_NEW("_id", BCON_OID(&ticket_id));
+    bool is_conditional = guard != NULL && guard->has_conditional_push;
+    bson_t *query = is_conditional ? BCON_NEW("_id", BCON_OID(&ticket_id), "response._id", "{", "$ne",
+                                              BCON_OID(&reply_id), "}")
+                                   : BCON_NEW("_id", BCON_OID(&ticket_id));
     bson_t *update = BCON_NEW("$push", "{", "response", "{", "_id", BCON_OID(&reply_id), "creatorId",
                               BCON_UTF8(request->actor.id), "creatorType",
                               BCON_UTF8(request->actor.is_admin ? "admin" : "customer"), "description",
                               BCON_UTF8(request->description), "createdAt", BCON_DATE_TIME(now), "updatedAt",
                               BCON_DATE_TIME(now), "}", "}", "$set", "{", "updatedAt", BCON_DATE_TIME(now), "}", "$inc",
                               "{", "__v", BCON_INT32(1), "}");
+    bson_t *extra = max_time_opts_new();
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
     mongoc_find_and_modify_opts_set_update(opts, update);
     mongoc_find_and_modify_opts_set_flags(opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+    mongoc_find_and_modify_opts_append(opts, extra);
     bson_t reply;
     bson_iter_t value;
     if (!mongoc_collection_find_and_modify_with_opts(tickets, query, opts, &reply, &error)) {
@@ -231,27 +281,33 @@ static int add_reply(mongoc_collection_t *tickets, const tk_request *request, wk
         if (bson_init_static(&updated, data, len)) rc = answer_replied(&updated, request, result);
         else set_answer(result, 500, MSG_INTERNAL, NULL);
     } else {
-        set_answer(result, 404, MSG_NOT_FOUND, NULL); /* deleted since the read */
+        /* No match: another writer stored the reply first, or the ticket went. */
+        rc = answer_from_current(tickets, request, &ticket_id, &reply_id, &current, result);
+        if (rc == WK_DONE) rc = WK_RETRY; /* neither stored nor gone: the next attempt reads again */
     }
     bson_destroy(&reply);
     mongoc_find_and_modify_opts_destroy(opts);
+    bson_destroy(extra);
     bson_destroy(update);
     bson_destroy(query);
 cleanup:
     bson_destroy(&current);
-    return rc;
+    return rc == WK_ANSWERED ? WK_DONE : rc;
 }
 
-static int list_tickets(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
+static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                               wk_result *result) {
+    (void)guard; /* reads only */
     bson_error_t error;
     const bson_t *document;
     /* Scope first; filters and a cursor page will join this filter and
      * these options when the query grows them. */
     bson_t *filter = request->actor.is_admin ? bson_new() : BCON_NEW("teamId", BCON_UTF8(request->actor.team));
-    bson_t *opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "maxTimeMS",
+                            BCON_INT64(WK_STORE_MAX_TIME_MS));
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(tickets, filter, opts, NULL);
     json_t *list = json_array();
-    int rc = 0;
+    wk_outcome rc = WK_DONE;
     while (list != NULL && mongoc_cursor_next(cursor, &document)) {
         json_t *ticket = wk_ticket_json_new(document);
         if (ticket == NULL) {
@@ -275,16 +331,13 @@ static int list_tickets(mongoc_collection_t *tickets, const tk_request *request,
     return rc;
 }
 
-int wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
+wk_outcome wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                              wk_result *result) {
     memset(result, 0, sizeof *result);
     int64_t started_us = tk_monotonic_us();
-    int rc = OPERATIONS[request->type](tickets, request, result);
-    char labels[64];
-    snprintf(labels, sizeof labels, "operation=\"%s\"", tk_request_type_name(request->type));
-    tk_histogram_observe(tk_metrics_histogram("ticket_worker_db_operation_duration_seconds",
-                                              "Time spent in the database per request, by operation", labels),
-                         (double)(tk_monotonic_us() - started_us) / 1e6);
-    if (rc != 0) wk_result_close(result);
+    wk_outcome rc = OPERATIONS[request->type](tickets, request, guard, result);
+    wk_metrics_db_duration(request->type, (double)(tk_monotonic_us() - started_us) / 1e6);
+    if (rc != WK_DONE) wk_result_close(result);
     return rc;
 }
 

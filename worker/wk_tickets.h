@@ -9,6 +9,7 @@
 
 #include "tk_envelope.h"
 #include "tk_ids.h"
+#include "wk_fence.h"
 
 /** What an operation produced: the answer and the event to publish. */
 typedef struct {
@@ -19,15 +20,28 @@ typedef struct {
     char event_key[TK_OBJECT_ID_LEN + 1];
 } wk_result;
 
-/** Returned by operations when the database is unreachable: retry later. */
-#define WK_RETRY (-2)
+/** How a step of handling a message ended. */
+typedef enum {
+    WK_DONE = 0, /* go on: *result holds the answer (or, before the operation, nothing yet) */
+    WK_ANSWERED, /* *result holds the final answer already; apply nothing more */
+    WK_RETRY,    /* the database was away or the outcome is unknown: *result empty, try again */
+    WK_FENCED,   /* the partition is no longer ours: nothing written, *result empty, drop the message */
+} wk_outcome;
+
+/** What every write checks right before it starts. */
+typedef struct {
+    const wk_lease *lease;     /* NULL: always owned */
+    bool has_conditional_push; /* filter the reply push on the reply's absence (MongoDB; not FerretDB) */
+} wk_write_guard;
 
 /**
  * @brief Runs request against the tickets collection, answers in *result.
- * @returns 0 with *result filled (caller calls wk_result_close), or WK_RETRY
- * with *result empty when the database could not be reached.
+ * @returns WK_DONE with *result filled (caller calls wk_result_close), WK_RETRY
+ * with *result empty when the database could not be reached or a write's
+ * outcome is unknown, WK_FENCED when guard's lease stopped holding before a write.
  */
-int wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *request, wk_result *result);
+wk_outcome wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                              wk_result *result);
 
 /** @brief Frees data and event. Accepts a zeroed struct. */
 void wk_result_close(wk_result *result);

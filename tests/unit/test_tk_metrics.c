@@ -1,10 +1,12 @@
 /* tk_metrics: Prometheus text rendering of counters, gauges, histograms. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -72,11 +74,51 @@ static void test_gauges_and_collectors(void **state) {
     free(text);
 }
 
+/* A collector that asks a broker (the worker's lag) takes its time. */
+static char *slow_family(void *ctx) {
+    (void)ctx;
+    struct timespec nap = {0, 600 * 1000000L};
+    nanosleep(&nap, NULL);
+    return strdup("# TYPE slow_lag gauge\nslow_lag 1\n");
+}
+
+static void *render_in_background(void *arg) {
+    (void)arg;
+    size_t len;
+    return tk_metrics_render(&len);
+}
+
+static double seconds_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* A scrape never holds the registry lock while a collector runs: a message
+ * that registers or looks up a series goes on meanwhile. */
+static void test_a_slow_collector_does_not_block_the_registry(void **state) {
+    (void)state;
+    assert_int_equal(tk_metrics_add_collector(slow_family, NULL), 0);
+    pthread_t scrape;
+    assert_int_equal(pthread_create(&scrape, NULL, render_in_background, NULL), 0);
+    struct timespec nap = {0, 100 * 1000000L}, start;
+    nanosleep(&nap, NULL); /* the scrape is inside the slow collector now */
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    tk_counter_add(tk_metrics_counter("t_during_scrape_total", "Counted while a scrape runs", ""), 1);
+    assert_true(seconds_since(&start) < 0.3);
+    char *text = NULL;
+    pthread_join(scrape, (void **)&text);
+    assert_non_null(text);
+    assert_contains(text, "slow_lag 1\n");
+    free(text);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counters_by_labels),
         cmocka_unit_test(test_histogram_buckets_are_cumulative),
         cmocka_unit_test(test_gauges_and_collectors),
+        cmocka_unit_test(test_a_slow_collector_does_not_block_the_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
