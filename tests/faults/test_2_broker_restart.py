@@ -14,7 +14,7 @@ from helpers.kafka import probe_all_partitions
 from helpers.wait import wait_until
 
 from faultlib import (CONN_ERROR, REFUSED, TIMEOUT, Load, Phase, RssSampler, counts,
-                      latency_figures, ms, reconcile, record, settle)
+                      latency_figures, ms, record, settle)
 
 OUTAGE_S = 10
 RECOVERY_BOUND_S = 60
@@ -27,7 +27,7 @@ def test_broker_restart_under_load(fault_stack, tokens, tickets_coll, kafka, sta
     gateway = stack.gateway
     t_start = time.monotonic()
     rss = RssSampler(gateway.pid).start()
-    load = Load(gateway.base, tokens, "broker-" + how, clients=20).start()
+    load = Load(gateway.base, tokens, "broker-" + how, clients=20, kafka=kafka).start()
     figures = {}
     recovered_at = probe_done_at = None
     phase = Phase()
@@ -53,7 +53,8 @@ def test_broker_restart_under_load(fault_stack, tokens, tickets_coll, kafka, sta
         load.stop()
         rss.stop()
     settled = settle(tickets_coll, load.attempts, load.teams, timeout=60)
-    rec = reconcile(tickets_coll, load.attempts, load.teams)
+    rec = load.reconcile(tickets_coll)
+    load.close()
     scenario = "2. broker %s, back after ~10 s" % ("SIGTERM" if how == "stop" else "SIGKILL")
     if phase.error:
         figures.update(phase.note())
