@@ -437,6 +437,5 @@ def test_request_smuggling_content_length_and_chunked(stack, customer, reply_tar
             b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n")
     resp = raw_request(stack.gateway.port, head + body)
     assert resp.status in (400, 411, 413), resp
-    time.sleep(1.0)
-    assert replies() == 0, "a request smuggled in the body was applied"
+    assert_stays(replies, 3, "a request smuggled in the body was applied")
 

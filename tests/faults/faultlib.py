@@ -58,6 +58,7 @@ class Attempt:
     key: str = None          # Idempotency-Key, if sent
     try_no: int = 1          # 1 for the first attempt, 2.. for a retry with the same key
     reply_id: str = None     # the acknowledged reply's _id (replies)
+    problem: str = None      # a 2xx whose body does not fit the request
 
     @property
     def result_id(self):
@@ -224,25 +225,25 @@ class Load:
         """Send one attempt of a logical request and record it."""
         started = time.monotonic()
         session, outcome, obj, message = self._send(session, "POST", path, token, body, key)
-        reply_id = None
+        reply_id = problem = None
         if isinstance(outcome, int) and 200 <= outcome < 300:
             try:
                 data = obj["data"]
                 if kind == CREATE:
                     ticket_id = data["_id"]
                     if data["description"] != body["description"]:
-                        message = "answered with another ticket: %r" % data
+                        problem = "answered with another ticket: %r" % data
                 else:
                     mine = [r["_id"] for r in data["response"]
                             if r["description"] == body["description"]]
                     reply_id = mine[0] if len(mine) == 1 else None
                     if data["_id"] != ticket_id or len(mine) != 1:
-                        message = "reply answered with %d matching entries on ticket %s" % (
+                        problem = "reply answered with %d matching entries on ticket %s" % (
                             len(mine), data["_id"])
             except (KeyError, TypeError):
-                message = "2xx without a ticket: %r" % (obj,)
+                problem = "2xx without a ticket: %r" % (obj,)
         attempt = Attempt(index, marker, user.team, started, time.monotonic(), outcome,
-                          ticket_id, message, kind, key, try_no, reply_id)
+                          ticket_id, message, kind, key, try_no, reply_id, problem)
         with self._lock:
             self.attempts.append(attempt)
         return session, attempt
@@ -414,7 +415,7 @@ def reconcile(tickets_coll, attempts, teams, streams=None, events_timeout=30.0):
         acked = [t for t in tries if t.acked]
         if len(ids) > 1:
             duplicated.append((marker, len(ids)))
-        wrong.extend((marker, t.kind, t.message) for t in acked if t.message)
+        wrong.extend((marker, t.kind, t.problem) for t in acked if t.problem)
         if acked:
             if not ids:
                 lost.append((marker, tries[0].kind, acked[0].result_id))
