@@ -20,6 +20,7 @@ from helpers.api import (MSG_CREATED, MSG_FETCHED, MSG_REPLIED, SEED_CREATE_REQU
 from helpers.kafka import COMMANDS
 from helpers.ops import raw_post, raw_request
 from helpers.procs import free_port
+from helpers.wait import assert_stays
 
 MISSING = "Authorization token is missing"
 INVALID = "Invalid token"
