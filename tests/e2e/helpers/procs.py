@@ -187,9 +187,11 @@ class Proc:
         self._close_log()
         return self.returncode
 
-    def stop(self, grace=STOP_GRACE_S, sig=signal.SIGTERM):
-        """SIGTERM (or `sig`), SIGKILL after `grace` s; returns the exit code.
-        A graceful stop is remembered and checked by ProcFactory.close()."""
+    def stop(self, grace=None, sig=signal.SIGTERM):
+        """SIGTERM (or `sig`), SIGKILL after `grace` s (STOP_GRACE_S); returns
+        the exit code. A graceful stop is remembered and checked by
+        ProcFactory.close()."""
+        grace = STOP_GRACE_S if grace is None else grace
         if self.alive:
             try:
                 self.popen.send_signal(signal.SIGCONT)
@@ -202,7 +204,7 @@ class Proc:
                 self.popen.kill()
                 self.wait_exit(grace)
             if sig in (signal.SIGTERM, signal.SIGINT):
-                self.graceful_stops.append((sig, self.popen.wait(), needed_kill))
+                self.graceful_stops.append((sig, self.popen.wait(), needed_kill, grace))
         self.returncode = self.popen.wait()
         self._close_log()
         return self.returncode
@@ -232,11 +234,11 @@ class Proc:
         a graceful stop that needed SIGKILL or ended with an unexpected exit
         code, and any sanitizer report in its log."""
         problems = []
-        for sig, rc, needed_kill in self.graceful_stops:
+        for sig, rc, needed_kill, grace in self.graceful_stops:
             name = signal.Signals(sig).name
             if needed_kill:
                 problems.append("%r did not exit within %.0f s of %s (killed with SIGKILL, "
-                                "exit %s)" % (self, STOP_GRACE_S, name, rc))
+                                "exit %s)" % (self, grace, name, rc))
             elif rc not in self.expected_exit:
                 problems.append("%r exited with %s after %s (expected %s)" % (
                     self, rc, name, " or ".join(str(c) for c in self.expected_exit)))
