@@ -39,6 +39,9 @@ usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--work
   --keep           keep the run directory (logs) even on success
 
 Tables go to stdout and .cache/bench/latest.md; see BENCHMARKS.md.
+Throughput and latency count 2xx answers only. Any error answer (non-2xx,
+socket, connect, timeout) in a measured run fails the bench (exit 1) after
+the tables are printed; speed never does.
 EOF
 }
 
@@ -708,3 +711,18 @@ cp -r "$RUN/results" "$OUT_DIR/results.tmp" && rm -rf "$OUT_DIR/results" && mv "
 echo
 cat "$OUT_DIR/latest.md"
 tk_info "bench done in $(tk_since "$T0"); tables in .cache/bench/latest.md"
+
+# An error answer means the figures above measured something else than the
+# service working (a fast 503 is not throughput): fail, whatever the speed.
+failed_runs=()
+for result in "$RUN"/results/*; do
+    name=${result##*/}
+    [[ $name == *.* ]] && continue # loadgen output (.out), dbprobe (.md)
+    load_result "$name" || continue
+    ((${R[errors]:-0} == 0)) || failed_runs+=("$name: ${R[errors]} error(s) (${R[error_detail]})")
+done
+if ((${#failed_runs[@]})); then
+    for line in "${failed_runs[@]}"; do tk_fail "bench run $line"; done
+    tk_fail "${#failed_runs[@]} bench run(s) had error answers (see above and $RUN/loadgen.log)"
+    exit 1
+fi

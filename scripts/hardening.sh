@@ -8,11 +8,23 @@ HD_FUZZ_BUILD="$TK_ROOT/build-fuzz"
 HD_FUZZ_TARGETS=(fuzz_http_body fuzz_envelope fuzz_jwt fuzz_replies)
 HD_FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 
-# Sanitizers stop at the first error; the services' own exit code then says so.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=23}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# Sanitizers stop at the first error; the services' own exit code then says so
+# (and the end-to-end suite fails on a report in a service's log).
+HD_ASAN_DEFAULT="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=23"
+HD_UBSAN_DEFAULT="print_stacktrace=1:halt_on_error=1"
+# Options from the caller's environment replace ours: say so, since e.g.
+# detect_leaks=0 would quietly turn the leak check off.
+hd_warn_overrides() {
+    [[ -z ${ASAN_OPTIONS:-} || $ASAN_OPTIONS == "$HD_ASAN_DEFAULT" ]] ||
+        tk_warn "ASAN_OPTIONS from the environment replace the defaults ($HD_ASAN_DEFAULT): $ASAN_OPTIONS"
+    [[ -z ${UBSAN_OPTIONS:-} || $UBSAN_OPTIONS == "$HD_UBSAN_DEFAULT" ]] ||
+        tk_warn "UBSAN_OPTIONS from the environment replace the defaults ($HD_UBSAN_DEFAULT): $UBSAN_OPTIONS"
+}
 
 hd_build_sanitized() {
+    hd_warn_overrides
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-$HD_ASAN_DEFAULT}"
+    export UBSAN_OPTIONS="${UBSAN_OPTIONS:-$HD_UBSAN_DEFAULT}"
     cmake -S "$TK_ROOT" -B "$HD_ASAN_BUILD" -DCMAKE_BUILD_TYPE=Debug -DTICKET_SANITIZE=ON \
         -DTICKET_PYTHON="$TK_VENV/bin/python" >"$TK_ROOT/.cache/cmake-asan.log" 2>&1 ||
         { cat "$TK_ROOT/.cache/cmake-asan.log" >&2; tk_fail "cmake (ASan build) failed"; return 1; }

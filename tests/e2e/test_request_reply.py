@@ -38,8 +38,12 @@ def test_no_worker_answer_gives_504_and_late_reply_is_counted(stack, procs, api,
             worker.send_signal(signal.SIGCONT)
     expect_error(created, 504, NO_WORKER)
     expect_error(listed, 504, NO_WORKER)
+    # Both answers came while every worker was stopped (SIGCONT only after
+    # them): the gateway's own deadline answered. Not before the deadline;
+    # the upper bound only catches a deadline ignored (five times it, so a
+    # slow machine does not fail it).
     for elapsed in timings:
-        assert 0.9 <= elapsed <= 2.5, "504 after %.2f s with REQUEST_TIMEOUT_MS=1000" % elapsed
+        assert 0.9 <= elapsed < 5.0, "504 after %.2f s with REQUEST_TIMEOUT_MS=1000" % elapsed
     assert created.headers.get("X-Correlation-Id"), created.headers
     # the workers answer once they run again: the gateway drops and counts it
     gateway.wait_for_msg("late reply", since=mark, timeout=30, count=2)

@@ -65,11 +65,19 @@ static void test_many_users_evict_the_stalest(void **state) {
     int retry_after = 0;
     char user[32];
     assert_int_equal(gw_ratelimit_init(&limiter, 1.0, 1.0, 1024), 0);
-    /* 100k users through a 1024-slot table: each new user starts full. */
+    /* 100k users through a 1024-slot table: each new user starts full, and
+       is limited like anyone (a limiter that always allows fails here). */
     for (int i = 0; i < 100000; i++) {
         snprintf(user, sizeof user, "user-%d", i);
         assert_true(gw_ratelimit_take(&limiter, user, i, &retry_after));
+        assert_false(gw_ratelimit_take(&limiter, user, i, &retry_after));
+        assert_int_equal(retry_after, 1);
     }
+    /* The most recent user is still remembered (its bucket still empty a
+       microsecond later); the stalest was evicted and starts full again. */
+    assert_false(gw_ratelimit_take(&limiter, "user-99999", 100000, &retry_after));
+    assert_true(gw_ratelimit_take(&limiter, "user-0", 100000, &retry_after));
+    assert_false(gw_ratelimit_take(&limiter, "user-0", 100000, &retry_after));
     gw_ratelimit_close(&limiter);
 }
 

@@ -3,11 +3,18 @@
 Every process is started with its stdout+stderr in a log file, tracked in a
 module-level registry (so an interpreter exit never leaves one behind) and
 stopped with SIGTERM, then SIGKILL after a grace period.
+
+A factory's `close()` then checks what the processes left behind: a process
+stopped with SIGTERM must have exited by itself with 0 (`expected_exit`), and
+no log may hold an AddressSanitizer, LeakSanitizer or UBSan report. The ASan
+pass of `./dev test` depends on this: the sanitizers report at exit, in the
+log, and through the exit code (ASAN_OPTIONS exitcode=23).
 """
 
 import atexit
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,6 +35,14 @@ SERVICE_ENV_VARS = (
 
 START_TIMEOUT_S = 30.0
 STOP_GRACE_S = 10.0
+
+# First line of a sanitizer report in a log: ASan/LSan/UBSan "==PID==ERROR:",
+# a UBSan "file.c:12:5: runtime error:" diagnostic, or a report's SUMMARY.
+SANITIZER_REPORT_RE = re.compile(
+    r"^(==\d+==\s*ERROR: \w*Sanitizer\b.*"
+    r"|.*?:\d+(:\d+)?: runtime error: .*"
+    r"|SUMMARY: \w*Sanitizer\b.*)$", re.M)
+REPORT_MAX_LINES = 60
 
 _registry = []
 _registry_lock = threading.Lock()
@@ -80,6 +95,10 @@ class Proc:
         self.env = dict(env)
         self.log_path = str(log_path)
         self.returncode = None
+        # Exit codes accepted after a SIGTERM from stop() (the documented one).
+        self.expected_exit = (0,)
+        # Set by stop() with SIGTERM/SIGINT: (signal, exit code, needed SIGKILL).
+        self.graceful_stops = []
         self._log_file = open(self.log_path, "ab")
         self.popen = subprocess.Popen(
             self.argv, env=self.env, stdin=subprocess.DEVNULL,
@@ -168,20 +187,66 @@ class Proc:
         self._close_log()
         return self.returncode
 
-    def stop(self, grace=STOP_GRACE_S, sig=signal.SIGTERM):
-        """SIGTERM (or `sig`), SIGKILL after `grace` s; returns the exit code."""
+    def stop(self, grace=None, sig=signal.SIGTERM):
+        """SIGTERM (or `sig`), SIGKILL after `grace` s (STOP_GRACE_S); returns
+        the exit code. A graceful stop is remembered and checked by
+        ProcFactory.close()."""
+        grace = STOP_GRACE_S if grace is None else grace
         if self.alive:
             try:
                 self.popen.send_signal(signal.SIGCONT)
             except OSError:
                 pass
             self.popen.send_signal(sig)
+            needed_kill = False
             if self.wait_exit(grace) is None:
+                needed_kill = True
                 self.popen.kill()
                 self.wait_exit(grace)
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                self.graceful_stops.append((sig, self.popen.wait(), needed_kill, grace))
         self.returncode = self.popen.wait()
         self._close_log()
         return self.returncode
+
+    # -- what the process left behind -------------------------------------
+    def sanitizer_report(self):
+        """The first sanitizer report in the log (up to REPORT_MAX_LINES
+        lines from its first line), or None."""
+        try:
+            text = self.log_text()
+        except OSError:
+            return None
+        match = SANITIZER_REPORT_RE.search(text)
+        if match is None:
+            return None
+        # the report's own "==PID==" header line may come a little before a
+        # UBSan diagnostic; start from the line of the match
+        lines = text[match.start():].splitlines()
+        report = lines[:REPORT_MAX_LINES]
+        if len(lines) > REPORT_MAX_LINES:
+            report.append("... (%d more lines in %s)" % (len(lines) - REPORT_MAX_LINES,
+                                                          self.log_path))
+        return "\n".join(report)
+
+    def exit_problems(self):
+        """What is wrong with how this process ended, as sentences naming it:
+        a graceful stop that needed SIGKILL or ended with an unexpected exit
+        code, and any sanitizer report in its log."""
+        problems = []
+        for sig, rc, needed_kill, grace in self.graceful_stops:
+            name = signal.Signals(sig).name
+            if needed_kill:
+                problems.append("%r did not exit within %.0f s of %s (killed with SIGKILL, "
+                                "exit %s)" % (self, grace, name, rc))
+            elif rc not in self.expected_exit:
+                problems.append("%r exited with %s after %s (expected %s)" % (
+                    self, rc, name, " or ".join(str(c) for c in self.expected_exit)))
+        report = self.sanitizer_report()
+        if report is not None:
+            problems.append("%r: sanitizer report in its log %s:\n%s" % (
+                self, self.log_path, report))
+        return problems
 
     def kill(self):
         if self.alive:
@@ -303,6 +368,19 @@ class ProcFactory:
                                  % (binary, timeout, proc.describe()))
         return rc, proc.log_text()
 
-    def close(self):
+    def close(self, check=True):
+        """Stop every process (SIGTERM); with `check`, fail naming each
+        process that did not end cleanly (exit_problems) and showing its
+        sanitizer report or last log lines."""
         for proc in reversed(self.procs):
             proc.stop()
+        if not check:
+            return
+        problems = []
+        for proc in self.procs:
+            found = proc.exit_problems()
+            if found and proc.sanitizer_report() is None:
+                found[-1] += "\nlast log lines:\n" + proc.tail(25)
+            problems.extend(found)
+        assert not problems, "%d process problem(s) at shutdown (%s):\n\n%s" % (
+            len(problems), self.label, "\n\n".join(problems))
