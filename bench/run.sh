@@ -26,7 +26,7 @@ DB_NAME=ticketing_bench
 usage() {
     cat <<'EOF'
 usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--workers N]
-                   [--hold N] [--profile] [--only STEPS] [--keep]
+                   [--hold N] [--profile] [--only STEPS] [--keep] [--tickets N]
 
   --quick          everything short (about 90 s in all); a smoke run for CI
   --duration S     measured seconds of each throughput run (default 15, quick 2)
@@ -37,6 +37,9 @@ usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--work
   --profile        also profile gateway and worker under create-ticket load (perf)
   --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,create,scaling,hold,dbprobe,profile
   --keep           keep the run directory (logs) even on success
+  --tickets N      first preload N tickets in 500 teams straight into the database
+                   (bench/preload.py); e.g. --tickets 100000 --only dbprobe
+FERRETDB_BACKEND=sqlite ./dev bench ... measures the old SQLite backend.
 
 Tables go to stdout and .cache/bench/latest.md; see BENCHMARKS.md.
 EOF
@@ -44,7 +47,7 @@ EOF
 
 # ---------------------------------------------------------------- options
 
-QUICK=0 DURATION="" RATE="" CONNS=64 WORKERS=1 HOLD="" PROFILE=0 ONLY="" KEEP=0
+QUICK=0 DURATION="" RATE="" CONNS=64 WORKERS=1 HOLD="" PROFILE=0 ONLY="" KEEP=0 PRELOAD=0
 while (($#)); do
     case $1 in
         --quick) QUICK=1; shift ;;
@@ -56,6 +59,7 @@ while (($#)); do
         --profile) PROFILE=1; shift ;;
         --only) ONLY=${2:-}; shift 2 || tk_die "--only needs a list" ;;
         --keep) KEEP=1; shift ;;
+        --tickets) PRELOAD=${2:-}; shift 2 || tk_die "--tickets needs a number" ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; tk_die "unknown option for bench: $1" ;;
     esac
@@ -67,6 +71,7 @@ is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 is_count "$CONNS" || tk_die "--connections must be a positive number"
 is_count "$WORKERS" || tk_die "--workers must be a positive number"
 [[ -z $HOLD ]] || is_count "$HOLD" || tk_die "--hold must be a positive number"
+[[ $PRELOAD == 0 ]] || is_count "$PRELOAD" || tk_die "--tickets must be a positive number"
 
 if ((QUICK)); then
     DURATION=${DURATION:-2} WARMUP=0.5 LAT_DURATION=2 SCALE_DURATION=2 HOLD=${HOLD:-2000}
@@ -123,7 +128,7 @@ cleanup() {
         done
         stk_stop "$RUN" gateway 20
         for name in $(worker_names); do stk_stop "$RUN" "$name" 20; done
-        stk_stop_ferretdb "$RUN"
+        stk_stop_database "$RUN"
         stk_stop_kafka "$RUN"
         if ((rc == 0 && !KEEP)); then
             rm -rf "$RUN"
@@ -144,6 +149,17 @@ worker_names() {
 }
 
 pid_of() { stk_alive "$RUN" "$1" || tk_die "$1 is not running; see $RUN/$1.log"; }
+
+# The database's processes, comma-separated: FerretDB and, with the
+# PostgreSQL backend, every PostgreSQL process (its process group).
+db_pids() {
+    local pids pg
+    pids=$(pid_of ferretdb)
+    if pg=$(stk_alive "$RUN" postgres); then
+        pids+=",$(pgrep -g "$pg" | paste -sd, -)"
+    fi
+    echo "$pids"
+}
 
 worker_pids() {
     local name pids=()
@@ -274,7 +290,7 @@ write_reply_specs() {
 # must not be billed to the next run.
 settle() {
     local pids hz before after quiet=0 waited=0
-    pids="$(worker_pids),$(pid_of ferretdb)"
+    pids="$(worker_pids),$(db_pids)"
     hz=$(getconf CLK_TCK)
     while ((quiet < 2 && waited < 400)); do
         before=$(proc_ticks "$pids")
@@ -296,7 +312,7 @@ run_load() {
     tickets=$(db_count)
     "$LOADGEN" --port "$GW_PORT" --label "$name" \
         --cpu "gateway=$(pid_of gateway)" --cpu "worker=$(worker_pids)" \
-        --cpu "broker=$(pid_of kafka)" --cpu "db=$(pid_of ferretdb)" "$@" \
+        --cpu "broker=$(pid_of kafka)" --cpu "db=$(db_pids)" "$@" \
         >"$RUN/results/$name.out" 2>>"$RUN/loadgen.log" &
     LOADGEN_PID=$!
     wait "$LOADGEN_PID" || rc=$?
@@ -427,7 +443,7 @@ report() {
     echo "- commit $commit; mode: $( ((QUICK)) && echo quick || echo full), measured ${DURATION}s per run after ${WARMUP}s warm-up"
     echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- JVMs on the machine at start: $JAVA_BEFORE (ours is one; others belong to other stacks)"
-    echo "- stack: Kafka (KRaft, 1 node), FerretDB (SQLite), $WORKERS worker(s) x WORKER_THREADS=$WORKER_THREADS, 1 gateway (HTTP_THREADS=2, ACCESS_LOG=off, LOG_LEVEL=warn), all on this machine with the load generator"
+    echo "- stack: Kafka (KRaft, 1 node), FerretDB ($STK_FERRETDB_BACKEND), $WORKERS worker(s) x WORKER_THREADS=$WORKER_THREADS, 1 gateway (HTTP_THREADS=2, ACCESS_LOG=off, LOG_LEVEL=warn), all on this machine with the load generator"
     echo "- data: the team list reads a team of $SEED_LIST tickets, replies go to a set of $SEED_REPLY tickets of another team, creates of the mix to a third team; the admin list returns every ticket in the DB (column \"tickets in DB\", counted before each run)"
     echo "- CPU columns: CPU time (user+system, /proc/PID/stat) per 1,000 requests in ms, i.e. µs per request, idle cost included; peak RSS: VmHWM during the run; other sessions: CPU of everything else on the machine during the run, in cores (of 2)"
     echo "- CPU with no load at all (ms per second, over ${IDLE_SECONDS}s): $IDLE_TEXT"
@@ -467,7 +483,7 @@ report() {
     fi
     if [[ -s $RUN/results/dbprobe.md ]]; then
         echo
-        echo "### Database probe (the worker's queries, timed directly with pymongo at the end)"
+        echo "### Database probe (the worker's query shapes, timed directly with pymongo at the end)"
         echo
         cat "$RUN/results/dbprobe.md"
     fi
@@ -570,7 +586,7 @@ profile_step() {
 IDLE_TEXT=""
 measure_idle() {
     local names=(gateway worker broker db) pids=("$(pid_of gateway)" "$(worker_pids)" "$(pid_of kafka)" \
-        "$(pid_of ferretdb)") before=() i seconds=$IDLE_SECONDS hz
+        "$(db_pids)") before=() i seconds=$IDLE_SECONDS hz
     hz=$(getconf CLK_TCK)
     settle
     sleep 2 # the broker keeps working a little after the last request
@@ -617,7 +633,18 @@ stk_create_topics "$RUN" "$KAFKA_PORT" || exit 1
 start_ferretdb || exit 1
 start_workers "$WORKERS"
 start_gateway 5000
-tk_info "stack ready in $(tk_since "$T0"): Kafka :$KAFKA_PORT, FerretDB :$MONGO_PORT, $WORKERS worker(s), gateway :$GW_PORT"
+tk_info "stack ready in $(tk_since "$T0"): Kafka :$KAFKA_PORT, FerretDB :$MONGO_PORT ($STK_FERRETDB_BACKEND), $WORKERS worker(s), gateway :$GW_PORT"
+
+# --tickets N: the database gets its size before anything is measured.
+if ((PRELOAD > 0)); then
+    tk_info "preloading $PRELOAD tickets in 500 teams (bench/preload.py) ..."
+    "$TK_ROOT/.cache/venv/bin/python" "$TK_ROOT/bench/preload.py" \
+        "mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" "$PRELOAD" 500 >&2 || tk_die "preloading failed"
+    if [[ $STK_FERRETDB_BACKEND != sqlite ]]; then
+        # Planner statistics now, not whenever autovacuum gets to the table.
+        stk_psql "$RUN" -c "ANALYZE" || tk_die "ANALYZE failed"
+    fi
+fi
 
 TOK_CREATE=$(token customer 671fa1c8f1c2b3a5e4d90001 bench-create)
 TOK_LIST=$(token customer 671fa1c8f1c2b3a5e4d90002 bench-list)
@@ -629,21 +656,28 @@ write_specs
 
 # A few requests through the whole pipeline before anything is measured,
 # then the CPU the stack burns with no load at all (a baseline for the tables).
-seed create 200
-measure_idle
+# Only dbprobe (e.g. --tickets N --only dbprobe): the preloaded data alone.
+NEEDS_LOAD=1
+[[ $STEPS == dbprobe ]] && NEEDS_LOAD=0
+if ((NEEDS_LOAD)); then
+    seed create 200
+    measure_idle
+fi
 
 want healthz && closed healthz healthz "$CONNS" "$DURATION"
 
 # The list team and a second team: the admin list sees both (a moderate size).
-seed seed-list "$SEED_LIST"
-seed seed-other "$SEED_OTHER"
+((NEEDS_LOAD)) && seed seed-list "$SEED_LIST"
+((NEEDS_LOAD)) && seed seed-other "$SEED_OTHER"
 want admin && closed admin admin "$DB_CONNS" "$DURATION"
 want list && closed list list "$DB_CONNS" "$DURATION"
 
 # Reads and replies before the create runs: FerretDB scans the whole
 # collection for them, so they are measured while it is small.
-seed seed-reply "$SEED_REPLY" "$RUN/reply-ids"
-write_reply_specs
+if ((NEEDS_LOAD)); then
+    seed seed-reply "$SEED_REPLY" "$RUN/reply-ids"
+    write_reply_specs
+fi
 want latency && closed latency-reply reply 1 "$LAT_DURATION"
 want reply && closed reply reply "$DB_CONNS" "$DURATION"
 want mix && closed mix mix "$DB_CONNS" "$DURATION"
@@ -693,7 +727,7 @@ if want dbprobe; then
     if [[ -x $TK_ROOT/.cache/venv/bin/python ]] && "$TK_ROOT/.cache/venv/bin/python" -c 'import pymongo' 2>/dev/null; then
         tk_info "timing the worker's queries directly against FerretDB ..."
         "$TK_ROOT/.cache/venv/bin/python" "$TK_ROOT/bench/dbprobe.py" \
-            "mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" bench-list "$RUN/reply-ids" "$( ((QUICK)) && echo 1 || echo 3)" \
+            "mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" "$STK_FERRETDB_BACKEND" "$( ((QUICK)) && echo 1 || echo 3)" \
             >"$RUN/results/dbprobe.md" ||
             tk_warn "the database probe failed"
     else
