@@ -35,7 +35,10 @@ usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--work
   --workers N      worker processes for the workload table (default 1)
   --hold N         waiting requests of the memory test (default 10000, quick 2000)
   --profile        also profile gateway and worker under create-ticket load (perf)
-  --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,create,scaling,hold,dbprobe,profile
+  --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,
+                   dbprobe,profile (reads: get-ticket and a team list's first page at one
+                   connection; walk: the admin list page by page; both skip themselves
+                   while the API has no such route or paging)
   --keep           keep the run directory (logs) even on success
   --tickets N      first preload N tickets in 500 teams straight into the database
                    (bench/preload.py); e.g. --tickets 100000 --only dbprobe
@@ -87,7 +90,7 @@ OPEN_CONNS=256           # connections of the open-loop runs (a pool, not the lo
 # fewer connections give the same throughput without 5 s queues and 504s.
 DB_CONNS=$((CONNS / 8 > 0 ? CONNS / 8 : 1))
 
-STEPS=${ONLY:-healthz,admin,list,latency,reply,mix,create,scaling,hold,dbprobe}
+STEPS=${ONLY:-healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,dbprobe}
 ((PROFILE)) && STEPS+=",profile"
 want() { [[ ,$STEPS, == *,$1,* ]]; }
 
@@ -404,6 +407,8 @@ WORKLOADS=(
     "list|team list (100 tickets)"
     "latency-create|create-ticket, one connection"
     "latency-reply|customer reply, one connection"
+    "latency-get|get-ticket, one connection"
+    "latency-page|team list, first page (limit=50), one connection"
     "create|create-ticket"
     "create-open|create-ticket at half the peak"
     "reply|customer reply"
@@ -480,6 +485,12 @@ report() {
         printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${R[held]}" "$(mb "${R[rss_before_kb]}")" \
             "$(mb "${R[rss_after_kb]}")" "$(f2 "${R[kb_per_request]}")" "${R[connect_s]}" "${R[drain_s]}" \
             "${R[ok]}" "$errors"
+    fi
+    if [[ -s $RUN/results/walk.md ]]; then
+        echo
+        echo "### Admin list, page by page over HTTP"
+        echo
+        cat "$RUN/results/walk.md"
     fi
     if [[ -s $RUN/results/dbprobe.md ]]; then
         echo
@@ -682,6 +693,22 @@ want latency && closed latency-reply reply 1 "$LAT_DURATION"
 want reply && closed reply reply "$DB_CONNS" "$DURATION"
 want mix && closed mix mix "$DB_CONNS" "$DURATION"
 want latency && closed latency-create create 1 "$LAT_DURATION"
+# Reads of one ticket and of a first page (DESIGN.md), once the routes exist.
+if want reads; then
+    first_id=$(head -n 1 "$RUN/reply-ids")
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK_REPLY" \
+            "http://127.0.0.1:$GW_PORT$API/get-ticket?id=$first_id") == 200 ]]; then
+        : >"$RUN/specs/get.tsv"
+        while read -r id; do
+            spec_line 1 GET "$API/get-ticket?id=$id" "$TOK_REPLY" - >>"$RUN/specs/get.tsv"
+        done <"$RUN/reply-ids"
+        spec_line 1 GET "$API/get-tickets?limit=50" "$TOK_LIST" - >"$RUN/specs/page.tsv"
+        closed latency-get get 1 "$LAT_DURATION"
+        closed latency-page page 1 "$LAT_DURATION"
+    else
+        tk_warn "GET $API/get-ticket is not 200 here (route not merged yet?): reads skipped"
+    fi
+fi
 if want create; then
     closed create create "$CONNS" "$DURATION"
     if [[ -z $RATE ]]; then
@@ -720,6 +747,14 @@ if want hold; then
     ((rc == 0)) || tk_die "loadgen --hold failed (exit $rc); see $RUN/loadgen.log"
     grep '^RESULT ' "$RUN/results/hold.out" >"$RUN/results/hold" || tk_die "no result from --hold"
     tail -n 1 "$RUN/loadgen.log" | sed 's/^loadgen: /bench: /' >&2
+fi
+
+# The admin list walked page by page over HTTP (Link rel="next").
+if want walk; then
+    tk_info "walking the admin list page by page ..."
+    tk_python "$TK_ROOT/bench/pagewalk.py" "http://127.0.0.1:$GW_PORT" "$API/admin-get-tickets" \
+        "$TOK_ADMIN" "$( ((QUICK)) && echo 10 || echo 40)" 50 >"$RUN/results/walk.md" ||
+        tk_warn "the page walk failed"
 fi
 
 # The database's side of the reads and replies: its queries timed directly.
