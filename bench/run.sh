@@ -26,7 +26,7 @@ DB_NAME=ticketing_bench
 usage() {
     cat <<'EOF'
 usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--workers N]
-                   [--hold N] [--profile] [--only STEPS] [--keep]
+                   [--hold N] [--profile] [--only STEPS] [--keep] [--tickets N]
 
   --quick          everything short (about 90 s in all); a smoke run for CI
   --duration S     measured seconds of each throughput run (default 15, quick 2)
@@ -35,8 +35,14 @@ usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--work
   --workers N      worker processes for the workload table (default 1)
   --hold N         waiting requests of the memory test (default 10000, quick 2000)
   --profile        also profile gateway and worker under create-ticket load (perf)
-  --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,create,scaling,hold,dbprobe,profile
+  --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,
+                   dbprobe,profile (reads: get-ticket and a team list's first page at one
+                   connection; walk: the admin list page by page; both skip themselves
+                   while the API has no such route or paging)
   --keep           keep the run directory (logs) even on success
+  --tickets N      first preload N tickets in 500 teams straight into the database
+                   (bench/preload.py); e.g. --tickets 100000 --only dbprobe
+FERRETDB_BACKEND=sqlite ./dev bench ... measures the old SQLite backend.
 
 Tables go to stdout and .cache/bench/latest.md; see BENCHMARKS.md.
 Throughput and latency count 2xx answers only. Any error answer (non-2xx,
@@ -47,7 +53,7 @@ EOF
 
 # ---------------------------------------------------------------- options
 
-QUICK=0 DURATION="" RATE="" CONNS=64 WORKERS=1 HOLD="" PROFILE=0 ONLY="" KEEP=0
+QUICK=0 DURATION="" RATE="" CONNS=64 WORKERS=1 HOLD="" PROFILE=0 ONLY="" KEEP=0 PRELOAD=0
 while (($#)); do
     case $1 in
         --quick) QUICK=1; shift ;;
@@ -59,6 +65,7 @@ while (($#)); do
         --profile) PROFILE=1; shift ;;
         --only) ONLY=${2:-}; shift 2 || tk_die "--only needs a list" ;;
         --keep) KEEP=1; shift ;;
+        --tickets) PRELOAD=${2:-}; shift 2 || tk_die "--tickets needs a number" ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; tk_die "unknown option for bench: $1" ;;
     esac
@@ -70,6 +77,7 @@ is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 is_count "$CONNS" || tk_die "--connections must be a positive number"
 is_count "$WORKERS" || tk_die "--workers must be a positive number"
 [[ -z $HOLD ]] || is_count "$HOLD" || tk_die "--hold must be a positive number"
+[[ $PRELOAD == 0 ]] || is_count "$PRELOAD" || tk_die "--tickets must be a positive number"
 
 if ((QUICK)); then
     DURATION=${DURATION:-2} WARMUP=0.5 LAT_DURATION=2 SCALE_DURATION=2 HOLD=${HOLD:-2000}
@@ -85,7 +93,7 @@ OPEN_CONNS=256           # connections of the open-loop runs (a pool, not the lo
 # fewer connections give the same throughput without 5 s queues and 504s.
 DB_CONNS=$((CONNS / 8 > 0 ? CONNS / 8 : 1))
 
-STEPS=${ONLY:-healthz,admin,list,latency,reply,mix,create,scaling,hold,dbprobe}
+STEPS=${ONLY:-healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,dbprobe}
 ((PROFILE)) && STEPS+=",profile"
 want() { [[ ,$STEPS, == *,$1,* ]]; }
 
@@ -126,7 +134,7 @@ cleanup() {
         done
         stk_stop "$RUN" gateway 20
         for name in $(worker_names); do stk_stop "$RUN" "$name" 20; done
-        stk_stop_ferretdb "$RUN"
+        stk_stop_database "$RUN"
         stk_stop_kafka "$RUN"
         if ((rc == 0 && !KEEP)); then
             rm -rf "$RUN"
@@ -147,6 +155,17 @@ worker_names() {
 }
 
 pid_of() { stk_alive "$RUN" "$1" || tk_die "$1 is not running; see $RUN/$1.log"; }
+
+# The database's processes, comma-separated: FerretDB and, with the
+# PostgreSQL backend, every PostgreSQL process (its process group).
+db_pids() {
+    local pids pg
+    pids=$(pid_of ferretdb)
+    if pg=$(stk_alive "$RUN" postgres); then
+        pids+=",$(pgrep -g "$pg" | paste -sd, -)"
+    fi
+    echo "$pids"
+}
 
 worker_pids() {
     local name pids=()
@@ -278,7 +297,7 @@ write_reply_specs() {
 # must not be billed to the next run.
 settle() {
     local pids hz before after quiet=0 waited=0
-    pids="$(worker_pids),$(pid_of ferretdb)"
+    pids="$(worker_pids),$(db_pids)"
     hz=$(getconf CLK_TCK)
     while ((quiet < 2 && waited < 400)); do
         before=$(proc_ticks "$pids")
@@ -300,7 +319,7 @@ run_load() {
     tickets=$(db_count)
     "$LOADGEN" --port "$GW_PORT" --label "$name" \
         --cpu "gateway=$(pid_of gateway)" --cpu "worker=$(worker_pids)" \
-        --cpu "broker=$(pid_of kafka)" --cpu "db=$(pid_of ferretdb)" "$@" \
+        --cpu "broker=$(pid_of kafka)" --cpu "db=$(db_pids)" "$@" \
         >"$RUN/results/$name.out" 2>>"$RUN/loadgen.log" &
     LOADGEN_PID=$!
     wait "$LOADGEN_PID" || rc=$?
@@ -392,6 +411,8 @@ WORKLOADS=(
     "list|team list (100 tickets)"
     "latency-create|create-ticket, one connection"
     "latency-reply|customer reply, one connection"
+    "latency-get|get-ticket, one connection"
+    "latency-page|team list, first page (limit=50), one connection"
     "create|create-ticket"
     "create-open|create-ticket at half the peak"
     "reply|customer reply"
@@ -431,7 +452,7 @@ report() {
     echo "- commit $commit; mode: $( ((QUICK)) && echo quick || echo full), measured ${DURATION}s per run after ${WARMUP}s warm-up"
     echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- JVMs on the machine at start: $JAVA_BEFORE (ours is one; others belong to other stacks)"
-    echo "- stack: Kafka (KRaft, 1 node), FerretDB (SQLite), $WORKERS worker(s) x WORKER_THREADS=$WORKER_THREADS, 1 gateway (HTTP_THREADS=2, ACCESS_LOG=off, LOG_LEVEL=warn), all on this machine with the load generator"
+    echo "- stack: Kafka (KRaft, 1 node), FerretDB ($STK_FERRETDB_BACKEND), $WORKERS worker(s) x WORKER_THREADS=$WORKER_THREADS, 1 gateway (HTTP_THREADS=2, ACCESS_LOG=off, LOG_LEVEL=warn), all on this machine with the load generator"
     echo "- data: the team list reads a team of $SEED_LIST tickets, replies go to a set of $SEED_REPLY tickets of another team, creates of the mix to a third team; the admin list returns every ticket in the DB (column \"tickets in DB\", counted before each run)"
     echo "- CPU columns: CPU time (user+system, /proc/PID/stat) per 1,000 requests in ms, i.e. µs per request, idle cost included; peak RSS: VmHWM during the run; other sessions: CPU of everything else on the machine during the run, in cores (of 2)"
     echo "- CPU with no load at all (ms per second, over ${IDLE_SECONDS}s): $IDLE_TEXT"
@@ -469,9 +490,15 @@ report() {
             "$(mb "${R[rss_after_kb]}")" "$(f2 "${R[kb_per_request]}")" "${R[connect_s]}" "${R[drain_s]}" \
             "${R[ok]}" "$errors"
     fi
+    if [[ -s $RUN/results/walk.md ]]; then
+        echo
+        echo "### Admin list, page by page over HTTP"
+        echo
+        cat "$RUN/results/walk.md"
+    fi
     if [[ -s $RUN/results/dbprobe.md ]]; then
         echo
-        echo "### Database probe (the worker's queries, timed directly with pymongo at the end)"
+        echo "### Database probe (the worker's query shapes, timed directly with pymongo at the end)"
         echo
         cat "$RUN/results/dbprobe.md"
     fi
@@ -574,7 +601,7 @@ profile_step() {
 IDLE_TEXT=""
 measure_idle() {
     local names=(gateway worker broker db) pids=("$(pid_of gateway)" "$(worker_pids)" "$(pid_of kafka)" \
-        "$(pid_of ferretdb)") before=() i seconds=$IDLE_SECONDS hz
+        "$(db_pids)") before=() i seconds=$IDLE_SECONDS hz
     hz=$(getconf CLK_TCK)
     settle
     sleep 2 # the broker keeps working a little after the last request
@@ -621,7 +648,18 @@ stk_create_topics "$RUN" "$KAFKA_PORT" || exit 1
 start_ferretdb || exit 1
 start_workers "$WORKERS"
 start_gateway 5000
-tk_info "stack ready in $(tk_since "$T0"): Kafka :$KAFKA_PORT, FerretDB :$MONGO_PORT, $WORKERS worker(s), gateway :$GW_PORT"
+tk_info "stack ready in $(tk_since "$T0"): Kafka :$KAFKA_PORT, FerretDB :$MONGO_PORT ($STK_FERRETDB_BACKEND), $WORKERS worker(s), gateway :$GW_PORT"
+
+# --tickets N: the database gets its size before anything is measured.
+if ((PRELOAD > 0)); then
+    tk_info "preloading $PRELOAD tickets in 500 teams (bench/preload.py) ..."
+    "$TK_ROOT/.cache/venv/bin/python" "$TK_ROOT/bench/preload.py" \
+        "mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" "$PRELOAD" 500 >&2 || tk_die "preloading failed"
+    if [[ $STK_FERRETDB_BACKEND != sqlite ]]; then
+        # Planner statistics now, not whenever autovacuum gets to the table.
+        stk_psql "$RUN" -c "ANALYZE" || tk_die "ANALYZE failed"
+    fi
+fi
 
 TOK_CREATE=$(token customer 671fa1c8f1c2b3a5e4d90001 bench-create)
 TOK_LIST=$(token customer 671fa1c8f1c2b3a5e4d90002 bench-list)
@@ -633,25 +671,48 @@ write_specs
 
 # A few requests through the whole pipeline before anything is measured,
 # then the CPU the stack burns with no load at all (a baseline for the tables).
-seed create 200
-measure_idle
+# Only dbprobe (e.g. --tickets N --only dbprobe): the preloaded data alone.
+NEEDS_LOAD=1
+[[ $STEPS == dbprobe ]] && NEEDS_LOAD=0
+if ((NEEDS_LOAD)); then
+    seed create 200
+    measure_idle
+fi
 
 want healthz && closed healthz healthz "$CONNS" "$DURATION"
 
 # The list team and a second team: the admin list sees both (a moderate size).
-seed seed-list "$SEED_LIST"
-seed seed-other "$SEED_OTHER"
+((NEEDS_LOAD)) && seed seed-list "$SEED_LIST"
+((NEEDS_LOAD)) && seed seed-other "$SEED_OTHER"
 want admin && closed admin admin "$DB_CONNS" "$DURATION"
 want list && closed list list "$DB_CONNS" "$DURATION"
 
 # Reads and replies before the create runs: FerretDB scans the whole
 # collection for them, so they are measured while it is small.
-seed seed-reply "$SEED_REPLY" "$RUN/reply-ids"
-write_reply_specs
+if ((NEEDS_LOAD)); then
+    seed seed-reply "$SEED_REPLY" "$RUN/reply-ids"
+    write_reply_specs
+fi
 want latency && closed latency-reply reply 1 "$LAT_DURATION"
 want reply && closed reply reply "$DB_CONNS" "$DURATION"
 want mix && closed mix mix "$DB_CONNS" "$DURATION"
 want latency && closed latency-create create 1 "$LAT_DURATION"
+# Reads of one ticket and of a first page (DESIGN.md), once the routes exist.
+if want reads; then
+    first_id=$(head -n 1 "$RUN/reply-ids")
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK_REPLY" \
+            "http://127.0.0.1:$GW_PORT$API/get-ticket?id=$first_id") == 200 ]]; then
+        : >"$RUN/specs/get.tsv"
+        while read -r id; do
+            spec_line 1 GET "$API/get-ticket?id=$id" "$TOK_REPLY" - >>"$RUN/specs/get.tsv"
+        done <"$RUN/reply-ids"
+        spec_line 1 GET "$API/get-tickets?limit=50" "$TOK_LIST" - >"$RUN/specs/page.tsv"
+        closed latency-get get 1 "$LAT_DURATION"
+        closed latency-page page 1 "$LAT_DURATION"
+    else
+        tk_warn "GET $API/get-ticket is not 200 here (route not merged yet?): reads skipped"
+    fi
+fi
 if want create; then
     closed create create "$CONNS" "$DURATION"
     if [[ -z $RATE ]]; then
@@ -692,12 +753,20 @@ if want hold; then
     tail -n 1 "$RUN/loadgen.log" | sed 's/^loadgen: /bench: /' >&2
 fi
 
+# The admin list walked page by page over HTTP (Link rel="next").
+if want walk; then
+    tk_info "walking the admin list page by page ..."
+    tk_python "$TK_ROOT/bench/pagewalk.py" "http://127.0.0.1:$GW_PORT" "$API/admin-get-tickets" \
+        "$TOK_ADMIN" "$( ((QUICK)) && echo 10 || echo 40)" 50 >"$RUN/results/walk.md" ||
+        tk_warn "the page walk failed"
+fi
+
 # The database's side of the reads and replies: its queries timed directly.
 if want dbprobe; then
     if [[ -x $TK_ROOT/.cache/venv/bin/python ]] && "$TK_ROOT/.cache/venv/bin/python" -c 'import pymongo' 2>/dev/null; then
         tk_info "timing the worker's queries directly against FerretDB ..."
         "$TK_ROOT/.cache/venv/bin/python" "$TK_ROOT/bench/dbprobe.py" \
-            "mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" bench-list "$RUN/reply-ids" "$( ((QUICK)) && echo 1 || echo 3)" \
+            "mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" "$STK_FERRETDB_BACKEND" "$( ((QUICK)) && echo 1 || echo 3)" \
             >"$RUN/results/dbprobe.md" ||
             tk_warn "the database probe failed"
     else

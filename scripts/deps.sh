@@ -11,7 +11,8 @@ TK_APT_PACKAGES=(
     clang libclang-rt-14-dev
     python3-venv
     openjdk-17-jre-headless openjdk-17-jdk-headless maven
-    curl
+    curl patch procps
+    postgresql-15    # FerretDB's backend; binaries in /usr/lib/postgresql/15/bin
 )
 TK_VENV="$TK_ROOT/.cache/venv"
 TK_REQUIREMENTS="$TK_ROOT/tests/requirements.txt"

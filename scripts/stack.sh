@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# Local infrastructure for ./dev: Apache Kafka (KRaft, single node) and
-# FerretDB (SQLite backend), fetched/built into .cache/ and run as background
+# Local infrastructure for ./dev: Apache Kafka (KRaft, single node) and the
+# embedded database, FerretDB (patched, tools/ferretdb) on PostgreSQL 15
+# (Debian's postgresql-15), fetched/built into .cache/ and run as background
 # process groups in a run directory (logs and pid files there).
 #
 # Sourced by ./dev after scripts/common.sh. Functions are prefixed `stk_`.
@@ -13,6 +14,11 @@ STK_KAFKA_LIBS="$STK_CACHE/kafka/libs"
 STK_KAFKA_TOOL_JAR="$STK_CACHE/kafka/ensure-topics.jar"
 STK_FERRETDB_SRC="$TK_ROOT/tools/ferretdb"
 STK_FERRETDB_BIN="$STK_CACHE/bin/ferretdb"
+STK_PG_BIN="${TICKET_PG_BIN:-/usr/lib/postgresql/15/bin}"
+# Names the socket only (listen_addresses is empty: no TCP port to collide).
+STK_PG_PORT=5432
+# FERRETDB_BACKEND=sqlite runs the old SQLite backend (for comparisons).
+STK_FERRETDB_BACKEND="${FERRETDB_BACKEND:-postgresql}"
 
 # Topics of docs/contract.md: name:partitions:retention_ms.
 STK_TOPICS=(
@@ -93,22 +99,44 @@ stk_build_kafka_tool() {
     echo "$want" >"$stamp"
 }
 
-# FerretDB (tools/ferretdb, Go module) built into .cache/bin/ferretdb.
+# FerretDB (tools/ferretdb, Go module) built into .cache/bin/ferretdb, with
+# the PostgreSQL backend and tools/ferretdb/patches/*.patch applied to a copy
+# of the upstream module (.cache/ferretdb/src). tools/ferretdb/go.mod stays
+# upstream; the build uses a copy of it with a replace (go build -modfile).
 stk_build_ferretdb() {
     local stamp="$STK_FERRETDB_BIN.stamp" want
-    want=$(stk_fingerprint "$STK_FERRETDB_SRC"/go.mod "$STK_FERRETDB_SRC"/go.sum "$STK_FERRETDB_SRC"/*.go)
+    want=$(stk_fingerprint "$STK_FERRETDB_SRC"/go.mod "$STK_FERRETDB_SRC"/go.sum "$STK_FERRETDB_SRC"/*.go \
+        "$STK_FERRETDB_SRC"/patches/*.patch)
     if [[ -x $STK_FERRETDB_BIN && -f $stamp && $(<"$stamp") == "$want" ]]; then
         return 0
     fi
     tk_need go "install Go >= 1.24 (it is expected at /usr/local/go/bin)"
-    tk_info "building FerretDB (tools/ferretdb) with go build; the first build takes about a minute ..."
-    local log="$STK_CACHE/ferretdb-build.log"
-    mkdir -p "$STK_CACHE/bin"
-    if ! (cd "$STK_FERRETDB_SRC" &&
-            GOMODCACHE="$STK_CACHE/go/mod" GOCACHE="$STK_CACHE/go/build" \
-            GOFLAGS="-modcacherw -mod=readonly -buildvcs=false" CGO_ENABLED=0 \
-            go build -trimpath -tags ferretdb_no_postgresql \
-                -o "$STK_FERRETDB_BIN.tmp" .) >"$log" 2>&1; then
+    tk_info "building FerretDB (tools/ferretdb, patched) with go build; the first build takes about a minute ..."
+    local log="$STK_CACHE/ferretdb-build.log" work="$STK_CACHE/ferretdb"
+    mkdir -p "$STK_CACHE/bin" "$work"
+    : >"$log"
+    if ! (
+        set -e
+        cd "$STK_FERRETDB_SRC"
+        export GOMODCACHE="$STK_CACHE/go/mod" GOCACHE="$STK_CACHE/go/build" \
+            GOFLAGS="-modcacherw -mod=readonly -buildvcs=false" CGO_ENABLED=0
+        local version upstream patch
+        version=$(go list -m -f '{{.Version}}' github.com/FerretDB/FerretDB)
+        upstream=$(go mod download -json "github.com/FerretDB/FerretDB@$version" |
+            sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+        [[ -d $upstream ]] || { echo "no module directory for FerretDB $version"; exit 1; }
+        rm -rf "$work/src"
+        cp -R "$upstream" "$work/src"
+        chmod -R u+w "$work/src"
+        for patch in patches/*.patch; do
+            echo "applying $patch"
+            patch -d "$work/src" -p1 --batch --forward --quiet <"$patch"
+        done
+        cp go.mod "$work/build.mod"
+        cp go.sum "$work/build.sum"
+        go mod edit -modfile="$work/build.mod" -replace "github.com/FerretDB/FerretDB=$work/src"
+        go build -modfile="$work/build.mod" -trimpath -o "$STK_FERRETDB_BIN.tmp" .
+    ) >>"$log" 2>&1; then
         tk_fail "building FerretDB failed; see $log"
         return 1
     fi
@@ -364,14 +392,195 @@ stk_stop_kafka() {
     stk_cds_keep broker "$run"
 }
 
+# ------------------------------------------------------------------ PostgreSQL
+
+# PostgreSQL refuses to run as root; as root, its programs run as Debian's
+# `postgres` user (made by the postgresql-15 package) on files it owns.
+STK_PG_AS=()
+if ((EUID == 0)); then
+    STK_PG_AS=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+fi
+stk_pg_run() {
+    "${STK_PG_AS[@]}" "$@"
+}
+
+# Unix socket directory of RUN's PostgreSQL (also the parent of its data).
+stk_pg_dir() {
+    echo "$1/postgres"
+}
+
+# libpq/pgx URL of RUN's PostgreSQL, database ferretdb, over the socket.
+stk_pg_url() {
+    echo "postgres://ferretdb@/ferretdb?host=$(stk_pg_dir "$1")&port=$STK_PG_PORT"
+}
+
+# psql on RUN's database ferretdb. Usage: stk_psql RUN PSQL_ARGS...
+stk_psql() {
+    local run=$1
+    shift
+    "$STK_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$(stk_pg_dir "$run")" -p "$STK_PG_PORT" \
+        -U ferretdb -d ferretdb "$@"
+}
+
+# The GIN indexes FerretDB needs, made by an event trigger whenever FerretDB
+# creates a collection's table (it does so lazily, on the first insert or
+# createIndexes, under whatever database name a test picks):
+# - FerretDB pushes an equality filter down as `_jsonb->'f' @> 'value'`; its
+#   own indexes (B-trees on (_jsonb->'f')) cannot answer `@>`, a GIN index
+#   on the same expression can. `_id` of every collection (reads, updates
+#   and idempotency keys by _id); for tickets (table tickets_<fnv32a hash>)
+#   also every field the worker filters on by equality.
+# - Ranges, sorts and LIMIT (patch 0001-typed-pushdown) use the B-trees the
+#   worker asks for with createIndexes ({teamId:1,createdAt:-1,_id:-1},
+#   {createdAt:-1,_id:-1}).
+STK_PG_INIT_SQL=$(cat <<'EOF'
+CREATE FUNCTION public.ticket_gin_indexes() RETURNS event_trigger
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    obj record;
+    tbl text;
+    sch text;
+    field text;
+    fields text[];
+BEGIN
+    FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands()
+               WHERE command_tag = 'CREATE TABLE' AND object_type = 'table' LOOP
+        SELECT c.relname, n.nspname INTO tbl, sch
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = obj.objid;
+        CONTINUE WHEN tbl LIKE '\_ferretdb\_%' OR NOT EXISTS (
+            SELECT 1 FROM pg_attribute WHERE attrelid = obj.objid AND attname = '_jsonb');
+        fields := ARRAY['_id'];
+        IF tbl ~ '^tickets_[0-9a-f]{8}$' THEN
+            fields := fields || ARRAY['teamId', 'status', 'priority', 'category', 'creatorId', 'assigneeId'];
+        END IF;
+        FOREACH field IN ARRAY fields LOOP
+            EXECUTE format('CREATE INDEX %I ON %I.%I USING gin ((_jsonb->%L))',
+                           left(tbl, 40) || '_gin_' || lower(field), sch, tbl, field);
+        END LOOP;
+    END LOOP;
+END
+$fn$;
+CREATE EVENT TRIGGER ticket_gin_indexes ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+    EXECUTE FUNCTION public.ticket_gin_indexes();
+EOF
+)
+
+# initdb into RUN/postgres/data (once), then the database ferretdb with the
+# event trigger above.
+stk_pg_init() {
+    local run=$1 dir data
+    dir=$(stk_pg_dir "$run")
+    data="$dir/data"
+    [[ -f $data/PG_VERSION ]] && return 0
+    [[ -x $STK_PG_BIN/initdb ]] || { tk_fail "no $STK_PG_BIN/initdb (apt-get install postgresql-15)"; return 1; }
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    if ((EUID == 0)); then
+        chmod a+x "$run" # the postgres user must reach its directory
+        chown postgres: "$dir"
+    fi
+    chmod 700 "$dir"
+    # Locale C: jsonb strings (and ObjectIds as hex) compare bytewise, as
+    # MongoDB compares them; sorts pushed down by the patch rely on that.
+    stk_pg_run "$STK_PG_BIN/initdb" -D "$data" -U ferretdb -A trust -E UTF8 --locale=C \
+        --no-instructions >>"$run/postgres.log" 2>&1 ||
+        { tk_fail "initdb failed; see $run/postgres.log"; return 1; }
+    cat >>"$data/postgresql.conf" <<EOF
+
+# ---- written by scripts/stack.sh (dev/test/bench only) ----
+listen_addresses = ''                # Unix socket only: no TCP port to collide
+unix_socket_directories = '$dir'
+port = $STK_PG_PORT
+# FerretDB passes field names as bind parameters (_jsonb->\$1 @> \$2); a
+# generic plan cannot match the expression indexes, a custom plan can.
+plan_cache_mode = force_custom_plan
+# Queries here are small; JIT compilation would only add latency.
+jit = off
+# A process crash (what the fault suite does) loses no committed write
+# without fsync; only a machine crash could. Dev data is disposable.
+fsync = off
+full_page_writes = off
+max_connections = 200                # FerretDB's pool: up to 50 per stack
+shared_buffers = 128MB
+log_min_messages = warning
+EOF
+    stk_spawn "$run" postgres "${STK_PG_AS[@]}" "$STK_PG_BIN/postgres" -D "$data" || return 1
+    stk_pg_wait "$run" 30 || return 1
+    if ! "$STK_PG_BIN/psql" -X -q -h "$dir" -p "$STK_PG_PORT" -U ferretdb -d postgres \
+            -c 'CREATE DATABASE ferretdb' >>"$run/postgres.log" 2>&1 ||
+            ! stk_psql "$run" -c "$STK_PG_INIT_SQL" >>"$run/postgres.log" 2>&1; then
+        tk_fail "creating database ferretdb failed; see $run/postgres.log"
+        stk_stop_postgres "$run"
+        rm -rf "$data"
+        return 1
+    fi
+    stk_stop_postgres "$run"
+}
+
+# Waits until RUN's PostgreSQL accepts connections. Usage: stk_pg_wait RUN TIMEOUT_S
+stk_pg_wait() {
+    local run=$1 timeout=$2 deadline
+    deadline=$((SECONDS + timeout))
+    until "$STK_PG_BIN/pg_isready" -q -h "$(stk_pg_dir "$run")" -p "$STK_PG_PORT" -d postgres -U ferretdb; do
+        if ! stk_alive "$run" postgres >/dev/null; then
+            tk_fail "PostgreSQL exited during startup; see $run/postgres.log"
+            tail -n 20 "$run/postgres.log" >&2 || true
+            return 1
+        fi
+        if ((SECONDS >= deadline)); then
+            tk_fail "PostgreSQL not ready within ${timeout}s; see $run/postgres.log"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# Starts RUN's PostgreSQL (initdb on first use); returns once it accepts
+# connections. Usage: stk_start_postgres RUN
+stk_start_postgres() {
+    local run=$1 dir
+    stk_alive "$run" postgres >/dev/null && return 0
+    dir=$(stk_pg_dir "$run")
+    # sun_path holds 107 bytes: DIR/.s.PGSQL.5432
+    if ((${#dir} + 16 > 107)); then
+        tk_fail "run directory path too long for a Unix socket: $dir"
+        return 1
+    fi
+    stk_pg_init "$run" || return 1
+    stk_spawn "$run" postgres "${STK_PG_AS[@]}" "$STK_PG_BIN/postgres" -D "$dir/data" || return 1
+    echo "$STK_PG_PORT" >"$run/postgres.port"
+    stk_pg_wait "$run" 60
+}
+
+# Fast shutdown (sessions are ended; a smart one would wait for FerretDB's
+# pool to close), then stk_stop's SIGTERM/SIGKILL for anything left.
+stk_stop_postgres() {
+    local run=$1 pid i
+    pid=$(stk_alive "$run" postgres) || { rm -f "$run/postgres.pid"; return 0; }
+    kill -INT "$pid" 2>/dev/null || true
+    for ((i = 0; i < 150; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    stk_stop "$run" postgres 5
+}
+
 # -------------------------------------------------------------------- FerretDB
 
-# Usage: stk_start_ferretdb RUN PORT
+# Starts FerretDB on 127.0.0.1:PORT, on RUN's PostgreSQL (started first if
+# down) or, with FERRETDB_BACKEND=sqlite, on SQLite files in RUN/ferretdb/data
+# (the old default, kept for comparisons). Usage: stk_start_ferretdb RUN PORT
 stk_start_ferretdb() {
-    local run=$1 port=$2
+    local run=$1 port=$2 backend_args
     mkdir -p "$run/ferretdb"
+    if [[ $STK_FERRETDB_BACKEND == sqlite ]]; then
+        backend_args=(-backend sqlite -data "$run/ferretdb/data")
+    else
+        stk_start_postgres "$run" || return 1
+        backend_args=(-backend postgresql -postgresql-url "$(stk_pg_url "$run")")
+    fi
     stk_spawn "$run" ferretdb "$STK_FERRETDB_BIN" -listen "127.0.0.1:$port" \
-        -data "$run/ferretdb/data" -log-level "${FERRETDB_LOG_LEVEL:-warn}" || return 1
+        "${backend_args[@]}" -log-level "${FERRETDB_LOG_LEVEL:-warn}" || return 1
     echo "$port" >"$run/ferretdb.port"
     stk_wait_port "$run" ferretdb "$port" 30 || return 1
     local i
@@ -412,13 +621,19 @@ stk_stop_ferretdb() {
     stk_stop "$1" ferretdb 10
 }
 
+# The database as the service sees it: FerretDB, then its PostgreSQL.
+stk_stop_database() {
+    stk_stop_ferretdb "$1"
+    stk_stop_postgres "$1"
+}
+
 # ------------------------------------------------------------------------ both
 
-# Stops FerretDB and Kafka of RUN, in parallel (each takes about a second).
+# Stops the database and Kafka of RUN, in parallel (each takes about a second).
 stk_stop_infra() {
-    local run=$1 ferretdb_stopper
-    stk_stop_ferretdb "$run" &
-    ferretdb_stopper=$!
+    local run=$1 database_stopper
+    stk_stop_database "$run" &
+    database_stopper=$!
     stk_stop_kafka "$run"
-    wait "$ferretdb_stopper" || true
+    wait "$database_stopper" || true
 }

@@ -9,11 +9,17 @@
 #   kill-kafka       SIGKILL the broker (a crash); data kept
 #   start-kafka      start it again on its port/controller port and data dir,
 #                    then wait until every topic partition has a leader
-#   stop-ferretdb    SIGTERM FerretDB (SIGKILL after 10 s); data kept
-#   kill-ferretdb    SIGKILL FerretDB (a crash); data kept
-#   start-ferretdb   start it again on its port and data dir, wait for ping
-#   status           "kafka PORT up|down" and "ferretdb PORT up|down"
+#   stop-ferretdb    the database away: SIGTERM FerretDB (SIGKILL after 10 s),
+#                    then a fast shutdown of its PostgreSQL; data kept
+#   kill-ferretdb    the database crashes: SIGKILL FerretDB and every
+#                    PostgreSQL process; committed data kept (crash recovery)
+#   start-ferretdb   start PostgreSQL and FerretDB again, wait for ping
+#   stop-postgres | kill-postgres | start-postgres
+#                    the same for PostgreSQL alone (FerretDB up, failing)
+#   status           "kafka|postgres|ferretdb PORT up|down", one per line
 # start-* do nothing when the component already runs. Exit 0 on success.
+# "ferretdb" is the database as the service sees it (mongod in production):
+# with the PostgreSQL backend the fault suite's outage takes both away.
 set -euo pipefail
 
 TK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +29,7 @@ source "$TK_ROOT/scripts/common.sh"
 source "$TK_ROOT/scripts/stack.sh"
 
 usage() {
-    sed -n '7,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -63,7 +69,13 @@ start_kafka() {
     stk_create_topics "$RUN" "$port" || exit 1
 }
 
+start_postgres() {
+    [[ $STK_FERRETDB_BACKEND == sqlite ]] && return 0
+    stk_start_postgres "$RUN" || exit 1
+}
+
 start_ferretdb() {
+    start_postgres
     stk_alive "$RUN" ferretdb >/dev/null && return 0
     local port
     port=$(recorded_port ferretdb)
@@ -89,7 +101,7 @@ crash() {
 
 status() {
     local name state
-    for name in kafka ferretdb; do
+    for name in kafka postgres ferretdb; do
         state=down
         stk_alive "$RUN" "$name" >/dev/null && state=up
         echo "$name $(cat "$RUN/$name.port" 2>/dev/null || echo -) $state"
@@ -100,9 +112,12 @@ case $CMD in
     stop-kafka) stk_stop_kafka "$RUN" ;;
     kill-kafka) crash kafka ;;
     start-kafka) start_kafka ;;
-    stop-ferretdb) stk_stop_ferretdb "$RUN" ;;
-    kill-ferretdb) crash ferretdb ;;
+    stop-ferretdb) stk_stop_database "$RUN" ;;
+    kill-ferretdb) crash ferretdb && crash postgres ;;
     start-ferretdb) start_ferretdb ;;
+    stop-postgres) stk_stop_postgres "$RUN" ;;
+    kill-postgres) crash postgres ;;
+    start-postgres) start_postgres ;;
     status) status ;;
     *) usage ;;
 esac

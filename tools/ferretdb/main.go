@@ -1,12 +1,18 @@
-// Command ferretdb runs FerretDB (MongoDB wire protocol) with its SQLite
-// backend for the local dev/test stack. It embeds the upstream
-// github.com/FerretDB/FerretDB/ferretdb package and adds nothing to it but
-// flags and signal handling.
+// Command ferretdb runs FerretDB (MongoDB wire protocol) for the local
+// dev/test stack, on its PostgreSQL backend (the default) or its SQLite one.
+// It embeds github.com/FerretDB/FerretDB/ferretdb, built by scripts/stack.sh
+// with tools/ferretdb/patches applied, and adds flags and signal handling.
 //
-//	ferretdb -listen 127.0.0.1:27017 -data .run/ferretdb/data
+//	ferretdb -listen 127.0.0.1:27017 -postgresql-url 'postgres:///ferretdb?host=/run/dir'
+//	ferretdb -listen 127.0.0.1:27017 -backend sqlite -data .run/ferretdb/data
 //
-// It stops gracefully (listener and connections closed, SQLite files
-// flushed) on SIGTERM or SIGINT, and exits non-zero if it cannot start.
+// With PostgreSQL it turns on the patch's TypedPushdown (range, $in, sort and
+// LIMIT in SQL; see patches/0001-typed-pushdown.patch): exact for the
+// service's collections, whose filtered and sorted fields each hold one
+// scalar type. -typed-pushdown=false gives upstream behaviour.
+//
+// It stops gracefully (listener and connections closed) on SIGTERM or
+// SIGINT, and exits non-zero if it cannot start.
 package main
 
 import (
@@ -25,7 +31,10 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
-	dataDir := flag.String("data", "data", "directory for the SQLite database files (created if missing)")
+	backend := flag.String("backend", "postgresql", "backend: postgresql or sqlite")
+	pgURL := flag.String("postgresql-url", "postgres://127.0.0.1:5432/ferretdb", "PostgreSQL URL (backend postgresql)")
+	typedPushdown := flag.Bool("typed-pushdown", true, "push range, $in, sort and LIMIT down to PostgreSQL (patch)")
+	dataDir := flag.String("data", "data", "directory for the SQLite database files, created if missing (backend sqlite)")
 	logLevel := flag.String("log-level", "warn", "log level: debug, info, warn, error")
 	flag.Parse()
 
@@ -34,20 +43,32 @@ func main() {
 		fail(err)
 	}
 
-	dir, err := filepath.Abs(*dataDir)
-	if err != nil {
-		fail(fmt.Errorf("data directory %q: %w", *dataDir, err))
+	config := &ferretdb.Config{
+		Listener: ferretdb.ListenerConfig{TCP: *listen},
+		Logger:   logger,
+		Handler:  *backend,
 	}
-	if err = os.MkdirAll(dir, 0o755); err != nil {
-		fail(fmt.Errorf("data directory %q: %w", dir, err))
+	where := *pgURL
+
+	switch *backend {
+	case "postgresql":
+		config.PostgreSQLURL = *pgURL
+		config.TypedPushdown = *typedPushdown
+	case "sqlite":
+		dir, err := filepath.Abs(*dataDir)
+		if err != nil {
+			fail(fmt.Errorf("data directory %q: %w", *dataDir, err))
+		}
+		if err = os.MkdirAll(dir, 0o755); err != nil {
+			fail(fmt.Errorf("data directory %q: %w", dir, err))
+		}
+		config.SQLiteURL = "file:" + dir + "/"
+		where = dir
+	default:
+		fail(fmt.Errorf("-backend %q: want postgresql or sqlite", *backend))
 	}
 
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
-		Logger:    logger,
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
-	})
+	f, err := ferretdb.New(config)
 	if err != nil {
 		fail(err)
 	}
@@ -55,7 +76,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	logger.Warn("ferretdb starting", "listen", *listen, "data", dir)
+	logger.Warn("ferretdb starting", "listen", *listen, "backend", *backend, "at", where,
+		"typed_pushdown", config.TypedPushdown)
 	if err = f.Run(ctx); err != nil {
 		fail(err)
 	}
