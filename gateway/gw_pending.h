@@ -19,6 +19,10 @@ typedef struct gw_pending_entry {
     char *chunks;
     size_t chunks_len;
     int chunks_received;
+    /* What a reply says beside its body: set by the reply thread before it
+     * completes the entry; freed with the request. */
+    char *next_cursor; /* lists: the next page's cursor, NULL on the last page */
+    char etag[24];     /* one ticket: its ETag value, "" otherwise */
 } gw_pending_entry;
 
 typedef struct {

@@ -16,6 +16,7 @@ typedef struct {
     rd_kafka_t *producer;
     atomic_bool is_broker_down; /* every broker unreachable: answer 503 at once */
     char reply_partition[12];
+    int request_timeout_ms; /* a query's deadline header: now + this */
     gw_publish_failed_fn on_failed;
     void *ctx;
 } gw_publish;

@@ -63,6 +63,7 @@ static void complete_with_reply(gw_replies *replies, gw_pending_entry *entry, co
         complete_with_error(replies, entry, 502, "Invalid reply from worker");
         return;
     }
+    tk_reply_take_meta(body, &entry->next_cursor, entry->etag, sizeof entry->etag);
     size_t body_len = 0;
     char *text = gw_answer_dump(body, &body_len);
     json_decref(body);

@@ -1,6 +1,7 @@
 #include "wk_process.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -82,6 +83,33 @@ static int execute_with_retry(const wk_process_context *context, const wk_collec
     return 0;
 }
 
+/* A query whose requester has stopped waiting (its "deadline" header, epoch
+ * ms, has passed) is skipped: no database work for nobody, so a backlog of
+ * reads drains at once instead of piling up behind itself. */
+static bool is_expired_query(const rd_kafka_message_t *message) {
+    char text[24];
+    char *end = NULL;
+    if (strcmp(rd_kafka_topic_name(message->rkt), TK_TOPIC_QUERIES) != 0 ||
+        tk_kafka_header_copy(message, TK_HEADER_DEADLINE, text, sizeof text) != 0)
+        return false;
+    long long deadline_ms = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || tk_now_ms() <= deadline_ms) return false;
+    tk_counter_add(tk_metrics_counter("ticket_worker_queries_expired_total",
+                                      "Queries skipped because their deadline had passed", ""), 1);
+    return true;
+}
+
+/* The answer with what a list page or one ticket adds: next cursor, ETag. */
+static void answer_result(const wk_process_context *context, const wk_address *address, const wk_result *result,
+                          wk_progress *progress, wk_progress_record *record) {
+    json_t *reply = tk_reply_json_new_meta(result->status, result->message,
+                                           result->next_cursor[0] != '\0' ? result->next_cursor : NULL,
+                                           result->etag[0] != '\0' ? result->etag : NULL, json_incref(result->data));
+    if (reply == NULL) return;
+    wk_output_reply(context->output, address, reply, progress, record);
+    json_decref(reply);
+}
+
 void wk_process_message(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
                         const rd_kafka_message_t *message) {
     char reason[TK_ERROR_TEXT_MAX];
@@ -97,6 +125,10 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
         return;
     }
     wk_address_from_message(message, &address);
+    if (is_expired_query(message)) {
+        wk_progress_done(progress, record);
+        return;
+    }
     if (tk_request_parse(message->payload, message->len, &request, reason, sizeof reason) != 0) {
         dead_letter(context, message, &address, reason, progress, record);
         wk_progress_done(progress, record);
@@ -106,8 +138,7 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
         tk_request_close(&request);
         return; /* stopping: the record stays open, the offset unstored */
     }
-    if (address.wants_reply)
-        answer(context, &address, result.status, result.message, json_incref(result.data), progress, record);
+    if (address.wants_reply) answer_result(context, &address, &result, progress, record);
     if (result.event != NULL) wk_output_event(context->output, result.event_key, result.event, &address, progress, record);
     int64_t elapsed_us = tk_monotonic_us() - started_us;
     count_message(static_topic_name(message), tk_request_type_name(request.type), result.status,
@@ -118,7 +149,7 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
                                    request.ticket_id, "correlationId", address.correlation_id, "partition",
                                    (int)message->partition, "offset", (json_int_t)message->offset, "elapsedMs",
                                    (double)elapsed_us / 1000.0, "traceId", trace_id_json(&address));
-        tk_log_fields(TK_LOG_DEBUG, request.type == TK_REQUEST_TICKETS_LIST ? "query answered" : "command applied",
+        tk_log_fields(TK_LOG_DEBUG, request.type >= TK_REQUEST_TICKETS_LIST ? "query answered" : "command applied",
                       fields);
     }
     wk_result_close(&result);
