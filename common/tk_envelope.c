@@ -148,14 +148,14 @@ static int parse_reply(const json_t *root, tk_request *out, char *err, size_t er
 static int parse_page(const json_t *root, tk_request *out, char *err, size_t err_len) {
     static const char *const members[] = {"limit", "after", NULL};
     json_t *page = json_object_get(root, "page");
-    out->limit = TK_LIST_LIMIT_DEFAULT;
-    if (page == NULL) return 0;
+    if (page == NULL) return 0; /* limit 0: the default */
     if (!json_is_object(page)) {
         snprintf(err, err_len, "Field 'page' must be an object");
         return -1;
     }
     if (tk_only_members(page, members, "page.", err, err_len) != 0) return -1;
     json_t *limit = json_object_get(page, "limit");
+    out->limit = TK_LIST_LIMIT_DEFAULT;
     if (limit != NULL) {
         if (!json_is_integer(limit) || json_integer_value(limit) < 1 || json_integer_value(limit) > TK_LIST_LIMIT_MAX) {
             snprintf(err, err_len, "Field 'page.limit' must be an integer from 1 to %d", TK_LIST_LIMIT_MAX);
@@ -265,6 +265,7 @@ static json_t *with_idempotency_key(json_t *message, const tk_request *request) 
 /* Adds the filter (when not empty) and the page to a list query. */
 static json_t *list_json_new(json_t *message, const tk_request *request) {
     if (message == NULL) return NULL;
+    if (request->limit == 0 && request->after == NULL && request->filter == NULL) return message; /* as before pages */
     json_t *page = json_pack("{s:i}", "limit", request->limit > 0 ? request->limit : TK_LIST_LIMIT_DEFAULT);
     if (page == NULL || (request->after != NULL && json_object_set_new(page, "after", json_string(request->after)) != 0) ||
         (request->filter != NULL && json_object_size(request->filter) > 0 &&

@@ -43,7 +43,7 @@ typedef struct {
     const char *priority;    /* create: "low" when absent */
     const char *idempotency_key; /* commands: the client's Idempotency-Key, or NULL */
     const json_t *filter;        /* list: the checked filter object, or NULL */
-    int limit;                   /* list: page size, 1..TK_LIST_LIMIT_MAX (0 = default when building) */
+    int limit;                   /* list: page size, 1..TK_LIST_LIMIT_MAX; 0 without a page: the default */
     const char *after;           /* list: the cursor text, or NULL for the first page */
     tk_cursor_position after_position; /* list: decoded from after */
 } tk_request;

@@ -52,7 +52,8 @@ static tk_request_type type_from_case_name(const char *name) {
     if (strncmp(name, "create-", 7) == 0) return TK_REQUEST_TICKET_CREATE;
     if (strncmp(name, "reply-", 6) == 0) return TK_REQUEST_TICKET_REPLY;
     if (strncmp(name, "list-", 5) == 0) return TK_REQUEST_TICKETS_LIST;
-    fail_msg("valid case %s must start with create-, reply- or list-", name);
+    if (strncmp(name, "get-", 4) == 0) return TK_REQUEST_TICKET_GET;
+    fail_msg("valid case %s must start with create-, reply-, list- or get-", name);
     return TK_REQUEST_TYPE_COUNT;
 }
 
@@ -279,6 +280,7 @@ static void test_type_names(void **state) {
     assert_string_equal(tk_request_type_name(TK_REQUEST_TICKET_CREATE), "ticket.create");
     assert_string_equal(tk_request_type_name(TK_REQUEST_TICKET_REPLY), "ticket.reply");
     assert_string_equal(tk_request_type_name(TK_REQUEST_TICKETS_LIST), "tickets.list");
+    assert_string_equal(tk_request_type_name(TK_REQUEST_TICKET_GET), "ticket.get");
     assert_string_equal(tk_request_type_name(TK_REQUEST_TYPE_COUNT), "unknown");
 }
 
