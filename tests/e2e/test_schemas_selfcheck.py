@@ -154,6 +154,8 @@ def test_openapi_routes_are_the_five_plus_health():
         ("POST", "/api/ticket/create-reply"),
         ("GET", "/api/ticket/admin-get-tickets"),
         ("POST", "/api/ticket/admin-create-reply"),
+        ("GET", "/api/ticket/get-ticket"),
+        ("GET", "/api/ticket/admin-get-ticket"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/metrics"),
