@@ -86,6 +86,7 @@ int main(void) {
     mongoc_log_set_handler(log_from_mongoc, NULL);
     /* Counters exist from the start, so rates and alerts have a zero to begin with. */
     tk_metrics_counter("ticket_worker_dlq_total", "Messages sent to ticket.dlq", "");
+    tk_metrics_counter("ticket_worker_queries_expired_total", "Queries skipped because their deadline had passed", "");
 
     if (wk_store_init(&store, config.mongodb_uri, err, sizeof err) != 0 ||
         wk_output_init(&output, config.kafka_brokers, "ticket-worker", err, sizeof err) != 0 ||
