@@ -245,7 +245,7 @@ static enum MHD_Result take_list_param(void *cls, enum MHD_ValueKind kind, const
  * query goes anywhere (a bad cursor is refused here, not by a worker). */
 static int take_list_query(gw_request *request, char *err, size_t err_len) {
     if (gw_list_query_init(&request->list) != 0) {
-        snprintf(err, err_len, "%s", MSG_UNAVAILABLE);
+        set_error(request, 503, MSG_UNAVAILABLE);
         return -1;
     }
     list_param_walk walk = {&request->list, err, err_len, 0};
@@ -318,7 +318,7 @@ static void check_headers(gw_http *http, gw_request *request, const char *url, c
         }
     }
     if (route->request_type == TK_REQUEST_TICKETS_LIST && take_list_query(request, err, sizeof err) != 0) {
-        set_error(request, 400, err);
+        if (!request->has_answer) set_error(request, 400, err);
         return;
     }
     if (route->has_body) {

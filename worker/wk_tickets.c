@@ -282,11 +282,20 @@ static bson_t *list_filter_new(const tk_request *request) {
     return filter;
 }
 
-/* Appends up to `wanted` tickets matching filter, newest first, to list;
- * tail[1] gets the position of the last one appended, tail[0] of the one
- * before. @returns 0, or -1 with error. */
-static int read_page(mongoc_collection_t *tickets, const bson_t *filter, int64_t wanted, json_t *list,
-                     tk_cursor_position tail[2], bson_error_t *error) {
+/* What a page has read so far. Positions count every document read, shown
+ * or skipped as malformed, so one bad document can neither end a walk early
+ * nor put the next cursor before a ticket already shown. */
+typedef struct {
+    json_t *list;                  /* the tickets shown */
+    int64_t read;                  /* documents read */
+    tk_cursor_position tail[2];    /* positions of the last two documents read */
+    bool is_last_shown;            /* the last document read is the list's last entry */
+} page_reader;
+
+/* Reads up to `wanted` documents matching filter, newest first, into page.
+ * @returns 0, or -1 with error. */
+static int read_page(mongoc_collection_t *tickets, const bson_t *filter, int64_t wanted, page_reader *page,
+                     bson_error_t *error) {
     const bson_t *document;
     bson_t *opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "limit",
                             BCON_INT64(wanted));
@@ -294,17 +303,15 @@ static int read_page(mongoc_collection_t *tickets, const bson_t *filter, int64_t
     while (mongoc_cursor_next(cursor, &document)) {
         bson_iter_t iter;
         json_t *ticket = wk_ticket_json_new(document);
-        if (ticket == NULL) {
-            /* One malformed document must not hide the others. */
-            tk_log_fields(TK_LOG_ERROR, "skipping malformed ticket document", NULL);
-            continue;
-        }
-        json_array_append_new(list, ticket);
-        tail[0] = tail[1];
+        page->read++;
+        page->tail[0] = page->tail[1];
         if (bson_iter_init_find(&iter, document, "createdAt") && BSON_ITER_HOLDS_DATE_TIME(&iter))
-            tail[1].created_ms = bson_iter_date_time(&iter);
+            page->tail[1].created_ms = bson_iter_date_time(&iter);
         if (bson_iter_init_find(&iter, document, "_id") && BSON_ITER_HOLDS_OID(&iter))
-            bson_oid_to_string(bson_iter_oid(&iter), tail[1].id);
+            bson_oid_to_string(bson_iter_oid(&iter), page->tail[1].id);
+        page->is_last_shown = ticket != NULL && json_array_append_new(page->list, ticket) == 0;
+        /* One malformed document must not hide the others. */
+        if (ticket == NULL) tk_log_fields(TK_LOG_ERROR, "skipping malformed ticket document", NULL);
     }
     int rc = mongoc_cursor_error(cursor, error) ? -1 : 0;
     mongoc_cursor_destroy(cursor);
@@ -316,13 +323,13 @@ static int read_page(mongoc_collection_t *tickets, const bson_t *filter, int64_t
  * ({createdAt: C, _id: {$lt: ID}}), then everything older ({createdAt:
  * {$lt: C}}). Both are index ranges with equality in front, so a page costs
  * what it returns; tickets created during a walk sort before the cursor
- * and never shift what is still to come. One ticket more than the page is
- * read to learn whether another page follows. */
+ * and never shift what is still to come. One document more than the page
+ * is read to learn whether another page follows. */
 static int list_tickets(mongoc_collection_t *tickets, const tk_request *request, wk_result *result) {
     bson_error_t error;
     int64_t wanted = (int64_t)(request->limit > 0 ? request->limit : TK_LIST_LIMIT_DEFAULT) + 1;
-    tk_cursor_position tail[2] = {{0, ""}, {0, ""}};
-    json_t *list = json_array();
+    page_reader page = {json_array(), 0, {{0, ""}, {0, ""}}, false};
+    json_t *list = page.list;
     bson_t *filter = list_filter_new(request);
     int rc = 0;
     if (list == NULL) {
@@ -330,19 +337,19 @@ static int list_tickets(mongoc_collection_t *tickets, const tk_request *request,
         goto cleanup;
     }
     if (request->after == NULL) {
-        rc = read_page(tickets, filter, wanted, list, tail, &error);
+        rc = read_page(tickets, filter, wanted, &page, &error);
     } else {
         bson_oid_t after_id;
         bson_oid_init_from_string(&after_id, request->after_position.id);
         bson_t *ties = bson_copy(filter);
         BCON_APPEND(ties, "createdAt", BCON_DATE_TIME(request->after_position.created_ms), "_id", "{", "$lt",
                     BCON_OID(&after_id), "}");
-        rc = read_page(tickets, ties, wanted, list, tail, &error);
+        rc = read_page(tickets, ties, wanted, &page, &error);
         bson_destroy(ties);
-        if (rc == 0 && (int64_t)json_array_size(list) < wanted) {
+        if (rc == 0 && page.read < wanted) {
             bson_t *older = bson_copy(filter);
             BCON_APPEND(older, "createdAt", "{", "$lt", BCON_DATE_TIME(request->after_position.created_ms), "}");
-            rc = read_page(tickets, older, wanted - (int64_t)json_array_size(list), list, tail, &error);
+            rc = read_page(tickets, older, wanted - page.read, &page, &error);
             bson_destroy(older);
         }
     }
@@ -350,10 +357,10 @@ static int list_tickets(mongoc_collection_t *tickets, const tk_request *request,
         rc = database_failure("find", &error, result);
         goto cleanup;
     }
-    if ((int64_t)json_array_size(list) == wanted) {
+    if (page.read == wanted) {
         /* The extra one only says that more follow: the page ends before it. */
-        json_array_remove(list, json_array_size(list) - 1);
-        tk_cursor_encode(&tail[0],
+        if (page.is_last_shown) json_array_remove(list, json_array_size(list) - 1);
+        tk_cursor_encode(&page.tail[0],
                          tk_list_binding(request->actor.is_admin, request->actor.team, request->filter),
                          result->next_cursor);
     }
