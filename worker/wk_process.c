@@ -105,7 +105,10 @@ static void answer_result(const wk_process_context *context, const wk_address *a
     json_t *reply = tk_reply_json_new_meta(result->status, result->message,
                                            result->next_cursor[0] != '\0' ? result->next_cursor : NULL,
                                            result->etag[0] != '\0' ? result->etag : NULL, json_incref(result->data));
-    if (reply == NULL) return;
+    if (reply == NULL) {
+        tk_log_fields(TK_LOG_ERROR, "cannot build reply", json_pack("{s:s}", "correlationId", address->correlation_id));
+        return;
+    }
     wk_output_reply(context->output, address, reply, progress, record);
     json_decref(reply);
 }
@@ -149,7 +152,7 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
                                    request.ticket_id, "correlationId", address.correlation_id, "partition",
                                    (int)message->partition, "offset", (json_int_t)message->offset, "elapsedMs",
                                    (double)elapsed_us / 1000.0, "traceId", trace_id_json(&address));
-        tk_log_fields(TK_LOG_DEBUG, request.type >= TK_REQUEST_TICKETS_LIST ? "query answered" : "command applied",
+        tk_log_fields(TK_LOG_DEBUG, request.type == TK_REQUEST_TICKETS_LIST ? "query answered" : "command applied",
                       fields);
     }
     wk_result_close(&result);
