@@ -54,6 +54,10 @@ static int parse_idempotency_key(const json_t *root, tk_request *out, char *err,
     return 0;
 }
 
+bool tk_request_type_is_query(tk_request_type type) {
+    return type == TK_REQUEST_TICKETS_LIST || type == TK_REQUEST_TICKET_GET;
+}
+
 const char *tk_request_type_name(tk_request_type type) {
     return type < TK_REQUEST_TYPE_COUNT ? REQUEST_TYPES[type].name : "unknown";
 }

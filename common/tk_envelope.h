@@ -53,6 +53,9 @@ typedef struct {
 /** @returns true for 1..255 printable ASCII characters without spaces (0x21..0x7E). */
 bool tk_idempotency_key_is_valid(const char *key);
 
+/** @returns true for the reads that go to ticket.queries (tickets.list, ticket.get). */
+bool tk_request_type_is_query(tk_request_type type);
+
 /** @returns the wire name of a request type ("ticket.create", ...). */
 const char *tk_request_type_name(tk_request_type type);
 

@@ -389,10 +389,11 @@ static int build_request(gw_request *request, tk_request *out, json_t **body_roo
         out->filter = request->list.filter;
         out->limit = request->list.limit;
         out->after = request->list.has_cursor ? request->list.cursor : NULL;
-        /* fall through */
-    case TK_REQUEST_TICKET_GET:
-        if (out->type == TK_REQUEST_TICKET_GET) out->ticket_id = request->ticket_id;
         /* Queries of one team stay on one partition; admins share one key. */
+        snprintf(key, TK_PRINCIPAL_MAX_CHARS * 4 + 1, "%s", out->actor.is_admin ? "admin" : out->actor.team);
+        break;
+    case TK_REQUEST_TICKET_GET:
+        out->ticket_id = request->ticket_id;
         snprintf(key, TK_PRINCIPAL_MAX_CHARS * 4 + 1, "%s", out->actor.is_admin ? "admin" : out->actor.team);
         break;
     case TK_REQUEST_TYPE_COUNT:

@@ -92,7 +92,7 @@ int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partitio
 
 int gw_publish_send(gw_publish *publish, tk_request_type type, const char *key, const char *payload, size_t len,
                     const char *correlation_id, const char *traceparent) {
-    bool is_query = type == TK_REQUEST_TICKETS_LIST || type == TK_REQUEST_TICKET_GET;
+    bool is_query = tk_request_type_is_query(type);
     const char *topic = is_query ? TK_TOPIC_QUERIES : TK_TOPIC_COMMANDS;
     rd_kafka_headers_t *headers = rd_kafka_headers_new(5);
     if (is_query) {
