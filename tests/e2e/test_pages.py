@@ -11,9 +11,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from bson import ObjectId
 
+from helpers import metrics as prom
 from helpers.api import (MSG_FETCHED, MSG_REPLIED, assert_newest_first, assert_ticket_shape,
                          describe, expect_error, expect_ok, link_path, next_link)
-from helpers.kafka import QUERIES, REPLIES, TEST_REPLY_PARTITION, list_query, new_id
+from helpers.kafka import (QUERIES, REPLIES, TEST_REPLY_PARTITION, list_query, new_id,
+                           probe_all_partitions)
+from helpers.ops import held_partitions, wait_http, worker_with_http
+from helpers.wait import wait_until
 
 INVALID_CURSOR = "Invalid cursor"
 NOT_FOUND = "Ticket not found"
@@ -403,4 +407,32 @@ def test_worker_skips_a_query_past_its_deadline(kafka, api, customer, taps):
     replies.wait_for(lambda m: m.headers.get("correlation-id") == fresh_cid, timeout=20,
                      what="the answer to the fresh query")
     replies.wait_quiet(1.0)
+    assert not [m for m in replies.messages if m.headers.get("correlation-id") == expired_cid]
+
+
+def test_expired_queries_are_counted(stack, procs, kafka, taps):
+    """A worker with /metrics joins the group; an expired query sent to a
+    partition it holds is skipped and counted, and the next one answered."""
+    worker, url = worker_with_http(procs)
+    wait_until(lambda: any(t == QUERIES for t, _ in held_partitions(worker)), 60,
+               "the new worker holds a ticket.queries partition")
+    probe_all_partitions(kafka, timeout=60)  # the rebalance has settled
+    wait_http(url + "/readyz", 200, timeout=10)
+    (partition,) = sorted(p for t, p in held_partitions(worker) if t == QUERIES)[:1]
+    before = prom.value(prom.scrape(url + "/metrics")[0], "ticket_worker_queries_expired_total")
+    assert before is not None, "ticket_worker_queries_expired_total is not exported from the start"
+    replies = taps(REPLIES, [TEST_REPLY_PARTITION])
+    team = "team-expired-" + new_id()
+    expired_cid, fresh_cid = "e2e-" + uuid.uuid4().hex, "e2e-" + uuid.uuid4().hex
+    now = int(time.time() * 1000)
+    kafka.produce_many([
+        (QUERIES, list_query(team), team, kafka.reply_headers(expired_cid) + [("deadline", str(now - 1))],
+         partition),
+        (QUERIES, list_query(team), team, kafka.reply_headers(fresh_cid) + [("deadline", str(now + 60000))],
+         partition),
+    ])
+    replies.wait_for(lambda m: m.headers.get("correlation-id") == fresh_cid, timeout=20,
+                     what="the answer to the fresh query")
+    after = prom.value(prom.scrape(url + "/metrics")[0], "ticket_worker_queries_expired_total")
+    assert after - before == 1, (before, after)
     assert not [m for m in replies.messages if m.headers.get("correlation-id") == expired_cid]
