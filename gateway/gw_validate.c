@@ -140,7 +140,10 @@ static int take_filter(gw_list_query *query, const char *name, const char *value
         snprintf(err, err_len, "Query parameter '%.64s' must be valid UTF-8", name);
         return -1;
     }
-    json_object_set_new(query->filter, name, member);
+    if (json_object_set_new(query->filter, name, member) != 0) {
+        snprintf(err, err_len, "Query parameter '%.64s' must be valid UTF-8", name);
+        return -1;
+    }
     return 0;
 }
 
