@@ -11,6 +11,7 @@ typedef int (*request_body_parser)(const json_t *root, tk_request *out, char *er
 static int parse_create(const json_t *root, tk_request *out, char *err, size_t err_len);
 static int parse_reply(const json_t *root, tk_request *out, char *err, size_t err_len);
 static int parse_list(const json_t *root, tk_request *out, char *err, size_t err_len);
+static int parse_get(const json_t *root, tk_request *out, char *err, size_t err_len);
 
 /* One row per message type: its wire name, the top-level members it may
  * carry, and the parser for its own members. */
@@ -26,8 +27,11 @@ static const struct {
                                  (const char *const[]){"version", "type", "actor", "ticketId", "reply",
                                                        "idempotencyKey", NULL},
                                  parse_reply},
-    [TK_REQUEST_TICKETS_LIST] = {"tickets.list", (const char *const[]){"version", "type", "actor", NULL},
+    [TK_REQUEST_TICKETS_LIST] = {"tickets.list",
+                                 (const char *const[]){"version", "type", "actor", "filter", "page", NULL},
                                  parse_list},
+    [TK_REQUEST_TICKET_GET] = {"ticket.get", (const char *const[]){"version", "type", "actor", "ticketId", NULL},
+                               parse_get},
 };
 
 bool tk_idempotency_key_is_valid(const char *key) {
@@ -48,6 +52,10 @@ static int parse_idempotency_key(const json_t *root, tk_request *out, char *err,
     }
     out->idempotency_key = json_string_value(key);
     return 0;
+}
+
+bool tk_request_type_is_query(tk_request_type type) {
+    return type == TK_REQUEST_TICKETS_LIST || type == TK_REQUEST_TICKET_GET;
 }
 
 const char *tk_request_type_name(tk_request_type type) {
@@ -141,14 +149,47 @@ static int parse_reply(const json_t *root, tk_request *out, char *err, size_t er
     return parse_idempotency_key(root, out, err, err_len);
 }
 
-static int parse_list(const json_t *root, tk_request *out, char *err, size_t err_len) {
-    /* Filters and cursor pages will arrive as new optional members here;
-     * the actor alone decides the scope today. */
-    (void)root;
-    (void)out;
-    (void)err;
-    (void)err_len;
+static int parse_page(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    static const char *const members[] = {"limit", "after", NULL};
+    json_t *page = json_object_get(root, "page");
+    if (page == NULL) return 0; /* limit 0: the default */
+    if (!json_is_object(page)) {
+        snprintf(err, err_len, "Field 'page' must be an object");
+        return -1;
+    }
+    if (tk_only_members(page, members, "page.", err, err_len) != 0) return -1;
+    json_t *limit = json_object_get(page, "limit");
+    out->limit = TK_LIST_LIMIT_DEFAULT;
+    if (limit != NULL) {
+        if (!json_is_integer(limit) || json_integer_value(limit) < 1 || json_integer_value(limit) > TK_LIST_LIMIT_MAX) {
+            snprintf(err, err_len, "Field 'page.limit' must be an integer from 1 to %d", TK_LIST_LIMIT_MAX);
+            return -1;
+        }
+        out->limit = (int)json_integer_value(limit);
+    }
+    json_t *after = json_object_get(page, "after");
+    if (after == NULL) return 0;
+    /* The cursor must belong to this very query: same scope, same filter. */
+    uint64_t binding = tk_list_binding(out->actor.is_admin, out->actor.team, out->filter);
+    if (!json_is_string(after) ||
+        tk_cursor_decode(json_string_value(after), json_string_length(after), binding, &out->after_position) != 0) {
+        snprintf(err, err_len, "Invalid cursor");
+        return -1;
+    }
+    out->after = json_string_value(after);
     return 0;
+}
+
+static int parse_list(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    json_t *filter = json_object_get(root, "filter");
+    if (filter != NULL && tk_list_filter_check(filter, out->actor.is_admin, TK_LIST_FROM_KAFKA, err, err_len) != 0)
+        return -1;
+    out->filter = filter;
+    return parse_page(root, out, err, err_len);
+}
+
+static int parse_get(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    return id_member(root, "ticketId", "ticketId", &out->ticket_id, err, err_len);
 }
 
 static int find_type(const json_t *root, tk_request_type *type, char *err, size_t err_len) {
@@ -226,6 +267,21 @@ static json_t *with_idempotency_key(json_t *message, const tk_request *request) 
     return message;
 }
 
+/* Adds the filter (when not empty) and the page to a list query. */
+static json_t *list_json_new(json_t *message, const tk_request *request) {
+    if (message == NULL) return NULL;
+    if (request->limit == 0 && request->after == NULL && request->filter == NULL) return message; /* as before pages */
+    json_t *page = json_pack("{s:i}", "limit", request->limit > 0 ? request->limit : TK_LIST_LIMIT_DEFAULT);
+    if (page == NULL || (request->after != NULL && json_object_set_new(page, "after", json_string(request->after)) != 0) ||
+        (request->filter != NULL && json_object_size(request->filter) > 0 &&
+         json_object_set(message, "filter", (json_t *)request->filter) != 0) ||
+        json_object_set_new(message, "page", page) != 0) {
+        json_decref(message);
+        return NULL;
+    }
+    return message;
+}
+
 json_t *tk_request_json_new(const tk_request *request) {
     json_t *actor = tk_actor_json_new(&request->actor);
     if (actor == NULL) return NULL;
@@ -242,7 +298,11 @@ json_t *tk_request_json_new(const tk_request *request) {
                                               "_id", request->reply_id, "description", request->description),
                                     request);
     case TK_REQUEST_TICKETS_LIST:
-        return json_pack("{s:i, s:s, s:o}", "version", TK_ENVELOPE_VERSION, "type", type, "actor", actor);
+        return list_json_new(json_pack("{s:i, s:s, s:o}", "version", TK_ENVELOPE_VERSION, "type", type, "actor", actor),
+                             request);
+    case TK_REQUEST_TICKET_GET:
+        return json_pack("{s:i, s:s, s:o, s:s}", "version", TK_ENVELOPE_VERSION, "type", type, "actor", actor,
+                         "ticketId", request->ticket_id);
     case TK_REQUEST_TYPE_COUNT:
         break;
     }
@@ -251,8 +311,21 @@ json_t *tk_request_json_new(const tk_request *request) {
 }
 
 json_t *tk_reply_json_new(int status, const char *message, json_t *data) {
-    json_t *reply = json_pack("{s:i, s:i, s:b, s:s}", "version", TK_ENVELOPE_VERSION, "status", status, "success",
-                              status >= 200 && status < 300, "message", message);
+    return tk_reply_json_new_meta(status, message, NULL, NULL, data);
+}
+
+json_t *tk_reply_json_new_meta(int status, const char *message, const char *next_cursor, const char *etag,
+                               json_t *data) {
+    /* Meta before "success": the gateway's fast path passes a reply that
+     * goes on with "success" as the body, so meta must never reach it. */
+    json_t *reply = json_pack("{s:i, s:i}", "version", TK_ENVELOPE_VERSION, "status", status);
+    if (reply != NULL && ((next_cursor != NULL && json_object_set_new(reply, "page", json_pack("{s:s}", "next", next_cursor)) != 0) ||
+                          (etag != NULL && json_object_set_new(reply, "etag", json_string(etag)) != 0) ||
+                          json_object_set_new(reply, "success", json_boolean(status >= 200 && status < 300)) != 0 ||
+                          json_object_set_new(reply, "message", json_string(message)) != 0)) {
+        json_decref(reply);
+        reply = NULL;
+    }
     if (reply == NULL) {
         json_decref(data);
         return NULL;
@@ -289,4 +362,13 @@ int tk_reply_parse(const char *data, size_t len, int *status, json_t **body, cha
     json_object_del(root, "status");
     *body = root;
     return 0;
+}
+
+void tk_reply_take_meta(json_t *body, char **next_cursor, char *etag, size_t etag_len) {
+    const char *next = json_string_value(json_object_get(json_object_get(body, "page"), "next"));
+    const char *tag = json_string_value(json_object_get(body, "etag"));
+    *next_cursor = next != NULL ? strdup(next) : NULL;
+    snprintf(etag, etag_len, "%s", tag != NULL ? tag : "");
+    json_object_del(body, "page");
+    json_object_del(body, "etag");
 }

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "tk_list.h"
+
 #define TK_ENVELOPE_VERSION 1
 #define TK_ERROR_TEXT_MAX 256
 
@@ -14,6 +16,7 @@ typedef enum {
     TK_REQUEST_TICKET_CREATE = 0,
     TK_REQUEST_TICKET_REPLY,
     TK_REQUEST_TICKETS_LIST,
+    TK_REQUEST_TICKET_GET,
     TK_REQUEST_TYPE_COUNT
 } tk_request_type;
 
@@ -32,19 +35,26 @@ typedef struct {
     json_t *root;
     tk_request_type type;
     tk_actor actor;
-    const char *ticket_id;   /* create: ticket._id; reply: ticketId */
+    const char *ticket_id;   /* create: ticket._id; reply, get: ticketId */
     const char *reply_id;    /* reply only */
     const char *category;    /* create only */
     const char *subject;     /* create only */
     const char *description; /* create, reply */
     const char *priority;    /* create: "low" when absent */
     const char *idempotency_key; /* commands: the client's Idempotency-Key, or NULL */
+    const json_t *filter;        /* list: the checked filter object, or NULL */
+    int limit;                   /* list: page size, 1..TK_LIST_LIMIT_MAX; 0 without a page: the default */
+    const char *after;           /* list: the cursor text, or NULL for the first page */
+    tk_cursor_position after_position; /* list: decoded from after */
 } tk_request;
 
 #define TK_IDEMPOTENCY_KEY_MAX 255
 
 /** @returns true for 1..255 printable ASCII characters without spaces (0x21..0x7E). */
 bool tk_idempotency_key_is_valid(const char *key);
+
+/** @returns true for the reads that go to ticket.queries (tickets.list, ticket.get). */
+bool tk_request_type_is_query(tk_request_type type);
 
 /** @returns the wire name of a request type ("ticket.create", ...). */
 const char *tk_request_type_name(tk_request_type type);
@@ -74,6 +84,20 @@ json_t *tk_request_json_new(const tk_request *request);
  * Takes ownership of data (may be NULL). @returns NULL on allocation failure.
  */
 json_t *tk_reply_json_new(int status, const char *message, json_t *data);
+
+/**
+ * @brief tk_reply_json_new with the page and version of what it answers:
+ * "page":{"next":<cursor>} when more follow, "etag":<ETag value>; both
+ * optional, placed before "success". Takes ownership of data.
+ */
+json_t *tk_reply_json_new_meta(int status, const char *message, const char *next_cursor, const char *etag,
+                               json_t *data);
+
+/**
+ * @brief Removes "page" and "etag" from a parsed reply body (tk_reply_parse)
+ * and copies them out: *next_cursor malloc'd or NULL, etag "" when absent.
+ */
+void tk_reply_take_meta(json_t *body, char **next_cursor, char *etag, size_t etag_len);
 
 /**
  * @brief Parses a reply and turns it into the HTTP body the gateway sends:

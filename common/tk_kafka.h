@@ -17,6 +17,7 @@
 #define TK_HEADER_TRACEPARENT "traceparent"
 #define TK_HEADER_CHUNK_INDEX "chunk-index"
 #define TK_HEADER_CHUNK_COUNT "chunk-count"
+#define TK_HEADER_DEADLINE "deadline" /* queries: epoch ms after which nobody waits for the answer */
 
 /* Replies above this size travel in chunks (the broker's default message
  * limit is 1 MiB; leave room for headers and batch overhead). */

@@ -29,6 +29,7 @@ typedef struct {
     const gw_route *route;
     gw_identity identity;
     char ticket_id[TK_OBJECT_ID_LEN + 1];
+    gw_list_query list; /* list routes: filter, limit, cursor */
     char traceparent[GW_TRACEPARENT_LEN + 1];
     char *body;
     size_t body_len;
@@ -55,6 +56,8 @@ extern const size_t gw_openapi_json_len;
 static void request_destroy(gw_request *request) {
     if (request == NULL) return;
     free(request->pending.chunks);
+    free(request->pending.next_cursor);
+    gw_list_query_close(&request->list);
     free(request->body);
     if (!request->is_answer_static) free(request->answer);
     free(request);
@@ -76,6 +79,18 @@ static void set_error(gw_request *request, int status, const char *message) {
 }
 
 static void count_request(gw_request *request, int status);
+
+/* Link to the next page of a list, ETag of one ticket: from the reply. */
+static void add_page_headers(gw_request *request, struct MHD_Response *response) {
+    if (request->status != 200) return;
+    if (request->pending.etag[0] != '\0') MHD_add_response_header(response, MHD_HTTP_HEADER_ETAG, request->pending.etag);
+    if (request->pending.next_cursor == NULL || request->route == NULL ||
+        request->route->request_type != TK_REQUEST_TICKETS_LIST)
+        return;
+    char *link = gw_validate_next_link_new(request->route->path, &request->list, request->pending.next_cursor);
+    if (link != NULL) MHD_add_response_header(response, "Link", link);
+    free(link);
+}
 
 static enum MHD_Result queue_answer(gw_request *request) {
     struct MHD_Response *response;
@@ -100,6 +115,7 @@ static enum MHD_Result queue_answer(gw_request *request) {
     if (atomic_load(&request->http->is_draining))
         MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
     if (request->allow != NULL) MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, request->allow);
+    add_page_headers(request, response);
     if (request->retry_after_seconds > 0) {
         char seconds[16];
         snprintf(seconds, sizeof seconds, "%d", request->retry_after_seconds);
@@ -210,6 +226,35 @@ static bool has_malformed_header(struct MHD_Connection *connection) {
     return is_bad;
 }
 
+typedef struct {
+    gw_list_query *query;
+    char *err;
+    size_t err_len;
+    int rc;
+} list_param_walk;
+
+static enum MHD_Result take_list_param(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                       const char *value, size_t value_size) {
+    (void)kind;
+    list_param_walk *walk = cls;
+    walk->rc = gw_validate_list_param(walk->query, key, key_size, value, value_size, walk->err, walk->err_len);
+    return walk->rc == 0 ? MHD_YES : MHD_NO;
+}
+
+/* The filters, page size and cursor of a list route, checked before the
+ * query goes anywhere (a bad cursor is refused here, not by a worker). */
+static int take_list_query(gw_request *request, char *err, size_t err_len) {
+    if (gw_list_query_init(&request->list) != 0) {
+        set_error(request, 503, MSG_UNAVAILABLE);
+        return -1;
+    }
+    list_param_walk walk = {&request->list, err, err_len, 0};
+    MHD_get_connection_values_n(request->connection, MHD_GET_ARGUMENT_KIND, take_list_param, &walk);
+    if (walk.rc != 0) return -1;
+    const gw_identity *identity = &request->identity;
+    return gw_validate_list_finish(&request->list, identity->is_admin, identity->id, identity->team, err, err_len);
+}
+
 /* Everything that can be decided from the request line and headers, before
  * any body arrives: route, auth, role, id, content type and length. */
 static void check_headers(gw_http *http, gw_request *request, const char *url, const char *method) {
@@ -271,6 +316,10 @@ static void check_headers(gw_http *http, gw_request *request, const char *url, c
             set_error(request, 400, err);
             return;
         }
+    }
+    if (route->request_type == TK_REQUEST_TICKETS_LIST && take_list_query(request, err, sizeof err) != 0) {
+        if (!request->has_answer) set_error(request, 400, err);
+        return;
     }
     if (route->has_body) {
         is_malformed = false;
@@ -337,7 +386,14 @@ static int build_request(gw_request *request, tk_request *out, json_t **body_roo
         out->ticket_id = request->ticket_id;
         break;
     case TK_REQUEST_TICKETS_LIST:
+        out->filter = request->list.filter;
+        out->limit = request->list.limit;
+        out->after = request->list.has_cursor ? request->list.cursor : NULL;
         /* Queries of one team stay on one partition; admins share one key. */
+        snprintf(key, TK_PRINCIPAL_MAX_CHARS * 4 + 1, "%s", out->actor.is_admin ? "admin" : out->actor.team);
+        break;
+    case TK_REQUEST_TICKET_GET:
+        out->ticket_id = request->ticket_id;
         snprintf(key, TK_PRINCIPAL_MAX_CHARS * 4 + 1, "%s", out->actor.is_admin ? "admin" : out->actor.team);
         break;
     case TK_REQUEST_TYPE_COUNT:

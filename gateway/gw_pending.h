@@ -20,6 +20,10 @@ typedef struct gw_pending_entry {
     size_t chunks_len;
     int chunks_received;
     int chunk_count; /* pinned by chunk 0 */
+    /* What a reply says beside its body: set by the reply thread before it
+     * completes the entry; freed with the request. */
+    char *next_cursor; /* lists: the next page's cursor, NULL on the last page */
+    char etag[24];     /* one ticket: its ETag value, "" otherwise */
 } gw_pending_entry;
 
 typedef struct {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tk_ids.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
 #include "tk_metrics.h"
@@ -83,6 +84,7 @@ int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partitio
     };
     memset(publish, 0, sizeof *publish);
     snprintf(publish->reply_partition, sizeof publish->reply_partition, "%d", reply_partition);
+    publish->request_timeout_ms = delivery_timeout_ms;
     publish->on_failed = on_failed;
     publish->ctx = ctx;
     rd_kafka_conf_t *conf = tk_kafka_conf_new(brokers, "ticket-gateway", settings, err, err_len);
@@ -100,8 +102,15 @@ int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partitio
 
 int gw_publish_send(gw_publish *publish, tk_request_type type, const char *key, const char *payload, size_t len,
                     const char *correlation_id, const char *traceparent) {
-    const char *topic = type == TK_REQUEST_TICKETS_LIST ? TK_TOPIC_QUERIES : TK_TOPIC_COMMANDS;
-    rd_kafka_headers_t *headers = rd_kafka_headers_new(4);
+    bool is_query = tk_request_type_is_query(type);
+    const char *topic = is_query ? TK_TOPIC_QUERIES : TK_TOPIC_COMMANDS;
+    rd_kafka_headers_t *headers = rd_kafka_headers_new(5);
+    if (is_query) {
+        /* Nobody waits for the answer after this: the worker skips it then. */
+        char deadline[24];
+        snprintf(deadline, sizeof deadline, "%lld", (long long)(tk_now_ms() + publish->request_timeout_ms));
+        rd_kafka_header_add(headers, TK_HEADER_DEADLINE, -1, deadline, -1);
+    }
     rd_kafka_header_add(headers, TK_HEADER_CORRELATION_ID, -1, correlation_id, -1);
     rd_kafka_header_add(headers, TK_HEADER_REPLY_TOPIC, -1, TK_TOPIC_REPLIES, -1);
     rd_kafka_header_add(headers, TK_HEADER_REPLY_PARTITION, -1, publish->reply_partition, -1);

@@ -17,6 +17,7 @@ typedef struct {
     atomic_bool is_broker_down; /* every broker unreachable: answer 503 at once */
     atomic_bool has_fatal_error; /* the idempotent producer gave up for good */
     char reply_partition[12];
+    int request_timeout_ms; /* a query's deadline header: now + this */
     gw_publish_failed_fn on_failed;
     void *ctx;
 } gw_publish;

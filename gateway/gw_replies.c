@@ -49,12 +49,13 @@ static char *cut_body(const char *data, size_t len, int *status, size_t *body_le
     return body;
 }
 
-char *gw_replies_http_answer(const char *data, size_t len, int *status, size_t *body_len, char *err,
-                             size_t err_len) {
+char *gw_replies_http_answer(const char *data, size_t len, gw_pending_entry *entry, int *status, size_t *body_len,
+                             char *err, size_t err_len) {
     char *body = cut_body(data, len, status, body_len);
     if (body != NULL) return body;
     json_t *parsed = NULL;
     if (tk_reply_parse(data, len, status, &parsed, err, err_len) != 0) return NULL;
+    if (entry != NULL) tk_reply_take_meta(parsed, &entry->next_cursor, entry->etag, sizeof entry->etag);
     body = gw_answer_dump(parsed, body_len);
     json_decref(parsed);
     if (body == NULL) snprintf(err, err_len, "out of memory");
@@ -65,7 +66,7 @@ static void complete_with_reply(gw_replies *replies, gw_pending_entry *entry, co
     char err[TK_ERROR_TEXT_MAX];
     int status = 0;
     size_t body_len = 0;
-    char *body = gw_replies_http_answer(data, len, &status, &body_len, err, sizeof err);
+    char *body = gw_replies_http_answer(data, len, entry, &status, &body_len, err, sizeof err);
     if (body == NULL) {
         size_t err_len = strlen(err);
         tk_log_fields(TK_LOG_ERROR, "invalid reply",

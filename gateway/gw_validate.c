@@ -1,6 +1,7 @@
 #include "gw_validate.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -85,4 +86,147 @@ int gw_validate_ticket_id(const char *param, char out[TK_OBJECT_ID_LEN + 1], cha
 invalid:
     snprintf(err, err_len, "Invalid ticket id");
     return -1;
+}
+
+int gw_list_query_init(gw_list_query *query) {
+    memset(query, 0, sizeof *query);
+    query->limit = TK_LIST_LIMIT_DEFAULT;
+    query->filter = json_object();
+    return query->filter != NULL ? 0 : -1;
+}
+
+void gw_list_query_close(gw_list_query *query) {
+    if (query == NULL) return;
+    json_decref(query->filter);
+    query->filter = NULL;
+}
+
+static int take_limit(gw_list_query *query, const char *value, char *err, size_t err_len) {
+    long limit = 0;
+    size_t len = value != NULL ? strlen(value) : 0;
+    /* Digits only: no sign, no spaces, no "1e2"; at most 3 of them. */
+    for (size_t i = 0; i < len && len <= 3; i++) limit = limit * 10 + (isdigit((unsigned char)value[i]) ? value[i] - '0' : -10000);
+    if (len == 0 || len > 3 || limit < 1 || limit > TK_LIST_LIMIT_MAX) {
+        snprintf(err, err_len, "Query parameter 'limit' must be an integer from 1 to %d", TK_LIST_LIMIT_MAX);
+        return -1;
+    }
+    query->limit = (int)limit;
+    query->has_limit = true;
+    return 0;
+}
+
+/* A filter member: a comma list becomes an array, the rest a string; the
+ * rules are checked once all are in (gw_validate_list_finish). */
+static int take_filter(gw_list_query *query, const char *name, const char *value, char *err, size_t err_len) {
+    json_t *member = NULL;
+    if (value == NULL) value = "";
+    if (!tk_list_field_is_multi(name)) {
+        member = json_string(value);
+    } else {
+        member = json_array();
+        for (const char *start = value; member != NULL;) {
+            const char *comma = strchr(start, ',');
+            size_t len = comma != NULL ? (size_t)(comma - start) : strlen(start);
+            json_t *item = json_stringn(start, len);
+            if (item == NULL || json_array_append_new(member, item) != 0) {
+                json_decref(member);
+                member = NULL;
+            }
+            if (comma == NULL) break;
+            start = comma + 1;
+        }
+    }
+    if (member == NULL) { /* jansson refuses text that is not UTF-8 */
+        snprintf(err, err_len, "Query parameter '%.64s' must be valid UTF-8", name);
+        return -1;
+    }
+    if (json_object_set_new(query->filter, name, member) != 0) {
+        snprintf(err, err_len, "Query parameter '%.64s' must be valid UTF-8", name);
+        return -1;
+    }
+    return 0;
+}
+
+int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_len, const char *value,
+                           size_t value_len, char *err, size_t err_len) {
+    if (strlen(name) != name_len || !tk_utf8_is_valid(name, name_len)) {
+        snprintf(err, err_len, "Unknown query parameter");
+        return -1;
+    }
+    bool is_repeated = (strcmp(name, "limit") == 0 && query->has_limit) ||
+                       (strcmp(name, "cursor") == 0 && query->has_cursor) ||
+                       json_object_get(query->filter, name) != NULL;
+    if (is_repeated) {
+        snprintf(err, err_len, "Query parameter '%.64s' must be given once", name);
+        return -1;
+    }
+    if (value != NULL && strlen(value) != value_len) {
+        snprintf(err, err_len, "Query parameter '%.64s' must not contain NUL", name);
+        return -1;
+    }
+    if (strcmp(name, "limit") == 0) return take_limit(query, value, err, err_len);
+    if (strcmp(name, "cursor") == 0) {
+        query->has_cursor = true;
+        if (value == NULL || value_len != TK_CURSOR_LEN) {
+            snprintf(err, err_len, "Invalid cursor");
+            return -1;
+        }
+        memcpy(query->cursor, value, TK_CURSOR_LEN + 1);
+        return 0;
+    }
+    /* Unknown names are reported by the role-aware check at the end. */
+    return take_filter(query, name, value, err, err_len);
+}
+
+int gw_validate_list_finish(gw_list_query *query, bool is_admin, const char *caller_id, const char *team, char *err,
+                            size_t err_len) {
+    if (tk_list_filter_check(query->filter, is_admin, TK_LIST_FROM_HTTP, err, err_len) != 0) return -1;
+    const char *assignee = json_string_value(json_object_get(query->filter, "assigneeId"));
+    if (assignee != NULL && strcmp(assignee, "me") == 0)
+        json_object_set_new(query->filter, "assigneeId", json_string(caller_id));
+    if (!query->has_cursor) return 0;
+    uint64_t binding = tk_list_binding(is_admin, is_admin ? NULL : team, query->filter);
+    if (tk_cursor_decode(query->cursor, strlen(query->cursor), binding, &query->after) != 0) {
+        snprintf(err, err_len, "Invalid cursor");
+        return -1;
+    }
+    return 0;
+}
+
+/* Appends text percent-encoded (RFC 3986 unreserved characters stay). */
+static void append_encoded(char **out, const char *text) {
+    static const char HEX[] = "0123456789ABCDEF";
+    for (const unsigned char *c = (const unsigned char *)text; *c != '\0'; c++) {
+        if (isalnum(*c) || strchr("-._~", *c) != NULL) {
+            *(*out)++ = (char)*c;
+        } else {
+            *(*out)++ = '%';
+            *(*out)++ = HEX[*c >> 4];
+            *(*out)++ = HEX[*c & 15];
+        }
+    }
+}
+
+char *gw_validate_next_link_new(const char *path, const gw_list_query *query, const char *next_cursor) {
+    const char *name;
+    json_t *value;
+    size_t size = strlen(path) + strlen(next_cursor) + 64;
+    json_object_foreach(query->filter, name, value) {
+        size += strlen(name) + 2;
+        if (json_is_string(value)) size += 3 * json_string_length(value);
+        for (size_t i = 0; i < json_array_size(value); i++) size += 3 * json_string_length(json_array_get(value, i)) + 1;
+    }
+    char *link = malloc(size);
+    if (link == NULL) return NULL;
+    char *out = link + sprintf(link, "<%s?limit=%d&cursor=%s", path, query->limit, next_cursor);
+    json_object_foreach(query->filter, name, value) {
+        out += sprintf(out, "&%s=", name);
+        if (json_is_string(value)) append_encoded(&out, json_string_value(value));
+        for (size_t i = 0; i < json_array_size(value); i++) {
+            if (i > 0) *out++ = ',';
+            append_encoded(&out, json_string_value(json_array_get(value, i)));
+        }
+    }
+    strcpy(out, ">; rel=\"next\"");
+    return link;
 }

@@ -12,6 +12,8 @@
 #define DURATION_HELP "Time to apply and answer one message, by type"
 #define DLQ_NAME "ticket_worker_dlq_total"
 #define DLQ_HELP "Messages sent to ticket.dlq"
+#define EXPIRED_NAME "ticket_worker_queries_expired_total"
+#define EXPIRED_HELP "Queries skipped because their deadline had passed"
 #define DB_ERRORS_NAME "ticket_worker_db_errors_total"
 #define DB_ERRORS_HELP "Database operations that failed"
 #define DB_DURATION_NAME "ticket_worker_db_operation_duration_seconds"
@@ -36,6 +38,7 @@ static struct {
     tk_series *undeliverable[COUNT_OF(OUTPUT_TOPICS)];
     tk_series *produce_retries[COUNT_OF(OUTPUT_TOPICS)];
     tk_series *dlq;
+    tk_series *queries_expired;
 } handles;
 
 static size_t index_of(const char *const *names, size_t count, const char *name) {
@@ -87,6 +90,7 @@ void wk_metrics_register(void) {
         handles.produce_retries[t] = topic_counter(PRODUCE_RETRIES_NAME, PRODUCE_RETRIES_HELP, OUTPUT_TOPICS[t]);
     }
     handles.dlq = tk_metrics_counter(DLQ_NAME, DLQ_HELP, "");
+    handles.queries_expired = tk_metrics_counter(EXPIRED_NAME, EXPIRED_HELP, "");
 }
 
 void wk_metrics_message(const char *topic, tk_request_type type, int status, double seconds) {
@@ -98,6 +102,8 @@ void wk_metrics_message(const char *topic, tk_request_type type, int status, dou
 }
 
 void wk_metrics_dead_letter(void) { tk_counter_add(handles.dlq, 1); }
+
+void wk_metrics_query_expired(void) { tk_counter_add(handles.queries_expired, 1); }
 
 void wk_metrics_db_error(const char *operation, bool is_transient) {
     size_t o = index_of(DB_OPERATIONS, COUNT_OF(DB_OPERATIONS), operation);

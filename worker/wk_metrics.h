@@ -15,6 +15,9 @@ void wk_metrics_register(void);
 /** @brief One handled message: its topic, type, answer status and time. */
 void wk_metrics_message(const char *topic, tk_request_type type, int status, double seconds);
 
+/** @brief One query skipped because its requester's deadline had passed. */
+void wk_metrics_query_expired(void);
+
 /** @brief One message sent to ticket.dlq. */
 void wk_metrics_dead_letter(void);
 

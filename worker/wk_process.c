@@ -1,6 +1,7 @@
 #include "wk_process.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,9 +22,10 @@ static const char *static_topic_name(const rd_kafka_message_t *message) {
     return strcmp(name, TK_TOPIC_QUERIES) == 0 ? TK_TOPIC_QUERIES : TK_TOPIC_COMMANDS;
 }
 
-static void answer(const wk_process_context *context, const wk_address *address, int status, const char *message,
-                   json_t *data, wk_progress *progress, wk_progress_record *record) {
-    json_t *reply = tk_reply_json_new(status, message, data);
+/* Sends reply (takes ownership). A failed send leaves its unit outstanding,
+ * so the offset stays unstored and the message comes again. */
+static void send_reply(const wk_process_context *context, const wk_address *address, json_t *reply,
+                       wk_progress *progress, wk_progress_record *record) {
     if (reply == NULL) {
         tk_log_fields(TK_LOG_ERROR, "cannot build reply", json_pack("{s:s}", "correlationId", address->correlation_id));
         return;
@@ -32,6 +34,11 @@ static void answer(const wk_process_context *context, const wk_address *address,
         tk_log_fields(TK_LOG_WARN, "reply not sent, message left for redelivery",
                       json_pack("{s:s}", "correlationId", address->correlation_id));
     json_decref(reply);
+}
+
+static void answer(const wk_process_context *context, const wk_address *address, int status, const char *message,
+                   json_t *data, wk_progress *progress, wk_progress_record *record) {
+    send_reply(context, address, tk_reply_json_new(status, message, data), progress, record);
 }
 
 /* The trace id of a W3C traceparent ("00-<trace id>-<span>-<flags>"), or NULL. */
@@ -90,6 +97,31 @@ static wk_outcome execute_with_retry(const wk_process_context *context, const wk
     return rc;
 }
 
+/* A query whose requester has stopped waiting (its "deadline" header, epoch
+ * ms, has passed) is skipped: no database work for nobody, so a backlog of
+ * reads drains at once instead of piling up behind itself. */
+static bool is_expired_query(const rd_kafka_message_t *message) {
+    char text[24];
+    char *end = NULL;
+    if (strcmp(rd_kafka_topic_name(message->rkt), TK_TOPIC_QUERIES) != 0 ||
+        tk_kafka_header_copy(message, TK_HEADER_DEADLINE, text, sizeof text) != 0)
+        return false;
+    long long deadline_ms = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || tk_now_ms() <= deadline_ms) return false;
+    wk_metrics_query_expired();
+    return true;
+}
+
+/* The answer with what a list page or one ticket adds: next cursor, ETag. */
+static void answer_result(const wk_process_context *context, const wk_address *address, const wk_result *result,
+                          wk_progress *progress, wk_progress_record *record) {
+    send_reply(context, address,
+               tk_reply_json_new_meta(result->status, result->message,
+                                      result->next_cursor[0] != '\0' ? result->next_cursor : NULL,
+                                      result->etag[0] != '\0' ? result->etag : NULL, json_incref(result->data)),
+               progress, record);
+}
+
 void wk_process_message(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
                         const rd_kafka_message_t *message, const wk_lease *lease) {
     char reason[TK_ERROR_TEXT_MAX];
@@ -105,6 +137,10 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
         return;
     }
     wk_address_from_message(message, &address);
+    if (is_expired_query(message)) {
+        wk_progress_done(progress, record);
+        return;
+    }
     if (tk_request_parse(message->payload, message->len, &request, reason, sizeof reason) != 0) {
         /* A reason cut inside a character is not UTF-8: the dead letter and
          * the reply would fail to build and the message vanish. */
@@ -127,10 +163,7 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
         }
         return;
     }
-    /* A failed send leaves its unit outstanding, so the offset stays unstored
-     * and the message comes again: not lost, only repeated. */
-    if (address.wants_reply)
-        answer(context, &address, result.status, result.message, json_incref(result.data), progress, record);
+    if (address.wants_reply) answer_result(context, &address, &result, progress, record);
     if (result.event != NULL &&
         wk_output_event(context->output, result.event_key, result.event, &address, progress, record) != 0)
         tk_log_fields(TK_LOG_WARN, "event not sent, message left for redelivery", NULL);

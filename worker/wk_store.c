@@ -101,17 +101,57 @@ static bool is_ferretdb(mongoc_client_t *client) {
     return is_ferret;
 }
 
+/* One index per list query shape (wk_tickets list_filter_new): the
+ * equality members first, then the sort, so a page is an index range read
+ * in order and costs what it returns. Scope is the team (customers, admins
+ * with team=) or nothing (admins); each filter member gets one index with
+ * and one without the team. A query with several filters uses one of them
+ * and checks the rest on the few documents it reads. The same list is in
+ * scripts/mongo-init/tickets-indexes.js for the compose file's mongo, and
+ * tests/e2e/test_indexes.py holds both to the query shapes. */
+static const struct {
+    const char *name;
+    const char *team;  /* "teamId" or NULL */
+    const char *field; /* a filter member, or NULL */
+} TICKET_INDEXES[] = {
+    {"newest_first", NULL, NULL},
+    {"team_newest_first", "teamId", NULL},
+    {"status_newest_first", NULL, "status"},
+    {"team_status_newest_first", "teamId", "status"},
+    {"priority_newest_first", NULL, "priority"},
+    {"team_priority_newest_first", "teamId", "priority"},
+    {"category_newest_first", NULL, "category"},
+    {"team_category_newest_first", "teamId", "category"},
+    {"creatorId_newest_first", NULL, "creatorId"},
+    {"team_creatorId_newest_first", "teamId", "creatorId"},
+    {"assigneeId_newest_first", NULL, "assigneeId"},
+    {"team_assigneeId_newest_first", "teamId", "assigneeId"},
+};
+
+static bson_t *ticket_index_spec_new(size_t i) {
+    bson_t *spec = bson_new();
+    bson_t key;
+    BSON_APPEND_DOCUMENT_BEGIN(spec, "key", &key);
+    if (TICKET_INDEXES[i].team != NULL) BSON_APPEND_INT32(&key, TICKET_INDEXES[i].team, 1);
+    if (TICKET_INDEXES[i].field != NULL) BSON_APPEND_INT32(&key, TICKET_INDEXES[i].field, 1);
+    BSON_APPEND_INT32(&key, "createdAt", -1);
+    BSON_APPEND_INT32(&key, "_id", -1);
+    bson_append_document_end(spec, &key);
+    BSON_APPEND_UTF8(spec, "name", TICKET_INDEXES[i].name);
+    return spec;
+}
+
 int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len) {
-    /* Team lists and the admin list, newest first; client retry keys forgotten after a day. */
-    bson_t *team = BCON_NEW("key", "{", "teamId", BCON_INT32(1), "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1),
-                            "}", "name", BCON_UTF8("team_newest_first"));
-    bson_t *newest = BCON_NEW("key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
-                              BCON_UTF8("newest_first"));
+    /* Client retry keys forgotten after a day. */
     bson_t *ttl = BCON_NEW("key", "{", "createdAt", BCON_INT32(1), "}", "name", BCON_UTF8("forget_after_24h"),
                            "expireAfterSeconds", BCON_INT32(86400));
     mongoc_client_t *client = wk_store_pop(store);
-    index_result rc = ensure_index(store, client, WK_TICKETS_COLLECTION, team, err, err_len);
-    if (rc == INDEX_READY) rc = ensure_index(store, client, WK_TICKETS_COLLECTION, newest, err, err_len);
+    index_result rc = INDEX_READY;
+    for (size_t i = 0; rc == INDEX_READY && i < sizeof TICKET_INDEXES / sizeof TICKET_INDEXES[0]; i++) {
+        bson_t *spec = ticket_index_spec_new(i);
+        rc = ensure_index(store, client, WK_TICKETS_COLLECTION, spec, err, err_len);
+        bson_destroy(spec);
+    }
     if (rc == INDEX_READY) atomic_store(&store->has_conditional_push, !is_ferretdb(client));
     if (rc == INDEX_READY) {
         char ttl_err[256];
@@ -123,8 +163,6 @@ int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len) {
     atomic_store(&store->is_reachable, rc == INDEX_READY);
     wk_store_push(store, client);
     bson_destroy(ttl);
-    bson_destroy(newest);
-    bson_destroy(team);
     return rc == INDEX_READY ? 0 : -1;
 }
 

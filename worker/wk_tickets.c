@@ -27,11 +27,14 @@ static wk_outcome add_reply(mongoc_collection_t *tickets, const tk_request *requ
                             wk_result *result);
 static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                                wk_result *result);
+static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                             wk_result *result);
 
 static const operation_fn OPERATIONS[TK_REQUEST_TYPE_COUNT] = {
     [TK_REQUEST_TICKET_CREATE] = create_ticket,
     [TK_REQUEST_TICKET_REPLY] = add_reply,
     [TK_REQUEST_TICKETS_LIST] = list_tickets,
+    [TK_REQUEST_TICKET_GET] = get_ticket,
 };
 
 static void set_answer(wk_result *result, int status, const char *message, json_t *data) {
@@ -295,39 +298,159 @@ cleanup:
     return rc == WK_ANSWERED ? WK_DONE : rc;
 }
 
+/* The filter every page of a list shares: scope, then the filter members
+ * as plain equality (one value) or $in (several), AND-ed. Only shapes that
+ * an index of wk_store serves, and that FerretDB pushes down. */
+static bson_t *list_filter_new(const tk_request *request) {
+    static const struct {
+        const char *member;
+        const char *stored; /* the field in the document */
+    } FILTERS[] = {{"status", "status"}, {"priority", "priority"}, {"category", "category"},
+                   {"creatorId", "creatorId"}, {"assigneeId", "assigneeId"}};
+    bson_t *filter = bson_new();
+    const char *team = request->actor.is_admin ? json_string_value(json_object_get(request->filter, "team"))
+                                               : request->actor.team;
+    if (team != NULL) BSON_APPEND_UTF8(filter, "teamId", team);
+    for (size_t i = 0; i < sizeof FILTERS / sizeof FILTERS[0]; i++) {
+        json_t *value = json_object_get(request->filter, FILTERS[i].member);
+        if (json_is_string(value)) {
+            BSON_APPEND_UTF8(filter, FILTERS[i].stored, json_string_value(value));
+        } else if (json_array_size(value) == 1) {
+            BSON_APPEND_UTF8(filter, FILTERS[i].stored, json_string_value(json_array_get(value, 0)));
+        } else if (json_array_size(value) > 1) {
+            bson_t in, values;
+            size_t index;
+            json_t *item;
+            BSON_APPEND_DOCUMENT_BEGIN(filter, FILTERS[i].stored, &in);
+            BSON_APPEND_ARRAY_BEGIN(&in, "$in", &values);
+            json_array_foreach(value, index, item) {
+                char key[16];
+                const char *key_text;
+                bson_uint32_to_string((uint32_t)index, &key_text, key, sizeof key);
+                bson_append_utf8(&values, key_text, -1, json_string_value(item), -1);
+            }
+            bson_append_array_end(&in, &values);
+            bson_append_document_end(filter, &in);
+        }
+    }
+    return filter;
+}
+
+/* What a page has read so far. Positions count every document read, shown
+ * or skipped as malformed, so one bad document can neither end a walk early
+ * nor put the next cursor before a ticket already shown. */
+typedef struct {
+    json_t *list;                  /* the tickets shown */
+    int64_t read;                  /* documents read */
+    tk_cursor_position tail[2];    /* positions of the last two documents read */
+    bool is_last_shown;            /* the last document read is the list's last entry */
+} page_reader;
+
+/* Reads up to `wanted` documents matching filter, newest first, into page.
+ * @returns 0, or -1 with error. */
+static int read_page(mongoc_collection_t *tickets, const bson_t *filter, int64_t wanted, page_reader *page,
+                     bson_error_t *error) {
+    const bson_t *document;
+    bson_t *opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "limit",
+                            BCON_INT64(wanted), "maxTimeMS", BCON_INT64(WK_STORE_MAX_TIME_MS));
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(tickets, filter, opts, NULL);
+    while (mongoc_cursor_next(cursor, &document)) {
+        bson_iter_t iter;
+        json_t *ticket = wk_ticket_json_new(document);
+        page->read++;
+        page->tail[0] = page->tail[1];
+        if (bson_iter_init_find(&iter, document, "createdAt") && BSON_ITER_HOLDS_DATE_TIME(&iter))
+            page->tail[1].created_ms = bson_iter_date_time(&iter);
+        if (bson_iter_init_find(&iter, document, "_id") && BSON_ITER_HOLDS_OID(&iter))
+            bson_oid_to_string(bson_iter_oid(&iter), page->tail[1].id);
+        page->is_last_shown = ticket != NULL && json_array_append_new(page->list, ticket) == 0;
+        /* One malformed document must not hide the others. */
+        if (ticket == NULL) tk_log_fields(TK_LOG_ERROR, "skipping malformed ticket document", NULL);
+    }
+    int rc = mongoc_cursor_error(cursor, error) ? -1 : 0;
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(opts);
+    return rc;
+}
+
+/* Keyset pages: after a cursor (C, ID), first the rest of C's millisecond
+ * ({createdAt: C, _id: {$lt: ID}}), then everything older ({createdAt:
+ * {$lt: C}}). Both are index ranges with equality in front, so a page costs
+ * what it returns; tickets created during a walk sort before the cursor
+ * and never shift what is still to come. One document more than the page
+ * is read to learn whether another page follows. */
 static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                                wk_result *result) {
     (void)guard; /* reads only */
     bson_error_t error;
-    const bson_t *document;
-    /* Scope first; filters and a cursor page will join this filter and
-     * these options when the query grows them. */
-    bson_t *filter = request->actor.is_admin ? bson_new() : BCON_NEW("teamId", BCON_UTF8(request->actor.team));
-    bson_t *opts = BCON_NEW("sort", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "maxTimeMS",
-                            BCON_INT64(WK_STORE_MAX_TIME_MS));
-    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(tickets, filter, opts, NULL);
-    json_t *list = json_array();
+    int64_t wanted = (int64_t)(request->limit > 0 ? request->limit : TK_LIST_LIMIT_DEFAULT) + 1;
+    page_reader page = {json_array(), 0, {{0, ""}, {0, ""}}, false};
+    json_t *list = page.list;
+    bson_t *filter = list_filter_new(request);
     wk_outcome rc = WK_DONE;
-    while (list != NULL && mongoc_cursor_next(cursor, &document)) {
-        json_t *ticket = wk_ticket_json_new(document);
-        if (ticket == NULL) {
-            /* One malformed document must not hide the others. */
-            tk_log_fields(TK_LOG_ERROR, "skipping malformed ticket document", NULL);
-            continue;
-        }
-        json_array_append_new(list, ticket);
-    }
-    if (mongoc_cursor_error(cursor, &error)) {
-        json_decref(list);
-        rc = database_failure("find", &error, result);
-    } else if (list == NULL) {
+    int read_rc = 0;
+    if (list == NULL) {
         set_answer(result, 500, MSG_INTERNAL, NULL);
-    } else {
-        set_answer(result, 200, MSG_FETCHED, list);
+        goto cleanup;
     }
-    mongoc_cursor_destroy(cursor);
-    bson_destroy(opts);
+    if (request->after == NULL) {
+        read_rc = read_page(tickets, filter, wanted, &page, &error);
+    } else {
+        bson_oid_t after_id;
+        bson_oid_init_from_string(&after_id, request->after_position.id);
+        bson_t *ties = bson_copy(filter);
+        BCON_APPEND(ties, "createdAt", BCON_DATE_TIME(request->after_position.created_ms), "_id", "{", "$lt",
+                    BCON_OID(&after_id), "}");
+        read_rc = read_page(tickets, ties, wanted, &page, &error);
+        bson_destroy(ties);
+        if (read_rc == 0 && page.read < wanted) {
+            bson_t *older = bson_copy(filter);
+            BCON_APPEND(older, "createdAt", "{", "$lt", BCON_DATE_TIME(request->after_position.created_ms), "}");
+            read_rc = read_page(tickets, older, wanted - page.read, &page, &error);
+            bson_destroy(older);
+        }
+    }
+    if (read_rc != 0) {
+        rc = database_failure("find", &error, result);
+        goto cleanup;
+    }
+    if (page.read == wanted) {
+        /* The extra one only says that more follow: the page ends before it. */
+        if (page.is_last_shown) json_array_remove(list, json_array_size(list) - 1);
+        tk_cursor_encode(&page.tail[0],
+                         tk_list_binding(request->actor.is_admin, request->actor.team, request->filter),
+                         result->next_cursor);
+    }
+    set_answer(result, 200, MSG_FETCHED, list);
+    list = NULL;
+cleanup:
+    json_decref(list);
     bson_destroy(filter);
+    return rc;
+}
+
+/* One ticket by id; another team's is answered exactly as an unknown one. */
+static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                             wk_result *result) {
+    (void)guard; /* reads only */
+    bson_oid_t id;
+    bson_error_t error;
+    bson_t ticket = BSON_INITIALIZER;
+    bson_iter_t version;
+    wk_outcome rc = WK_DONE;
+    bson_oid_init_from_string(&id, request->ticket_id);
+    int found = find_ticket(tickets, &id, &ticket, &error);
+    if (found < 0) {
+        rc = database_failure("find", &error, result);
+    } else if (found == 0 || !is_visible_to(&ticket, &request->actor)) {
+        set_answer(result, 404, MSG_NOT_FOUND, NULL);
+    } else {
+        json_t *data = wk_ticket_json_new(&ticket);
+        if (data != NULL && bson_iter_init_find(&version, &ticket, "__v") && BSON_ITER_HOLDS_NUMBER(&version))
+            snprintf(result->etag, sizeof result->etag, "\"%lld\"", (long long)bson_iter_as_int64(&version));
+        set_answer(result, data != NULL ? 200 : 500, data != NULL ? MSG_FETCHED : MSG_INTERNAL, data);
+    }
+    bson_destroy(&ticket);
     return rc;
 }
 

@@ -10,6 +10,7 @@
 #include "tk_envelope.h"
 #include "tk_ids.h"
 #include "wk_fence.h"
+#include "tk_list.h"
 
 /** What an operation produced: the answer and the event to publish. */
 typedef struct {
@@ -18,6 +19,8 @@ typedef struct {
     json_t *data;        /* owned; NULL on errors */
     json_t *event;       /* owned; NULL when nothing changed that others must hear of */
     char event_key[TK_OBJECT_ID_LEN + 1];
+    char next_cursor[TK_CURSOR_LEN + 1]; /* lists: "" on the last page */
+    char etag[24];                       /* one ticket: "\"<__v>\"", else "" */
 } wk_result;
 
 /** How a step of handling a message ended. */

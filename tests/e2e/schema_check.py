@@ -6,7 +6,7 @@ Offline: every schema is loaded from the repository and registered in a
 
     validate_kafka(kind, value, headers=None, key=None)
         kind: "command.ticket.create", "command.ticket.reply", "query.tickets.list",
-              "reply", "event.ticket.created", "event.ticket.replied", "dlq"
+              "query.ticket.get", "reply", "event.ticket.created", "event.ticket.replied", "dlq"
               (a ".v1" suffix is accepted). value: dict, or the raw JSON (str/bytes).
     validate_kafka_message(topic, value, headers=None, key=None)
         picks the kind from the topic and the message's "type".
@@ -45,6 +45,7 @@ KAFKA_FILES = {
     "command.ticket.create": "command.ticket.create.v1.json",
     "command.ticket.reply": "command.ticket.reply.v1.json",
     "query.tickets.list": "query.tickets.list.v1.json",
+    "query.ticket.get": "query.ticket.get.v1.json",
     "reply": "reply.v1.json",
     "event.ticket.created": "event.ticket.created.v1.json",
     "event.ticket.replied": "event.ticket.replied.v1.json",
@@ -54,6 +55,7 @@ HEADER_DEFS = {
     "command.ticket.create": "request",
     "command.ticket.reply": "request",
     "query.tickets.list": "request",
+    "query.ticket.get": "request",
     "reply": "reply",
     "event.ticket.created": "event",
     "event.ticket.replied": "event",
@@ -266,7 +268,7 @@ def _check_key(k: str, obj: dict, key: Any, headers: dict | None) -> None:
         expected = obj["ticket"]["_id"]
     elif k == "command.ticket.reply":
         expected = obj["ticketId"]
-    elif k == "query.tickets.list":
+    elif k in ("query.tickets.list", "query.ticket.get"):
         expected = "admin" if obj["actor"]["role"] == "admin" else obj["actor"].get("team")
     elif k == "event.ticket.created":
         expected = obj["ticket"]["_id"]

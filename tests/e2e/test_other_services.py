@@ -158,6 +158,8 @@ REASON_HINTS = {
     "unknown-type": "type", "missing-subject": "subject", "subject-wrong-type": "subject",
     "subject-too-long": "subject", "invalid-priority": "priority",
     "blank-description": "description",
+    "filter-status-not-a-list": "filter.status", "page-limit-0": "page.limit",
+    "page-after-forged": "Invalid cursor",
 }
 
 
@@ -226,8 +228,9 @@ def test_invalid_queries_go_to_dlq_and_partition_keeps_flowing(kafka, taps, api,
         ("not-json", b"{{{"),
         ("wrong-version", json.dumps(dict(valid, version=3)).encode()),
         ("unknown-type", json.dumps(dict(valid, type="tickets.purge")).encode()),
-        ("reserved-filter", json.dumps(dict(valid, filter={"status": "created"})).encode()),
-        ("reserved-page", json.dumps(dict(valid, page={"limit": 10})).encode()),
+        ("filter-status-not-a-list", json.dumps(dict(valid, filter={"status": "created"})).encode()),
+        ("page-limit-0", json.dumps(dict(valid, page={"limit": 0})).encode()),
+        ("page-after-forged", json.dumps(dict(valid, page={"after": "A" * 39})).encode()),
         ("customer-without-team", json.dumps(dict(valid, actor={"id": user.sub,
                                                                 "role": "customer"})).encode()),
     ]

@@ -93,7 +93,7 @@ def _kind(msg: dict) -> str:
     t = msg["type"]
     if t in ("ticket.create", "ticket.reply"):
         return "command." + t
-    if t == "tickets.list":
+    if t in ("tickets.list", "ticket.get"):
         return "query." + t
     return "event." + t
 
@@ -155,6 +155,8 @@ def test_openapi_routes_are_the_five_plus_health():
         ("POST", "/api/ticket/create-reply"),
         ("GET", "/api/ticket/admin-get-tickets"),
         ("POST", "/api/ticket/admin-create-reply"),
+        ("GET", "/api/ticket/get-ticket"),
+        ("GET", "/api/ticket/admin-get-ticket"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/metrics"),
@@ -302,8 +304,13 @@ def _mutations():
         ("command.ticket.reply", "bad ticketId", setv(["ticketId"], "not-an-id")),
         ("command.ticket.reply", "description over 10000", setv(["reply", "description"], "d" * 10001)),
         ("command.ticket.reply", "wrong type", setv(["type"], "ticket.create")),
-        ("query.tickets.list", "reserved filter present", setv(["filter"], {})),
-        ("query.tickets.list", "reserved page present", setv(["page"], {"limit": 10})),
+        ("query.tickets.list", "filter status not a list", setv(["filter"], {"status": "created"})),
+        ("query.tickets.list", "filter status unknown", setv(["filter"], {"status": ["done"]})),
+        ("query.tickets.list", "filter unknown member", setv(["filter"], {"teamId": "team-a"})),
+        ("query.tickets.list", "customer filters by team", setv(["filter"], {"team": "team-b"})),
+        ("query.tickets.list", "page limit 0", setv(["page"], {"limit": 0})),
+        ("query.tickets.list", "page limit 201", setv(["page"], {"limit": 201})),
+        ("query.tickets.list", "page cursor not base64url", setv(["page"], {"after": "x" * 38 + "="})),
         ("query.tickets.list", "missing actor", drop(["actor"])),
         ("reply", "success without data", drop(["data"])),
         ("reply", "201 with the list message", setv(["message"], "Ticket fetched successfullly!")),

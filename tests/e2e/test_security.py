@@ -307,15 +307,25 @@ def test_nul_in_the_ticket_id_is_not_truncated_away(api, customer, tickets_coll)
     assert tickets_coll.find_one({"_id": ObjectId(ticket["_id"])})["__v"] == 0
 
 
-def test_filters_in_list_query_strings_are_ignored(api, tokens, customer):
+def test_operator_like_list_query_strings_are_refused(api, tokens, customer):
+    """Query parameters are checked names with literal values: anything else is
+    400 naming it, never a filter that widens the scope."""
     mine = api.new_ticket(customer)
     other = tokens.customer()
     api.new_ticket(other)
-    for query in ("teamId=%s" % other.team, "teamId[$ne]=x", "filter=%7B%22%24where%22%3A%221%22%7D",
-                  "creatorId[$exists]=true", "team=" + other.team, "$where=1"):
+    for query, name in (("teamId=%s" % other.team, "teamId"), ("teamId[$ne]=x", "teamId[$ne]"),
+                        ("filter=%7B%22%24where%22%3A%221%22%7D", "filter"),
+                        ("creatorId[$exists]=true", "creatorId[$exists]"), ("team=" + other.team, "team"),
+                        ("$where=1", "$where")):
         resp = requests.get(api.base + "/get-tickets?" + query, timeout=10,
                             headers={"Authorization": "Bearer " + customer.token})
-        assert expect_ok(resp, 200, MSG_FETCHED) == [mine], query
+        expect_error(resp, 400, "Unknown query parameter '%s'" % name)
+    # literal values that look like operators match nothing, and widen nothing
+    for query in ("creatorId=%7B%22%24ne%22%3Anull%7D", "category=%24where", "status=open"):
+        resp = requests.get(api.base + "/get-tickets?" + query, timeout=10,
+                            headers={"Authorization": "Bearer " + customer.token})
+        assert expect_ok(resp, 200, MSG_FETCHED) == [], query
+    assert api.list_tickets(customer) == [mine]
 
 
 # --- nesting ------------------------------------------------------------------------

@@ -229,6 +229,9 @@ static void test_command_reaches_the_topic_with_reply_headers(void **state) {
     assert_header(message, TK_HEADER_REPLY_TOPIC, TK_TOPIC_REPLIES);
     assert_header(message, TK_HEADER_REPLY_PARTITION, "2");
     assert_header(message, TK_HEADER_TRACEPARENT, TRACEPARENT);
+    const char *deadline;
+    size_t deadline_len;
+    assert_int_equal(tk_kafka_header(message, TK_HEADER_DEADLINE, &deadline, &deadline_len), -1);
     rd_kafka_message_destroy(message);
     assert_false(gw_publish_is_broker_down(&F.publish));
 }
@@ -254,6 +257,11 @@ static void test_query_goes_to_the_queries_topic(void **state) {
     const char *value;
     size_t len;
     assert_int_equal(tk_kafka_header(message, TK_HEADER_TRACEPARENT, &value, &len), -1); /* none given */
+    /* A query carries when its requester stops waiting; a command does not. */
+    char deadline[24];
+    assert_int_equal(tk_kafka_header_copy(message, TK_HEADER_DEADLINE, deadline, sizeof deadline), 0);
+    long long deadline_ms = strtoll(deadline, NULL, 10);
+    assert_true(deadline_ms > tk_now_ms() - 60000 && deadline_ms <= tk_now_ms() + 60000);
     rd_kafka_message_destroy(message);
 }
 

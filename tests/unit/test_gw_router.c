@@ -33,6 +33,10 @@ static const expected_route ROUTES[] = {
     {"metrics", "GET", "/metrics", GW_ROUTE_METRICS, GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
     {"openapi", "GET", "/api/ticket/openapi.json", GW_ROUTE_OPENAPI, GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false,
      false},
+    {"get-ticket", "GET", "/api/ticket/get-ticket", GW_ROUTE_GET_TICKET, GW_ROLE_CUSTOMER, TK_REQUEST_TICKET_GET, false,
+     true},
+    {"admin-get-ticket", "GET", "/api/ticket/admin-get-ticket", GW_ROUTE_ADMIN_GET_TICKET, GW_ROLE_ADMIN,
+     TK_REQUEST_TICKET_GET, false, true},
 };
 #define ROUTE_COUNT (sizeof ROUTES / sizeof ROUTES[0])
 

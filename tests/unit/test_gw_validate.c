@@ -270,6 +270,139 @@ static void test_ticket_id(void **state) {
     assert_ticket_id_error("6720b1c8f1c2b3a5e4d901\xc3\xa9", "Invalid ticket id");
 }
 
+/* ---- list query parameters ---- */
+
+/* Feeds "a=1&b" (already decoded, as libmicrohttpd hands them over) to the
+ * parser, then finishes. @returns the parser's result with err. */
+static int parse_list_query(const char *query_string, bool is_admin, const char *team, gw_list_query *query,
+                            char *err, size_t err_len) {
+    assert_int_equal(gw_list_query_init(query), 0);
+    char *copy = strdup(query_string);
+    int rc = 0;
+    for (char *pair = copy, *next = NULL; rc == 0 && pair != NULL && *pair != '\0'; pair = next) {
+        next = strchr(pair, '&');
+        if (next != NULL) *next++ = '\0';
+        char *value = strchr(pair, '=');
+        if (value != NULL) *value++ = '\0';
+        rc = gw_validate_list_param(query, pair, strlen(pair), value, value != NULL ? strlen(value) : 0, err, err_len);
+    }
+    free(copy);
+    if (rc == 0) rc = gw_validate_list_finish(query, is_admin, "caller-1", team, err, err_len);
+    return rc;
+}
+
+static void assert_list_error(const char *query_string, bool is_admin, const char *expected) {
+    gw_list_query query;
+    char err[TK_ERROR_TEXT_MAX] = "";
+    int rc = parse_list_query(query_string, is_admin, is_admin ? "" : "team-a", &query, err, sizeof err);
+    gw_list_query_close(&query);
+    if (rc == 0) fail_msg("'%s' accepted, expected \"%s\"", query_string, expected);
+    assert_string_equal(err, expected);
+}
+
+static void test_list_query_accepts(void **state) {
+    (void)state;
+    gw_list_query query;
+    char err[TK_ERROR_TEXT_MAX] = "";
+    assert_int_equal(parse_list_query("", false, "team-a", &query, err, sizeof err), 0);
+    assert_int_equal(query.limit, TK_LIST_LIMIT_DEFAULT);
+    assert_false(query.has_cursor);
+    assert_int_equal(json_object_size(query.filter), 0);
+    gw_list_query_close(&query);
+
+    assert_int_equal(parse_list_query("limit=200&status=open,pending&category=Support&creatorId=u1&priority=high",
+                                      false, "team-a", &query, err, sizeof err),
+                     0);
+    assert_int_equal(query.limit, 200);
+    assert_int_equal(json_array_size(json_object_get(query.filter, "status")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(query.filter, "status"), 1)), "pending");
+    assert_string_equal(json_string_value(json_object_get(query.filter, "creatorId")), "u1");
+    gw_list_query_close(&query);
+
+    /* Admins: team and assigneeId, with me = the caller. */
+    assert_int_equal(parse_list_query("team=team-b&assigneeId=me&limit=1", true, "", &query, err, sizeof err), 0);
+    assert_string_equal(json_string_value(json_object_get(query.filter, "assigneeId")), "caller-1");
+    assert_string_equal(json_string_value(json_object_get(query.filter, "team")), "team-b");
+    gw_list_query_close(&query);
+}
+
+static void test_list_query_refuses(void **state) {
+    (void)state;
+    assert_list_error("foo=1", false, "Unknown query parameter 'foo'");
+    assert_list_error("id=6720b1c8f1c2b3a5e4d90130", false, "Unknown query parameter 'id'");
+    assert_list_error("team=team-b", false, "Unknown query parameter 'team'");
+    assert_list_error("assigneeId=me", false, "Unknown query parameter 'assigneeId'");
+    assert_list_error("limit=0", false, "Query parameter 'limit' must be an integer from 1 to 200");
+    assert_list_error("limit=201", true, "Query parameter 'limit' must be an integer from 1 to 200");
+    assert_list_error("limit=", false, "Query parameter 'limit' must be an integer from 1 to 200");
+    assert_list_error("limit", false, "Query parameter 'limit' must be an integer from 1 to 200");
+    assert_list_error("limit=-1", false, "Query parameter 'limit' must be an integer from 1 to 200");
+    assert_list_error("limit=1e2", false, "Query parameter 'limit' must be an integer from 1 to 200");
+    assert_list_error("limit=0050", false, "Query parameter 'limit' must be an integer from 1 to 200");
+    assert_list_error("limit= 5", false, "Query parameter 'limit' must be an integer from 1 to 200");
+    assert_list_error("limit=5&limit=6", false, "Query parameter 'limit' must be given once");
+    assert_list_error("status=open&status=closed", false, "Query parameter 'status' must be given once");
+    assert_list_error("status=done", false,
+                      "Query parameter 'status' must be one of: created, open, pending, resolved, closed");
+    assert_list_error("status=open,", false,
+                      "Query parameter 'status' must be one of: created, open, pending, resolved, closed");
+    assert_list_error("status=", false,
+                      "Query parameter 'status' must be one of: created, open, pending, resolved, closed");
+    assert_list_error("priority=urgent", true, "Query parameter 'priority' must be one of: low, medium, high");
+    assert_list_error("category=a,,b", false, "Query parameter 'category' must not be empty");
+    assert_list_error("creatorId=", false, "Query parameter 'creatorId' must not be empty");
+    assert_list_error("category=\xff", false, "Query parameter 'category' must be valid UTF-8");
+    assert_list_error("cursor=abc", false, "Invalid cursor");
+    assert_list_error("cursor", false, "Invalid cursor");
+    assert_list_error("cursor=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", false, "Invalid cursor");
+}
+
+static void test_list_cursor_and_link(void **state) {
+    (void)state;
+    gw_list_query query;
+    char err[TK_ERROR_TEXT_MAX] = "";
+    json_t *filter = json_pack("{s:[s]}", "status", "open");
+    tk_cursor_position position = {1730113200123, "6720b1c8f1c2b3a5e4d90130"};
+    char cursor[TK_CURSOR_LEN + 1];
+    tk_cursor_encode(&position, tk_list_binding(false, "team-a", filter), cursor);
+    json_decref(filter);
+
+    char *good = tu_format("status=open&cursor=%s&limit=10", cursor);
+    assert_int_equal(parse_list_query(good, false, "team-a", &query, err, sizeof err), 0);
+    assert_true(query.after.created_ms == position.created_ms);
+    assert_string_equal(query.after.id, position.id);
+    char *link = gw_validate_next_link_new("/api/ticket/get-tickets", &query, cursor);
+    char *expected = tu_format("</api/ticket/get-tickets?limit=10&cursor=%s&status=open>; rel=\"next\"", cursor);
+    assert_string_equal(link, expected);
+    free(expected);
+    free(link);
+    gw_list_query_close(&query);
+    /* Another team, other filters, no filters: the same cursor is refused. */
+    assert_int_equal(parse_list_query(good, false, "team-b", &query, err, sizeof err), -1);
+    assert_string_equal(err, "Invalid cursor");
+    gw_list_query_close(&query);
+    free(good);
+    char *other = tu_format("status=closed&cursor=%s", cursor);
+    assert_list_error(other, false, "Invalid cursor");
+    free(other);
+    char *bare = tu_format("cursor=%s", cursor);
+    assert_list_error(bare, false, "Invalid cursor");
+    free(bare);
+
+    /* Values are percent-encoded in the link. */
+    assert_int_equal(parse_list_query("category=Billing Co,Support&creatorId=a/b", false, "team-a", &query, err,
+                                      sizeof err),
+                     0);
+    link = gw_validate_next_link_new("/api/ticket/get-tickets", &query, cursor);
+    expected = tu_format("</api/ticket/get-tickets?limit=50&cursor=%s&category=Billing%%20Co,Support&creatorId=a%%2Fb>; "
+                         "rel=\"next\"",
+                         cursor);
+    assert_string_equal(link, expected);
+    gw_list_query_close(&query);
+    free(expected);
+    free(link);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_content_types),
@@ -278,6 +411,9 @@ int main(void) {
         cmocka_unit_test(test_body_length_is_what_counts),
         cmocka_unit_test(test_create_body_fields),
         cmocka_unit_test(test_ticket_id),
+        cmocka_unit_test(test_list_query_accepts),
+        cmocka_unit_test(test_list_query_refuses),
+        cmocka_unit_test(test_list_cursor_and_link),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,7 +52,8 @@ static tk_request_type type_from_case_name(const char *name) {
     if (strncmp(name, "create-", 7) == 0) return TK_REQUEST_TICKET_CREATE;
     if (strncmp(name, "reply-", 6) == 0) return TK_REQUEST_TICKET_REPLY;
     if (strncmp(name, "list-", 5) == 0) return TK_REQUEST_TICKETS_LIST;
-    fail_msg("valid case %s must start with create-, reply- or list-", name);
+    if (strncmp(name, "get-", 4) == 0) return TK_REQUEST_TICKET_GET;
+    fail_msg("valid case %s must start with create-, reply-, list- or get-", name);
     return TK_REQUEST_TYPE_COUNT;
 }
 
@@ -279,6 +280,7 @@ static void test_type_names(void **state) {
     assert_string_equal(tk_request_type_name(TK_REQUEST_TICKET_CREATE), "ticket.create");
     assert_string_equal(tk_request_type_name(TK_REQUEST_TICKET_REPLY), "ticket.reply");
     assert_string_equal(tk_request_type_name(TK_REQUEST_TICKETS_LIST), "tickets.list");
+    assert_string_equal(tk_request_type_name(TK_REQUEST_TICKET_GET), "ticket.get");
     assert_string_equal(tk_request_type_name(TK_REQUEST_TYPE_COUNT), "unknown");
 }
 
@@ -386,6 +388,45 @@ static void test_idempotency_key_is_valid(void **state) {
     assert_false(tk_idempotency_key_is_valid("a\t"));
     assert_false(tk_idempotency_key_is_valid("a\x7f"));
     assert_false(tk_idempotency_key_is_valid("caf\xc3\xa9"));
+}
+
+/* The page and version of an answer travel beside the body, before
+ * "success" (so the gateway's pass-through never copies them into a body),
+ * and come out of it again intact. */
+static void test_reply_meta_round_trip(void **state) {
+    (void)state;
+    static const char CURSOR[] = "AQAAAZLSyF_7ZyCxyPHCs6Xk2QEwiMibTkz1E_k";
+    json_t *reply = tk_reply_json_new_meta(200, "Ticket fetched successfullly!", CURSOR, NULL, json_array());
+    assert_dump(reply, "{\"version\":1,\"status\":200,\"page\":{\"next\":\"AQAAAZLSyF_7ZyCxyPHCs6Xk2QEwiMibTkz1E_k\"},"
+                       "\"success\":true,\"message\":\"Ticket fetched successfullly!\",\"data\":[]}");
+    char *text = json_dumps(reply, JSON_COMPACT);
+    json_decref(reply);
+    int status = 0;
+    json_t *body = NULL;
+    char err[TK_ERROR_TEXT_MAX];
+    assert_int_equal(tk_reply_parse(text, strlen(text), &status, &body, err, sizeof err), 0);
+    free(text);
+    char *next = NULL;
+    char etag[24];
+    tk_reply_take_meta(body, &next, etag, sizeof etag);
+    assert_string_equal(next, CURSOR);
+    assert_string_equal(etag, "");
+    assert_dump(body, "{\"success\":true,\"message\":\"Ticket fetched successfullly!\",\"data\":[]}");
+    free(next);
+    json_decref(body);
+
+    reply = tk_reply_json_new_meta(200, "Ticket fetched successfullly!", NULL, "\"3\"", json_object());
+    assert_dump(reply, "{\"version\":1,\"status\":200,\"etag\":\"\\\"3\\\"\",\"success\":true,"
+                       "\"message\":\"Ticket fetched successfullly!\",\"data\":{}}");
+    text = json_dumps(reply, JSON_COMPACT);
+    json_decref(reply);
+    assert_int_equal(tk_reply_parse(text, strlen(text), &status, &body, err, sizeof err), 0);
+    free(text);
+    tk_reply_take_meta(body, &next, etag, sizeof etag);
+    assert_null(next);
+    assert_string_equal(etag, "\"3\"");
+    assert_dump(body, "{\"success\":true,\"message\":\"Ticket fetched successfullly!\",\"data\":{}}");
+    json_decref(body);
 }
 
 static void test_reply_json_new(void **state) {
@@ -510,6 +551,7 @@ int main(void) {
         cmocka_unit_test(test_request_json_carries_the_idempotency_key),
         cmocka_unit_test(test_idempotency_key_is_valid),
         cmocka_unit_test(test_reply_json_new),
+        cmocka_unit_test(test_reply_meta_round_trip),
         cmocka_unit_test(test_reply_parse_gives_the_http_body),
         cmocka_unit_test(test_reply_round_trip),
         cmocka_unit_test(test_reply_parse_refuses_malformed_replies),

@@ -234,6 +234,12 @@ class Api:
     def admin_get_tickets(self, user, **kw):
         return self.request("GET", "/admin-get-tickets", user.token, **kw)
 
+    def get_ticket(self, user, ticket_id, **kw):
+        return self.request("GET", "/get-ticket", user.token, params={"id": ticket_id}, **kw)
+
+    def admin_get_ticket(self, user, ticket_id, **kw):
+        return self.request("GET", "/admin-get-ticket", user.token, params={"id": ticket_id}, **kw)
+
     def admin_create_reply(self, user, ticket_id, body=None, **kw):
         return self.request("POST", "/admin-create-reply", user.token,
                             dict(SEED_ADMIN_REPLY_REQUEST) if body is None else body,
@@ -243,11 +249,48 @@ class Api:
     def new_ticket(self, user, body=None):
         return expect_ok(self.create_ticket(user, body), 201, MSG_CREATED)
 
-    def list_tickets(self, user):
-        return expect_ok(self.get_tickets(user), 200, MSG_FETCHED)
+    def walk(self, user, path, params=None, **kw):
+        """Every page of a list, following Link: rel="next" until there is
+        none. @returns (tickets, responses)."""
+        tickets, responses = [], []
+        resp = self.request("GET", path, user.token, params=params, **kw)
+        while True:
+            tickets.extend(expect_ok(resp, 200, MSG_FETCHED))
+            responses.append(resp)
+            link = next_link(resp)
+            if link is None:
+                return tickets, responses
+            assert len(responses) < 10000, "a walk that does not end"
+            resp = self.request("GET", link_path(self.base, link), user.token, **kw)
 
-    def list_all(self, admin):
-        return expect_ok(self.admin_get_tickets(admin), 200, MSG_FETCHED)
+    def list_tickets(self, user, params=None):
+        """The caller's team's tickets: every page."""
+        return self.walk(user, "/get-tickets", params)[0]
+
+    def list_all(self, admin, params=None):
+        """Every ticket, as an admin: every page (of 200 unless params say:
+        the whole database is many pages, each within the rate limit)."""
+        return self.walk(admin, "/admin-get-tickets", dict({"limit": 200}, **(params or {})))[0]
+
+
+LINK_RE = re.compile(r'^<([^>]*)>; rel="next"$')
+
+
+def next_link(resp):
+    """The URL of the next page (as the Link header has it), or None."""
+    value = resp.headers.get("Link")
+    if value is None:
+        return None
+    match = LINK_RE.match(value)
+    assert match, "malformed Link header %r" % value
+    return match.group(1)
+
+
+def link_path(base, link):
+    """A Link target (/api/ticket/get-tickets?...) relative to the API base."""
+    prefix = "/api/ticket"
+    assert link.startswith(prefix + "/"), link
+    return link[len(prefix):]
 
 
 def describe(resp):
