@@ -273,15 +273,17 @@ stk_kafka_node_config() {
     if ((replicas > 1)); then
         min_isr=$((replicas - 1))
         what="KRaft broker+controller node $node_id of a $replicas-node cluster"
-        # Failover within seconds instead of 10-30 s: a node that stops
-        # heartbeating is fenced (its partitions get new leaders and it
-        # leaves every ISR) after 2.5 s, and a dead active controller is
-        # replaced after about 1.5 s. Three JVMs share two cores: fewer threads.
-        failover="broker.heartbeat.interval.ms=500
-broker.session.timeout.ms=2500
+        # Failover well within a request timeout (5 s) instead of 10-30 s:
+        # a node that stops heartbeating is fenced (its partitions get new
+        # leaders and it leaves every ISR) after 1.5 s; a dead active
+        # controller is replaced after 1.25-1.5 s, and the new one fences
+        # the dead node 1.5 s later. Measured by tests/faults/test_8_*.
+        # Three JVMs share two cores: fewer threads each.
+        failover="broker.heartbeat.interval.ms=250
+broker.session.timeout.ms=1500
 controller.quorum.fetch.timeout.ms=1000
-controller.quorum.election.timeout.ms=500
-controller.quorum.election.backoff.max.ms=500
+controller.quorum.election.timeout.ms=250
+controller.quorum.election.backoff.max.ms=250
 replica.lag.time.max.ms=10000
 num.replica.fetchers=1
 background.threads=2
