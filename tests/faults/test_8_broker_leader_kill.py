@@ -11,6 +11,8 @@ requests started 10-15 s after the kill is within the bound of the p99
 before it.
 """
 
+import collections
+import os
 import time
 
 import pytest
@@ -63,7 +65,11 @@ def cluster(config, stackctl):
 
 
 @pytest.fixture
-def cluster_stack(config, jwt_secret, log_dir, cluster, tickets_coll):
+def cluster_stack(config, jwt_secret, cluster, tickets_coll):
+    # Service logs beside the cluster's, in the run dir that ./dev test keeps
+    # when the suite fails.
+    log_dir = os.path.join(config.stack_run, "leader-kill-logs")
+    os.makedirs(log_dir, exist_ok=True)
     factory = procs_mod.ProcFactory(config._replace(kafka=cluster.bootstrap), log_dir, jwt_secret,
                                     "leader-kill")
     client = QuietKafka(cluster.bootstrap)
@@ -128,6 +134,8 @@ def test_partition_leader_sigkill_in_cluster(cluster, cluster_stack, tokens, tic
     unavailable = rec.s503 + rec.s504
     before = [a for a in load.attempts if a.started < killed_at]
     unavailable_before = sum(1 for a in before if a.outcome in (503, 504))
+    by_second = collections.Counter("%s@%d" % (a.outcome, a.started - killed_at)
+                                    for a in load.attempts if a.outcome in (503, 504))
     worst = max((a.latency for a in load.attempts if isinstance(a.outcome, int)), default=None)
     figures.update({
         "replies sent/2xx": "%d/%d" % (rec.replies_sent, rec.replies_acked),
@@ -140,6 +148,8 @@ def test_partition_leader_sigkill_in_cluster(cluster, cluster_stack, tokens, tic
         "p99 per second after kill": " ".join(
             "%d:%s" % (t, "-" if p is None else "%.0f" % (p * 1000)) for t, _n, p in series),
         "max latency": ms(worst),
+        "503/504 by start second after kill": " ".join(
+            "%s:%d" % kv for kv in sorted(by_second.items(), key=lambda kv: int(kv[0].split("@")[1]))) or "-",
         "settled after load": "%.1f s" % settled})
     record(scenario, rec, time.monotonic() - t_start, **figures)
 
