@@ -37,9 +37,9 @@ MAX_UNAVAILABLE = 0.01       # share of requests answered 503 or 504
 
 def normal_p99_bound(baseline):
     """What still counts as a normal p99: twice the baseline, and at least
-    the baseline plus 100 ms (a quiet baseline of 20 ms would otherwise call
+    the baseline plus 150 ms (a quiet baseline of 20 ms would otherwise call
     60 ms of scheduling noise on a shared two-core machine abnormal)."""
-    return max(2 * baseline, baseline + 0.1)
+    return max(2 * baseline, baseline + 0.15)
 
 
 class QuietKafka(Kafka):
@@ -128,8 +128,10 @@ def test_partition_leader_sigkill_in_cluster(cluster, cluster_stack, tokens, tic
     bound = normal_p99_bound(baseline)
     late, late_n = p99_between(load.attempts, killed_at + RECOVERY_BOUND_S,
                                killed_at + DOWN_FOR_S)
-    series = p99_series(load.attempts, killed_at, -2, DOWN_FOR_S)
-    abnormal = [t for t, _n, p in series if t >= 0 and p is not None and p > bound]
+    load_end = max(a.started for a in load.attempts)
+    series = p99_series(load.attempts, killed_at, -2, load_end - killed_at)
+    abnormal = [t for t, _n, p in series
+                if 0 <= t < DOWN_FOR_S and p is not None and p > bound]
     back_normal = (abnormal[-1] + 1) if abnormal else 0
     unavailable = rec.s503 + rec.s504
     before = [a for a in load.attempts if a.started < killed_at]
@@ -145,7 +147,8 @@ def test_partition_leader_sigkill_in_cluster(cluster, cluster_stack, tokens, tic
         "normal bound": ms(bound),
         "p99 10-15 s after kill": "%s (n %d)" % (ms(late), late_n),
         "p99 normal for good from": "%d s after kill" % back_normal,
-        "p99 per second after kill": " ".join(
+        "victim back at": "%.0f s after kill" % (back_at - (killed_at - load.t0)),
+        "p99 per second after kill (ms)": " ".join(
             "%d:%s" % (t, "-" if p is None else "%.0f" % (p * 1000)) for t, _n, p in series),
         "max latency": ms(worst),
         "503/504 by start second after kill": " ".join(
