@@ -435,12 +435,24 @@ stk_start_kafka_cluster() {
     done
     [[ -s $run/kafka-cluster.id ]] || stk_kafka_cluster_id >"$run/kafka-cluster.id"
     cluster_id=$(<"$run/kafka-cluster.id")
+    local formatters=() pid
     for ((i = 1; i <= n; i++)); do
         stk_alive "$run" "kafka-$i" >/dev/null && continue
         stk_kafka_node_config "$run" "kafka-$i" "$i" "${ports[i - 1]}" "${cports[i - 1]}" "$voters" "$n"
         echo "${ports[i - 1]}" >"$run/kafka-$i.port"
         echo "${cports[i - 1]}" >"$run/kafka-$i.cport"
-        stk_kafka_format "$run" "kafka-$i" "$cluster_id" || return 1
+        if ((${#formatters[@]} == 0)); then
+            # The first format may write the class-data archive; the others
+            # then share it and run in parallel.
+            stk_kafka_format "$run" "kafka-$i" "$cluster_id" || return 1
+            formatters+=(first)
+        else
+            stk_kafka_format "$run" "kafka-$i" "$cluster_id" &
+            formatters+=($!)
+        fi
+    done
+    for pid in "${formatters[@]:1}"; do
+        wait "$pid" || return 1
     done
     for ((i = 1; i <= n; i++)); do
         stk_alive "$run" "kafka-$i" >/dev/null && continue
