@@ -13,10 +13,12 @@ database (ticket descriptions and reply descriptions) against the answers.
 import collections
 import os
 import signal
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass
 
+import requests
 from confluent_kafka.admin import AdminClient
 
 import faultlib
@@ -46,7 +48,6 @@ class KafkaCluster:
         self.stackctl("stop-cluster")
 
     def _ctl_output(self, command):
-        import subprocess
         proc = subprocess.run([self.stackctl.script, self.run_dir, command], capture_output=True,
                               text=True, timeout=240)
         assert proc.returncode == 0, "stackctl %s failed (rc %d):\n%s%s" % (
@@ -111,7 +112,6 @@ class MixedLoad(Load):
     latest acknowledged one (as its customer), with a marker in each."""
 
     def _client(self, index, user):
-        import requests
         session = requests.Session()
         last_ticket = None
         want_reply = False
