@@ -230,6 +230,9 @@ def p99_series(attempts, origin, start, end, step=1.0):
     return out
 
 
-def p99_between(attempts, lo, hi):
-    values = [a.latency for a in attempts if isinstance(a.outcome, int) and lo <= a.started < hi]
+def p99_between(attempts, lo, hi, ended_before=None):
+    """(p99 seconds, n) of the answered requests started in [lo, hi) (and,
+    with `ended_before`, answered before it); monotonic times."""
+    values = [a.latency for a in attempts if isinstance(a.outcome, int) and lo <= a.started < hi
+              and (ended_before is None or a.ended < ended_before)]
     return percentile(values, 99), len(values)

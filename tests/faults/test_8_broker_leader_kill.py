@@ -125,7 +125,9 @@ def test_partition_leader_sigkill_in_cluster(cluster, cluster_stack, tokens, tic
         record(scenario, rec, time.monotonic() - t_start, **figures)
         phase.reraise()
 
-    baseline, baseline_n = p99_between(load.attempts, load.t0 + BASELINE_FROM_S, killed_at)
+    # Requests in flight at the kill are its victims, not the baseline.
+    baseline, baseline_n = p99_between(load.attempts, load.t0 + BASELINE_FROM_S, killed_at,
+                                       ended_before=killed_at)
     bound = normal_p99_bound(baseline)
     late, late_n = p99_between(load.attempts, killed_at + RECOVERY_BOUND_S,
                                killed_at + DOWN_FOR_S)
