@@ -275,16 +275,17 @@ stk_kafka_node_config() {
         what="KRaft broker+controller node $node_id of a $replicas-node cluster"
         # Failover well within a request timeout (5 s) instead of 10-30 s:
         # a node that stops heartbeating is fenced (its partitions get new
-        # leaders and it leaves every ISR) after 1.5 s; a dead active
+        # leaders and it leaves every ISR) after 1.2 s; a dead active
         # controller is replaced after 1.25-1.5 s, and the new one fences
-        # the dead node 1.5 s later. An in-sync follower that falls behind
+        # the dead node 1.2 s later (3-4 s of stall when the killed node was
+        # both; with a 1.5 s session fault 8 saw in-flight requests pass 5 s). An in-sync follower that falls behind
         # (a restarted node still warming up on a busy machine) holds every
         # acks=all write of its partitions until it leaves the ISR: 3 s,
         # not 30 s (with 10 s, fault 8 saw 504s when the victim rejoined).
         # Measured by tests/faults/test_8_*. Three JVMs share two cores:
         # fewer threads each.
-        failover="broker.heartbeat.interval.ms=250
-broker.session.timeout.ms=1500
+        failover="broker.heartbeat.interval.ms=200
+broker.session.timeout.ms=1200
 controller.quorum.fetch.timeout.ms=1000
 controller.quorum.election.timeout.ms=250
 controller.quorum.election.backoff.max.ms=250

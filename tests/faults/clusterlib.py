@@ -63,9 +63,6 @@ class KafkaCluster:
         meta = self._admin.list_topics(topic, timeout=10)
         return {p: m.leader for p, m in sorted(meta.topics[topic].partitions.items())}
 
-    def controller(self):
-        return self._admin.describe_cluster(request_timeout=10).result().controller.id
-
     def pid(self, node):
         """Pid of kafka-NODE, checked to be this run dir's (as stk_alive does)."""
         name = "kafka-%d" % node
