@@ -377,9 +377,14 @@ stk_kafka_format() {
         { tk_fail "formatting Kafka storage failed; see $run/$name.log"; return 1; }
 }
 
-# A new Kafka cluster id: 16 random bytes, base64url without padding.
+# A new Kafka cluster id: 16 random bytes, base64url without padding, not
+# starting with "-" (the storage tool would take it for an option: about
+# one format in 64 failed with "argument --cluster-id/-t: expected one
+# argument"; Kafka's own Uuid.randomUuid avoids it the same way).
 stk_kafka_cluster_id() {
-    head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='
+    local id
+    while id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='); [[ $id == -* ]]; do :; done
+    echo "$id"
 }
 
 # Starts the JVM of the node configured in RUN/NAME with heap options HEAP
