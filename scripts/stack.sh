@@ -287,13 +287,47 @@ stk_kafka_tool() {
 
 # Writes RUN/kafka/{server.properties,log4j2*.properties}.
 stk_kafka_config() {
-    local run=$1 port=$2 cport=$3 dir="$1/kafka"
-    mkdir -p "$dir/data"
+    local run=$1 port=$2 cport=$3
+    stk_kafka_node_config "$run" kafka 1 "$port" "$cport" "1@127.0.0.1:$cport" 1
+}
+
+# Writes RUN/NAME/{server.properties,log4j2.properties} for node NODE_ID of a
+# KRaft quorum (VOTERS: id@host:port,...) whose topics have REPLICAS copies,
+# and the tools' log configuration RUN/kafka/log4j2-tools.properties.
+# Usage: stk_kafka_node_config RUN NAME NODE_ID PORT CONTROLLER_PORT VOTERS REPLICAS
+stk_kafka_node_config() {
+    local run=$1 name=$2 node_id=$3 port=$4 cport=$5 voters=$6 replicas=$7 dir="$1/$2"
+    local min_isr=1 what="single-node KRaft broker+controller" failover=""
+    if ((replicas > 1)); then
+        min_isr=$((replicas - 1))
+        what="KRaft broker+controller node $node_id of a $replicas-node cluster"
+        # Failover well within a request timeout (5 s) instead of 10-30 s:
+        # a node that stops heartbeating is fenced (its partitions get new
+        # leaders and it leaves every ISR) after 1.2 s; a dead active
+        # controller is replaced after 1.25-1.5 s, and the new one fences
+        # the dead node 1.2 s later (3-4 s of stall when the killed node was
+        # both; with a 1.5 s session fault 8 saw in-flight requests pass 5 s). An in-sync follower that falls behind
+        # (a restarted node still warming up on a busy machine) holds every
+        # acks=all write of its partitions until it leaves the ISR: 3 s,
+        # not 30 s (with 10 s, fault 8 saw 504s when the victim rejoined).
+        # Measured by tests/faults/test_8_*. Three JVMs share two cores:
+        # fewer threads each.
+        failover="broker.heartbeat.interval.ms=200
+broker.session.timeout.ms=1200
+controller.quorum.fetch.timeout.ms=1000
+controller.quorum.election.timeout.ms=250
+controller.quorum.election.backoff.max.ms=250
+replica.lag.time.max.ms=3000
+num.replica.fetchers=1
+background.threads=2
+"
+    fi
+    mkdir -p "$dir/data" "$run/kafka"
     cat >"$dir/server.properties" <<EOF
-# Written by scripts/stack.sh: single-node KRaft broker+controller for dev/tests.
+# Written by scripts/stack.sh: $what for dev/tests.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
+node.id=$node_id
+controller.quorum.voters=$voters
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -303,19 +337,19 @@ log.dirs=$dir/data
 auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
+default.replication.factor=$replicas
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$replicas
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
 num.network.threads=2
 num.io.threads=4
 log.segment.bytes=67108864
 log.retention.check.interval.ms=60000
-EOF
+${failover}EOF
     cat >"$dir/log4j2.properties" <<'EOF'
 status = warn
 appender.out.type = Console
@@ -337,7 +371,7 @@ logger.raft.level = WARN
 logger.autotopic.name = org.apache.kafka.server.DefaultAutoTopicCreationManager
 logger.autotopic.level = ERROR
 EOF
-    cat >"$dir/log4j2-tools.properties" <<'EOF'
+    cat >"$run/kafka/log4j2-tools.properties" <<'EOF'
 status = warn
 appender.err.type = Console
 appender.err.name = ERR
@@ -352,33 +386,157 @@ EOF
 # Starts the broker; returns once its port accepts connections.
 # Usage: stk_start_kafka RUN PORT CONTROLLER_PORT
 stk_start_kafka() {
-    local run=$1 port=$2 cport=$3 dir="$1/kafka"
-    mkdir -p "$dir"
+    local run=$1 port=$2 cport=$3
     stk_kafka_config "$run" "$port" "$cport"
-    if [[ ! -f $dir/data/meta.properties ]]; then
-        local cluster_id
-        # A Kafka cluster id is 16 random bytes, base64url without padding.
-        cluster_id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-        stk_kafka_tool format "$run" kafka.tools.StorageTool format --ignore-formatted \
-            -t "$cluster_id" -c "$dir/server.properties" >>"$run/kafka.log" 2>&1 ||
-            { tk_fail "formatting Kafka storage failed; see $run/kafka.log"; return 1; }
-    fi
-    local cds
-    cds=$(stk_cds_opt broker "$run")
-    # shellcheck disable=SC2086 # the option strings are word lists
-    stk_spawn "$run" kafka java $STK_KAFKA_HEAP_OPTS $STK_KAFKA_JVM_OPTS "$cds" \
-        -Xlog:cds=off -Xlog:cds+dynamic=off \
-        -Dlog4j2.configurationFile="$dir/log4j2.properties" \
-        -cp "$STK_KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties" || return 1
+    stk_kafka_format "$run" kafka || return 1
+    stk_spawn_kafka "$run" kafka "$STK_KAFKA_HEAP_OPTS" || return 1
     echo "$port" >"$run/kafka.port"
     stk_wait_port "$run" kafka "$port" 90
 }
 
+# Formats RUN/NAME/data unless done before, with cluster id CLUSTER_ID
+# (default: a new one). Usage: stk_kafka_format RUN NAME [CLUSTER_ID]
+stk_kafka_format() {
+    local run=$1 name=$2 cluster_id=${3:-} dir="$1/$2"
+    [[ -f $dir/data/meta.properties ]] && return 0
+    [[ -n $cluster_id ]] || cluster_id=$(stk_kafka_cluster_id)
+    stk_kafka_tool format "$run" kafka.tools.StorageTool format --ignore-formatted \
+        -t "$cluster_id" -c "$dir/server.properties" >>"$run/$name.log" 2>&1 ||
+        { tk_fail "formatting Kafka storage failed; see $run/$name.log"; return 1; }
+}
+
+# A new Kafka cluster id: 16 random bytes, base64url without padding, not
+# starting with "-" (the storage tool would take it for an option: about
+# one format in 64 failed with "argument --cluster-id/-t: expected one
+# argument"; Kafka's own Uuid.randomUuid avoids it the same way).
+stk_kafka_cluster_id() {
+    local id
+    while id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='); [[ $id == -* ]]; do :; done
+    echo "$id"
+}
+
+# Starts the JVM of the node configured in RUN/NAME with heap options HEAP
+# (a word list). Usage: stk_spawn_kafka RUN NAME HEAP
+stk_spawn_kafka() {
+    local run=$1 name=$2 heap=$3 dir="$1/$2" cds
+    cds=$(stk_cds_opt broker "$run")
+    # shellcheck disable=SC2086 # the option strings are word lists
+    stk_spawn "$run" "$name" java $heap $STK_KAFKA_JVM_OPTS "$cds" \
+        -Xlog:cds=off -Xlog:cds+dynamic=off \
+        -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+        -cp "$STK_KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties"
+}
+
+# ------------------------------------------------------------- Kafka cluster
+#
+# Cluster mode (`./dev up --brokers 3`, the fault suite's leader-kill test):
+# nodes kafka-1..N in the same run dir, each a combined broker+controller
+# (a quorum of N voters); topics, consumer offsets and transaction state
+# get N replicas and min.insync.replicas N-1. Each node records
+# RUN/kafka-I.port and RUN/kafka-I.cport, the cluster id RUN/kafka-cluster.id.
+
+# Heap per node of a cluster; override with KAFKA_CLUSTER_HEAP_OPTS.
+STK_KAFKA_CLUSTER_HEAP_OPTS="${KAFKA_CLUSTER_HEAP_OPTS:--Xms128m -Xmx320m}"
+
+# Names of the cluster nodes recorded in RUN (kafka-1 ...), one a line.
+stk_cluster_nodes() {
+    local f
+    for f in "$1"/kafka-[0-9]*.port; do
+        [[ -e $f ]] || continue
+        f=${f##*/}
+        echo "${f%.port}"
+    done | sort -t- -k2 -n
+}
+
+# Prints the bootstrap list of the cluster of RUN: 127.0.0.1:P1,127.0.0.1:P2,...
+stk_cluster_bootstrap() {
+    local name list=""
+    for name in $(stk_cluster_nodes "$1"); do
+        list+="${list:+,}127.0.0.1:$(<"$1/$name.port")"
+    done
+    echo "$list"
+}
+
+# Starts the nodes of a cluster on the given ports (PORTS and CONTROLLER_PORTS:
+# space-separated lists of equal length; node I gets the I-th of each); nodes
+# already running are left alone. New data dirs are formatted with one
+# cluster id; the JVMs start together; returns once every port is open.
+# Usage: stk_start_kafka_cluster RUN "PORTS" "CONTROLLER_PORTS"
+stk_start_kafka_cluster() {
+    local run=$1 ports cports voters="" i n cluster_id
+    read -r -a ports <<<"$2"
+    read -r -a cports <<<"$3"
+    n=${#ports[@]}
+    ((n >= 1 && n == ${#cports[@]})) || { tk_fail "stk_start_kafka_cluster: bad port lists"; return 1; }
+    for ((i = 1; i <= n; i++)); do
+        voters+="${voters:+,}$i@127.0.0.1:${cports[i - 1]}"
+    done
+    [[ -s $run/kafka-cluster.id ]] || stk_kafka_cluster_id >"$run/kafka-cluster.id"
+    cluster_id=$(<"$run/kafka-cluster.id")
+    local formatters=() pid
+    for ((i = 1; i <= n; i++)); do
+        stk_alive "$run" "kafka-$i" >/dev/null && continue
+        stk_kafka_node_config "$run" "kafka-$i" "$i" "${ports[i - 1]}" "${cports[i - 1]}" "$voters" "$n"
+        echo "${ports[i - 1]}" >"$run/kafka-$i.port"
+        echo "${cports[i - 1]}" >"$run/kafka-$i.cport"
+        if ((${#formatters[@]} == 0)); then
+            # The first format may write the class-data archive; the others
+            # then share it and run in parallel.
+            stk_kafka_format "$run" "kafka-$i" "$cluster_id" || return 1
+            formatters+=(first)
+        else
+            stk_kafka_format "$run" "kafka-$i" "$cluster_id" &
+            formatters+=($!)
+        fi
+    done
+    for pid in "${formatters[@]:1}"; do
+        wait "$pid" || return 1
+    done
+    for ((i = 1; i <= n; i++)); do
+        stk_alive "$run" "kafka-$i" >/dev/null && continue
+        stk_spawn_kafka "$run" "kafka-$i" "$STK_KAFKA_CLUSTER_HEAP_OPTS" || return 1
+    done
+    for ((i = 1; i <= n; i++)); do
+        stk_wait_port "$run" "kafka-$i" "${ports[i - 1]}" 90 || return 1
+    done
+}
+
+# Starts the cluster node NAME of RUN again (after a stop or a crash) with
+# its configuration and data; returns once its port accepts connections.
+# Usage: stk_restart_kafka_node RUN NAME
+stk_restart_kafka_node() {
+    local run=$1 name=$2 port
+    stk_alive "$run" "$name" >/dev/null && return 0
+    [[ -f $run/$name/server.properties && -s $run/$name.port ]] ||
+        { tk_fail "no Kafka node $name in $run"; return 1; }
+    port=$(<"$run/$name.port")
+    stk_port_open "$port" && { tk_fail "port $port of $name is taken by another process"; return 1; }
+    stk_spawn_kafka "$run" "$name" "$STK_KAFKA_CLUSTER_HEAP_OPTS" || return 1
+    stk_wait_port "$run" "$name" "$port" 90
+}
+
+# Stops every node of the cluster of RUN, in parallel.
+stk_stop_kafka_cluster() {
+    local run=$1 name pids=()
+    for name in $(stk_cluster_nodes "$run"); do
+        stk_stop "$run" "$name" 30 &
+        pids+=($!)
+    done
+    if ((${#pids[@]})); then
+        wait "${pids[@]}" || true
+    fi
+    stk_cds_keep broker "$run"
+}
+
 # Creates the topics of docs/contract.md (idempotent) and waits until every
-# partition has a leader. Usage: stk_create_topics RUN PORT
+# partition has a leader (with REPLICAS above 1, also until every replica is
+# in sync). BROKERS: a port on 127.0.0.1, or a host:port list. REPLICAS: the
+# replication factor of new topics, default 1.
+# Usage: stk_create_topics RUN BROKERS [REPLICAS]
 stk_create_topics() {
-    local run=$1 port=$2
-    if ! stk_kafka_tool topics "$run" EnsureTopics "127.0.0.1:$port" 60000 "${STK_TOPICS[@]}" \
+    local run=$1 brokers=$2 replicas=${3:-1}
+    [[ $brokers == *:* ]] || brokers="127.0.0.1:$brokers"
+    if ! stk_kafka_tool topics "$run" EnsureTopics "--replicas=$replicas" "$brokers" 60000 "${STK_TOPICS[@]}" \
             >>"$run/kafka.log" 2>"$run/kafka-topics.err"; then
         tk_fail "creating Kafka topics failed: $(tail -n 3 "$run/kafka-topics.err"); see $run/kafka.log"
         return 1
@@ -386,8 +544,10 @@ stk_create_topics() {
     rm -f "$run/kafka-topics.err"
 }
 
+# Stops the broker of RUN and every node of its cluster, if any.
 stk_stop_kafka() {
     local run=$1
+    stk_stop_kafka_cluster "$run"
     stk_stop "$run" kafka 30
     stk_cds_keep broker "$run"
 }

@@ -17,6 +17,14 @@
 #   stop-postgres | kill-postgres | start-postgres
 #                    the same for PostgreSQL alone (FerretDB up, failing)
 #   status           "kafka|postgres|ferretdb PORT up|down", one per line
+#   start-cluster    a 3-node Kafka cluster (kafka-1..3) on free ports in
+#                    RUN_DIR beside the single broker, topics with 3 replicas;
+#                    prints its bootstrap list
+#   stop-cluster     SIGTERM every node of that cluster; data kept
+#   kill-kafka-I, stop-kafka-I, start-kafka-I
+#                    the same as the kafka commands, for node I of the
+#                    cluster; start-kafka-I waits until every replica is in
+#                    sync again
 # start-* do nothing when the component already runs. Exit 0 on success.
 # "ferretdb" is the database as the service sees it (mongod in production):
 # with the PostgreSQL backend the fault suite's outage takes both away.
@@ -29,7 +37,7 @@ source "$TK_ROOT/scripts/common.sh"
 source "$TK_ROOT/scripts/stack.sh"
 
 usage() {
-    sed -n '7,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -83,6 +91,41 @@ start_ferretdb() {
     stk_start_ferretdb "$RUN" "$port" || exit 1
 }
 
+# A 3-node cluster kafka-1..3 on free ports (see stk_start_kafka_cluster);
+# prints its bootstrap list once every partition has 3 replicas in sync.
+start_cluster() {
+    local ports=() cports=() name i port
+    if [[ -n $(stk_cluster_nodes "$RUN") ]]; then
+        for name in $(stk_cluster_nodes "$RUN"); do
+            ports+=("$(<"$RUN/$name.port")")
+            cports+=("$(<"$RUN/$name.cport")")
+        done
+    else
+        # Six distinct free ports (the kernel may hand one out twice).
+        while ((${#ports[@]} + ${#cports[@]} < 6)); do
+            port=$(stk_free_port)
+            [[ " ${ports[*]} ${cports[*]} " == *" $port "* ]] && continue
+            if ((${#ports[@]} < 3)); then ports+=("$port"); else cports+=("$port"); fi
+        done
+    fi
+    for ((i = 0; i < ${#ports[@]}; i++)); do
+        stk_alive "$RUN" "kafka-$((i + 1))" >/dev/null && continue
+        stk_port_open "${ports[i]}" && tk_die "stackctl: port ${ports[i]} is taken by another process"
+    done
+    stk_start_kafka_cluster "$RUN" "${ports[*]}" "${cports[*]}" || exit 1
+    stk_create_topics "$RUN" "$(stk_cluster_bootstrap "$RUN")" "${#ports[@]}" || exit 1
+    stk_cluster_bootstrap "$RUN"
+}
+
+# Node NAME (kafka-I) of the cluster of RUN, started again; waits until every
+# replica is in sync (the node has caught up).
+start_node() {
+    local name=$1
+    stk_alive "$RUN" "$name" >/dev/null && return 0
+    stk_restart_kafka_node "$RUN" "$name" || exit 1
+    stk_create_topics "$RUN" "$(stk_cluster_bootstrap "$RUN")" "$(stk_cluster_nodes "$RUN" | wc -l)" || exit 1
+}
+
 # SIGKILL to the process group of RUN/NAME; returns once it is gone.
 crash() {
     local name=$1 pid i
@@ -101,7 +144,7 @@ crash() {
 
 status() {
     local name state
-    for name in kafka postgres ferretdb; do
+    for name in kafka postgres ferretdb $(stk_cluster_nodes "$RUN"); do
         state=down
         stk_alive "$RUN" "$name" >/dev/null && state=up
         echo "$name $(cat "$RUN/$name.port" 2>/dev/null || echo -) $state"
@@ -119,5 +162,10 @@ case $CMD in
     kill-postgres) crash postgres ;;
     start-postgres) start_postgres ;;
     status) status ;;
+    start-cluster) start_cluster ;;
+    stop-cluster) stk_stop_kafka_cluster "$RUN" ;;
+    kill-kafka-[0-9]*) crash "${CMD#kill-}" ;;
+    stop-kafka-[0-9]*) stk_stop "$RUN" "${CMD#stop-}" 30 ;;
+    start-kafka-[0-9]*) start_node "${CMD#start-}" ;;
     *) usage ;;
 esac

@@ -29,8 +29,13 @@ import org.apache.kafka.common.errors.TopicExistsException;
  * ready for producers and consumer groups).
  *
  * <pre>
- * java -cp CLASSES:LIBS/* EnsureTopics BOOTSTRAP TIMEOUT_MS NAME:PARTITIONS:RETENTION_MS...
+ * java -cp CLASSES:LIBS/* EnsureTopics [--replicas=N] BOOTSTRAP TIMEOUT_MS NAME:PARTITIONS:RETENTION_MS...
  * </pre>
+ *
+ * --replicas=N (default 1) is the replication factor of created topics; above
+ * 1 they also get min.insync.replicas=N-1 (a cluster of 3: 2, so one broker
+ * may be lost without refusing acks=all writes), and "ready" also means every
+ * replica is in sync (after a broker restart: it has caught up).
  *
  * A topic that already exists is fine: its retention is set to the wanted
  * value and, if it has fewer partitions than wanted, partitions are added (a
@@ -41,15 +46,23 @@ import org.apache.kafka.common.errors.TopicExistsException;
 public final class EnsureTopics {
     private record Spec(String name, int partitions, long retentionMs) {}
 
+    /** Replication factor of created topics (--replicas=N). */
+    private static short replicas = 1;
+
     public static void main(String[] args) {
-        if (args.length < 3) {
-            System.err.println("usage: EnsureTopics BOOTSTRAP TIMEOUT_MS NAME:PARTITIONS:RETENTION_MS...");
+        int first = 0;
+        if (args.length > 0 && args[0].startsWith("--replicas=")) {
+            replicas = Short.parseShort(args[0].substring("--replicas=".length()));
+            first = 1;
+        }
+        if (args.length - first < 3 || replicas < 1) {
+            System.err.println("usage: EnsureTopics [--replicas=N] BOOTSTRAP TIMEOUT_MS NAME:PARTITIONS:RETENTION_MS...");
             System.exit(2);
         }
-        String bootstrap = args[0];
-        long deadline = System.currentTimeMillis() + Long.parseLong(args[1]);
+        String bootstrap = args[first];
+        long deadline = System.currentTimeMillis() + Long.parseLong(args[first + 1]);
         List<Spec> specs = new ArrayList<>();
-        for (int i = 2; i < args.length; i++) {
+        for (int i = first + 2; i < args.length; i++) {
             String[] p = args[i].split(":");
             if (p.length != 3) {
                 System.err.println("bad topic spec '" + args[i] + "' (want NAME:PARTITIONS:RETENTION_MS)");
@@ -115,8 +128,12 @@ public final class EnsureTopics {
             if (existing.contains(s.name())) {
                 present.add(s);
             } else {
-                create.add(new NewTopic(s.name(), s.partitions(), (short) 1)
-                        .configs(Map.of(TopicConfig.RETENTION_MS_CONFIG, Long.toString(s.retentionMs()))));
+                Map<String, String> configs = new HashMap<>();
+                configs.put(TopicConfig.RETENTION_MS_CONFIG, Long.toString(s.retentionMs()));
+                if (replicas > 1) {
+                    configs.put(TopicConfig.MIN_IN_SYNC_REPLICAS_CONFIG, Integer.toString(replicas - 1));
+                }
+                create.add(new NewTopic(s.name(), s.partitions(), replicas).configs(configs));
             }
         }
         if (!create.isEmpty()) {
@@ -139,6 +156,11 @@ public final class EnsureTopics {
         Map<ConfigResource, Collection<AlterConfigOp>> retention = new HashMap<>();
         for (Spec s : present) {
             int have = desc.get(s.name()).partitions().size();
+            int replicasHave = desc.get(s.name()).partitions().get(0).replicas().size();
+            if (replicasHave != replicas) {
+                throw new IllegalStateException("topic " + s.name() + " has " + replicasHave
+                        + " replicas, not the " + replicas + " wanted; delete it or the data dir");
+            }
             if (have > s.partitions()) {
                 throw new IllegalStateException("topic " + s.name() + " has " + have
                         + " partitions, more than the " + s.partitions() + " wanted; delete it or the data dir");
@@ -156,7 +178,10 @@ public final class EnsureTopics {
         admin.incrementalAlterConfigs(retention).all().get();
     }
 
-    /** Returns a description of the first partition without a leader, or null when all have one. */
+    /**
+     * Returns a description of the first partition without a leader (or, with
+     * --replicas above 1, with a replica out of sync), or null when all are fine.
+     */
     private static String leaderless(Admin admin, List<Spec> specs) throws ExecutionException, InterruptedException {
         List<String> names = specs.stream().map(Spec::name).toList();
         Map<String, TopicDescription> desc = admin.describeTopics(names).allTopicNames().get();
@@ -168,6 +193,10 @@ public final class EnsureTopics {
             for (TopicPartitionInfo p : parts) {
                 if (p.leader() == null || p.leader().isEmpty()) {
                     return s.name() + "-" + p.partition() + " has no leader yet";
+                }
+                if (p.isr().size() < p.replicas().size()) {
+                    return s.name() + "-" + p.partition() + " has " + p.isr().size() + " of "
+                            + p.replicas().size() + " replicas in sync";
                 }
             }
         }
