@@ -267,15 +267,24 @@ static json_t *with_idempotency_key(json_t *message, const tk_request *request) 
     return message;
 }
 
-/* Adds the filter (when not empty) and the page to a list query. */
+/* Adds the filter (when not empty) and the page to message. @returns 0 or -1. */
+static int add_page(json_t *message, const tk_request *request) {
+    json_t *page = json_pack("{s:i}", "limit", request->limit > 0 ? request->limit : TK_LIST_LIMIT_DEFAULT);
+    if (page == NULL) return -1;
+    bool has_filter = request->filter != NULL && json_object_size(request->filter) > 0;
+    if ((request->after != NULL && json_object_set_new(page, "after", json_string(request->after)) != 0) ||
+        (has_filter && json_object_set(message, "filter", (json_t *)request->filter) != 0)) {
+        json_decref(page);
+        return -1;
+    }
+    return json_object_set_new(message, "page", page); /* takes page, even on failure */
+}
+
+/* A list query with its filter and page. Takes message; NULL on failure. */
 static json_t *list_json_new(json_t *message, const tk_request *request) {
     if (message == NULL) return NULL;
     if (request->limit == 0 && request->after == NULL && request->filter == NULL) return message; /* as before pages */
-    json_t *page = json_pack("{s:i}", "limit", request->limit > 0 ? request->limit : TK_LIST_LIMIT_DEFAULT);
-    if (page == NULL || (request->after != NULL && json_object_set_new(page, "after", json_string(request->after)) != 0) ||
-        (request->filter != NULL && json_object_size(request->filter) > 0 &&
-         json_object_set(message, "filter", (json_t *)request->filter) != 0) ||
-        json_object_set_new(message, "page", page) != 0) {
+    if (add_page(message, request) != 0) {
         json_decref(message);
         return NULL;
     }

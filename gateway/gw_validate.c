@@ -147,16 +147,28 @@ static int take_filter(gw_list_query *query, const char *name, const char *value
     return 0;
 }
 
+static int take_cursor(gw_list_query *query, const char *value, size_t value_len, char *err, size_t err_len) {
+    query->has_cursor = true;
+    if (value == NULL || value_len != TK_CURSOR_LEN) {
+        snprintf(err, err_len, "Invalid cursor");
+        return -1;
+    }
+    memcpy(query->cursor, value, TK_CURSOR_LEN + 1);
+    return 0;
+}
+
+static bool is_repeated(const gw_list_query *query, const char *name) {
+    return (strcmp(name, "limit") == 0 && query->has_limit) || (strcmp(name, "cursor") == 0 && query->has_cursor) ||
+           json_object_get(query->filter, name) != NULL;
+}
+
 int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_len, const char *value,
                            size_t value_len, char *err, size_t err_len) {
     if (strlen(name) != name_len || !tk_utf8_is_valid(name, name_len)) {
         snprintf(err, err_len, "Unknown query parameter");
         return -1;
     }
-    bool is_repeated = (strcmp(name, "limit") == 0 && query->has_limit) ||
-                       (strcmp(name, "cursor") == 0 && query->has_cursor) ||
-                       json_object_get(query->filter, name) != NULL;
-    if (is_repeated) {
+    if (is_repeated(query, name)) {
         snprintf(err, err_len, "Query parameter '%.64s' must be given once", name);
         return -1;
     }
@@ -165,15 +177,7 @@ int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_l
         return -1;
     }
     if (strcmp(name, "limit") == 0) return take_limit(query, value, err, err_len);
-    if (strcmp(name, "cursor") == 0) {
-        query->has_cursor = true;
-        if (value == NULL || value_len != TK_CURSOR_LEN) {
-            snprintf(err, err_len, "Invalid cursor");
-            return -1;
-        }
-        memcpy(query->cursor, value, TK_CURSOR_LEN + 1);
-        return 0;
-    }
+    if (strcmp(name, "cursor") == 0) return take_cursor(query, value, value_len, err, err_len);
     /* Unknown names are reported by the role-aware check at the end. */
     return take_filter(query, name, value, err, err_len);
 }

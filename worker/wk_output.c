@@ -39,13 +39,16 @@ typedef struct {
     wk_progress_record *record;
 } delivery_ticket;
 
+/* Kafka's legal topic characters: [a-zA-Z0-9._-]. */
+static bool is_topic_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+}
+
 static bool is_topic_name(const char *name, size_t len) {
     if (len == 0 || len > WK_TOPIC_NAME_MAX) return false;
     for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return false;
+        if (!is_topic_char(name[i])) return false;
     }
     return true;
 }
