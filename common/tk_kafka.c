@@ -44,3 +44,9 @@ int tk_kafka_header_copy(const rd_kafka_message_t *message, const char *name, ch
     out[len] = '\0';
     return 0;
 }
+
+rd_kafka_t *tk_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err, size_t err_len) {
+    rd_kafka_t *client = rd_kafka_new(type, conf, err, err_len);
+    if (client == NULL) rd_kafka_conf_destroy(conf); /* rd_kafka_new took it only on success */
+    return client;
+}

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tk_hash.h"
+#include "tk_hex.h"
 #include "tk_text.h"
 
 #define CURSOR_VERSION 1

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tk_ids.h"
+#include "tk_clock.h"
 
 static const char *component_name = "service";
 static tk_log_level min_log_level = TK_LOG_INFO;

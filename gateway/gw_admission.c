@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "gw_answer.h"
+#include "tk_clock.h"
 #include "tk_envelope.h"
 
 /* One step: 0 to go on, else the HTTP status with message set. */

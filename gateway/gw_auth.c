@@ -9,7 +9,8 @@
 #include <strings.h>
 
 #include "tk_envelope.h"
-#include "tk_ids.h"
+#include "tk_clock.h"
+#include "tk_hash.h"
 
 #define BEARER_PREFIX "Bearer "
 #define CLOCK_SKEW_SECONDS 30

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "gw_answer.h"
-#include "tk_ids.h"
+#include "tk_clock.h"
 #include "tk_log.h"
 #include "tk_metrics.h"
 

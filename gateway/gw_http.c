@@ -20,6 +20,7 @@
 #include "gw_validate.h"
 #include "tk_container.h"
 #include "tk_envelope.h"
+#include "tk_clock.h"
 #include "tk_ids.h"
 #include "tk_log.h"
 #include "tk_metrics.h"

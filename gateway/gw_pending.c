@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tk_hash.h"
+
 static size_t hash_id(const char *id, size_t len) { return (size_t)tk_hash(id, len); }
 
 int gw_pending_init(gw_pending *table, size_t max_count) {

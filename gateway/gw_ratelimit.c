@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tk_ids.h"
+#include "tk_hash.h"
 
 #define PROBE_LIMIT 8 /* slots looked at before the oldest is replaced */
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "gw_answer.h"
+#include "tk_clock.h"
 #include "tk_envelope.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
@@ -295,11 +296,8 @@ int gw_replies_start(gw_replies *replies, const char *brokers, int partition, gw
                                            "Requests answered 504 because no reply came in time", "");
     rd_kafka_conf_t *conf = tk_kafka_conf_new(brokers, "ticket-gateway-replies", settings, err, err_len);
     if (conf == NULL) return -1;
-    replies->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);
-    if (replies->consumer == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
+    replies->consumer = tk_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);
+    if (replies->consumer == NULL) return -1;
     rd_kafka_poll_set_consumer(replies->consumer);
     if (pthread_create(&replies->thread, NULL, run, replies) != 0) {
         snprintf(err, err_len, "cannot start the reply thread");

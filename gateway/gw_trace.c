@@ -4,7 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "tk_ids.h"
+#include "tk_hex.h"
+#include "tk_random.h"
 #include "tk_trace.h"
 
 void gw_trace_take(const char *incoming, char out[GW_TRACEPARENT_LEN + 1]) {

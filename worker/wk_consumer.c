@@ -120,11 +120,8 @@ int wk_consumer_init(wk_consumer *consumer, const tk_worker_config *config, char
     }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, consumer);
-    consumer->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);
-    if (consumer->consumer == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
+    consumer->consumer = tk_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);
+    if (consumer->consumer == NULL) return -1;
     rd_kafka_poll_set_consumer(consumer->consumer);
     tk_metrics_add_collector(render_lag, consumer);
     return 0;

@@ -3,11 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tk_clock.h"
 #include "tk_log.h"
 #include "tk_text.h"
 #include "wk_store.h"
 
-#define DUPLICATE_KEY 11000
 #define FINGERPRINT_HEX 32
 
 static const char MSG_KEY_REUSED[] = "Idempotency-Key was already used with a different request body";
@@ -91,7 +91,7 @@ wk_outcome wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request
                            wk_result *result) {
     if (request->idempotency_key == NULL) return WK_DONE;
     char print[FINGERPRINT_HEX + 1];
-    char record_id[TK_PRINCIPAL_MAX_CHARS * 4 + TK_IDEMPOTENCY_KEY_MAX + 2];
+    char record_id[TK_PRINCIPAL_BUF_SIZE + TK_IDEMPOTENCY_KEY_MAX + 1];
     bson_error_t error;
     int64_t now_ms = tk_now_ms();
     fingerprint(request, print);
@@ -102,7 +102,7 @@ wk_outcome wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request
     bool is_inserted = mongoc_collection_insert_one(keys, record, NULL, NULL, &error);
     bson_destroy(record);
     if (is_inserted) return WK_DONE;
-    if (error.code != DUPLICATE_KEY) {
+    if (error.code != WK_DUPLICATE_KEY) {
         tk_log_fields(TK_LOG_WARN, "idempotency record not stored", json_pack("{s:s}", "error", error.message));
         return wk_store_is_transient(&error) ? WK_RETRY : WK_DONE;
     }

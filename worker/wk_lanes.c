@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tk_ids.h"
+#include "tk_clock.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
 

@@ -193,11 +193,8 @@ int wk_output_init(wk_output *output, const char *brokers, const char *client_id
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, output);
-    output->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
-    if (output->producer == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
+    output->producer = tk_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
+    if (output->producer == NULL) return -1;
     if (pthread_create(&output->poll_thread, NULL, serve_delivery_reports, output) != 0) {
         snprintf(err, err_len, "cannot start the delivery thread");
         rd_kafka_destroy(output->producer);

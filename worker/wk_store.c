@@ -144,7 +144,7 @@ static bson_t *ticket_index_spec_new(size_t i) {
 int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len) {
     /* Client retry keys forgotten after a day. */
     bson_t *ttl = BCON_NEW("key", "{", "createdAt", BCON_INT32(1), "}", "name", BCON_UTF8("forget_after_24h"),
-                           "expireAfterSeconds", BCON_INT32(86400));
+                           "expireAfterSeconds", BCON_INT32(WK_IDEMPOTENCY_TTL_SECONDS));
     mongoc_client_t *client = wk_store_pop(store);
     index_result rc = INDEX_READY;
     for (size_t i = 0; rc == INDEX_READY && i < sizeof TICKET_INDEXES / sizeof TICKET_INDEXES[0]; i++) {

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "tk_clock.h"
 #include "tk_ids.h"
 
 typedef enum { FIELD_ID, FIELD_TEXT, FIELD_TIME, FIELD_INT, FIELD_REPLIES } field_kind;

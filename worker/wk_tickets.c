@@ -3,13 +3,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tk_clock.h"
 #include "tk_ids.h"
 #include "tk_log.h"
 #include "wk_metrics.h"
 #include "wk_store.h"
 #include "wk_ticket_json.h"
-
-#define DUPLICATE_KEY 11000
 
 static const char MSG_CREATED[] = "Ticket created successfullly!";
 static const char MSG_FETCHED[] = "Ticket fetched successfullly!";
@@ -145,7 +144,7 @@ static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *
         rc = answer_created(ticket, request->ticket_id, result);
         goto cleanup;
     }
-    if (error.code != DUPLICATE_KEY) {
+    if (error.code != WK_DUPLICATE_KEY) {
         rc = database_failure("insert", &error, result);
         goto cleanup;
     }

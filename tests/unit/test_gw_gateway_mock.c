@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "gw_gateway.h"
-#include "tk_ids.h"
+#include "tk_clock.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
 
