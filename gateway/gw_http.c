@@ -319,8 +319,9 @@ static void wait_for_reply(gw_request *request, const tk_request *command, const
         set_error(request, 503, GW_MSG_UNAVAILABLE);
         return;
     }
-    request->pending.deadline_ms = tk_monotonic_ms() + gateway->config->request_timeout_ms;
     gw_pending_lock(&gateway->pending);
+    /* Read under the lock, so deadlines enter the table in order. */
+    request->pending.deadline_ms = tk_monotonic_ms() + gateway->config->request_timeout_ms;
     if (gw_pending_add_locked(&gateway->pending, &request->pending) != 0) {
         gw_pending_unlock(&gateway->pending);
         request->pending.correlation_id[0] = '\0';

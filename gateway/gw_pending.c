@@ -1,5 +1,6 @@
 #include "gw_pending.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,9 @@ void gw_pending_lock(gw_pending *table) { pthread_mutex_lock(&table->lock); }
 void gw_pending_unlock(gw_pending *table) { pthread_mutex_unlock(&table->lock); }
 
 int gw_pending_add_locked(gw_pending *table, gw_pending_entry *entry) {
+    assert(strlen(entry->correlation_id) == TK_CORRELATION_ID_LEN);
+    /* Deadline order is insertion order: one timeout for all, clock read under the lock. */
+    assert(table->newest == NULL || entry->deadline_ms >= table->newest->deadline_ms);
     if (table->count >= table->max_count) return -1;
     size_t bucket = hash_id(entry->correlation_id, TK_CORRELATION_ID_LEN) & table->bucket_mask;
     entry->bucket_next = table->buckets[bucket];
@@ -58,6 +62,7 @@ int gw_pending_remove_locked(gw_pending *table, gw_pending_entry *entry) {
     gw_pending_entry **link = &table->buckets[hash_id(entry->correlation_id, TK_CORRELATION_ID_LEN) & table->bucket_mask];
     while (*link != NULL && *link != entry) link = &(*link)->bucket_next;
     if (*link == NULL) return -1;
+    assert(table->count > 0);
     *link = entry->bucket_next;
     if (entry->older != NULL) entry->older->newer = entry->newer;
     else table->oldest = entry->newer;

@@ -88,7 +88,7 @@ static index_result ensure_index(wk_store *store, mongoc_client_t *client, const
     return rc;
 }
 
-/* FerretDB names itself in buildInfo; see add_reply (wk_tickets.c) for why
+/* FerretDB names itself in buildInfo; see add_response (wk_tickets.c) for why
  * it gets the plain {_id} filter. Unknown answers count as MongoDB. */
 static bool is_ferretdb(mongoc_client_t *client) {
     bson_t *command = BCON_NEW("buildInfo", BCON_INT32(1));

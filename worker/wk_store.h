@@ -27,7 +27,7 @@ typedef struct {
     pthread_t probe_thread;
     bool is_probing;
     atomic_bool is_stopping;
-    atomic_bool has_conditional_push; /* the server is not FerretDB: see add_reply in wk_tickets.c */
+    atomic_bool has_conditional_push; /* the server is not FerretDB: see add_response in wk_tickets.c */
 } wk_store;
 
 /**
