@@ -1,3 +1,4 @@
+/* tk_kafka — topic names, client configuration and header helpers. */
 #include "tk_kafka.h"
 
 #include <string.h>

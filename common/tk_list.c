@@ -1,3 +1,5 @@
+/* tk_list — list queries shared by the gateway and the worker: the filter
+ * rules, the page size, and cursors bound to the query they came from. */
 #include "tk_list.h"
 
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* tk_log — one JSON object per line on stderr. */
 #include "tk_log.h"
 
 #include <stdio.h>

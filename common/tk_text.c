@@ -1,3 +1,4 @@
+/* tk_text — the text checks both edges use: UTF-8, string members with limits, unknown members, priorities. */
 #include "tk_text.h"
 
 #include <stdio.h>

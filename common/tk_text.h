@@ -1,4 +1,4 @@
-/* tk_text — the field rules shared by HTTP bodies and Kafka messages. */
+/* tk_text — the text checks both edges use: UTF-8, string members with limits, unknown members, priorities. */
 #ifndef TK_TEXT_H
 #define TK_TEXT_H
 

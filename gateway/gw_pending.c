@@ -1,3 +1,5 @@
+/* gw_pending — the correlation table: requests waiting for a reply, by
+ * correlation id, in deadline order. Thread-safe. */
 #include "gw_pending.h"
 
 #include <assert.h>

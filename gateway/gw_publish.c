@@ -1,3 +1,4 @@
+/* gw_publish — the producer of commands and queries. */
 #include "gw_publish.h"
 
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* gw_ratelimit — a token bucket per user, in this gateway's memory. */
 #include "gw_ratelimit.h"
 
 #include <math.h>

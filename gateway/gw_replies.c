@@ -1,3 +1,6 @@
+/* gw_replies — the thread that reads this gateway's partition of
+ * ticket.replies, reassembles chunks, matches replies to waiting requests and
+ * expires deadlines. */
 #include "gw_replies.h"
 
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* gw_trace — W3C trace context: keep a client's traceparent, or start a trace. */
 #include "gw_trace.h"
 
 #include <stddef.h>

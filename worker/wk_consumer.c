@@ -1,3 +1,6 @@
+/* wk_consumer — membership of the worker group on ticket.commands and
+ * ticket.queries: rebalances, and feeding the lanes without losing order
+ * when they are full (the partitions pause instead). */
 #include "wk_consumer.h"
 
 #include <stdio.h>

@@ -1,3 +1,7 @@
+/* wk_idempotency — client retries with an Idempotency-Key: the first request
+ * under a key (per user, kept 24 h) fixes the ids; a repeat with the same
+ * content is rewritten to those ids, so applying it changes nothing and
+ * answers as the first time; a repeat with other content is refused. */
 #include "wk_idempotency.h"
 
 #include <stdio.h>

@@ -1,3 +1,5 @@
+/* wk_output — everything the worker produces: replies (chunked when large),
+ * events and dead letters. Each message is tracked until the broker has it. */
 #include "wk_output.h"
 
 #include <stdio.h>

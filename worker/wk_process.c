@@ -1,3 +1,5 @@
+/* wk_process — one consumed message from start to finish: validate (or
+ * dead-letter), apply with retries, answer, announce, and mark it done. */
 #include "wk_process.h"
 
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* wk_store — the MongoDB client pool and the tickets collection's indexes. */
 #include "wk_store.h"
 
 #include <stdio.h>

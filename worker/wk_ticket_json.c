@@ -1,3 +1,5 @@
+/* wk_ticket_json — a stored ticket (BSON) as the API shows it (JSON), with the
+ * seed's field order whatever order the database keeps. */
 #include "wk_ticket_json.h"
 
 #include <string.h>

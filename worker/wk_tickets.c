@@ -1,3 +1,6 @@
+/* wk_tickets — the ticket operations against MongoDB, each safe to repeat:
+ * the ids come with the command, so a redelivered command changes nothing
+ * and answers the same. */
 #include "wk_tickets.h"
 
 #include <stdio.h>
