@@ -14,6 +14,7 @@
 
 #include "gw_admission.h"
 #include "gw_answer.h"
+#include "gw_command.h"
 #include "gw_gateway.h"
 #include "gw_router.h"
 #include "gw_trace.h"
@@ -24,7 +25,6 @@
 #include "tk_ids.h"
 #include "tk_log.h"
 #include "tk_metrics.h"
-#include "tk_text.h"
 
 /* One HTTP request from first call to completion. The reply thread finds it
  * by its pending entry (tk_container_of). */
@@ -263,53 +263,6 @@ static void take_upload(gw_request *request, const char *data, size_t size) {
     request->body_len += size;
 }
 
-/* The Kafka key and ids of a command or query: commands by ticket, queries of
- * one team on one partition (admins share one key). */
-static int address_request(gw_request *request, tk_request *out, char *key) {
-    const char *query_key = out->actor.is_admin ? "admin" : out->actor.team;
-    switch (out->type) {
-    case TK_REQUEST_TICKET_CREATE:
-        tk_object_id_new(key);
-        out->ticket_id = key;
-        return 0;
-    case TK_REQUEST_TICKET_REPLY:
-        strcpy(key, request->admitted.ticket_id);
-        out->ticket_id = request->admitted.ticket_id;
-        return 0;
-    case TK_REQUEST_TICKETS_LIST:
-        out->filter = request->admitted.list.filter;
-        out->limit = request->admitted.list.limit;
-        out->after = request->admitted.list.has_cursor ? request->admitted.list.cursor : NULL;
-        snprintf(key, TK_PRINCIPAL_BUF_SIZE, "%s", query_key);
-        return 0;
-    case TK_REQUEST_TICKET_GET:
-        out->ticket_id = request->admitted.ticket_id;
-        snprintf(key, TK_PRINCIPAL_BUF_SIZE, "%s", query_key);
-        return 0;
-    case TK_REQUEST_TYPE_COUNT:
-        break;
-    }
-    return -1;
-}
-
-static int build_request(gw_request *request, tk_request *out, json_t **body_root, char *key, char *err,
-                         size_t err_len) {
-    const gw_route *route = request->route;
-    const gw_identity *identity = &request->admitted.identity;
-    memset(out, 0, sizeof *out);
-    *body_root = NULL;
-    out->type = route->request_type;
-    out->actor.id = identity->id;
-    out->actor.is_admin = identity->is_admin;
-    out->actor.team = identity->team[0] != '\0' ? identity->team : NULL;
-    out->idempotency_key = request->admitted.idempotency_key;
-    if (route->has_body &&
-        gw_validate_body(route, request->body != NULL ? request->body : "", request->body_len, body_root, out, err,
-                         err_len) != 0)
-        return -1;
-    return address_request(request, out, key);
-}
-
 /* Registers the correlation id, suspends the connection, and publishes. The
  * reply thread resumes it; on failure before suspending, a 503 is set. */
 static void wait_for_reply(gw_request *request, const tk_request *command, const char *key, const char *payload) {
@@ -347,27 +300,19 @@ static void wait_for_reply(gw_request *request, const tk_request *command, const
 /* Validates the body, then waits for the reply to the published message. */
 static void dispatch(gw_request *request) {
     char err[TK_ERROR_TEXT_MAX];
-    char key[TK_PRINCIPAL_BUF_SIZE];
-    char reply_id[TK_OBJECT_ID_LEN + 1];
-    tk_request command;
-    json_t *body_root = NULL;
+    gw_command command;
     char *payload = NULL;
 
     if (request->is_body_too_large) {
         set_error(request, 413, "Request body is too large");
         return;
     }
-    if (build_request(request, &command, &body_root, key, err, sizeof err) != 0) {
+    if (gw_command_init(&command, request->route, &request->admitted, request->body != NULL ? request->body : "",
+                        request->body_len, err, sizeof err) != 0) {
         set_error(request, 400, err);
         goto cleanup;
     }
-    if (command.type == TK_REQUEST_TICKET_REPLY) {
-        tk_object_id_new(reply_id);
-        command.reply_id = reply_id;
-    }
-    json_t *message = tk_request_json_new(&command);
-    payload = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
-    json_decref(message);
+    payload = gw_command_payload_new(&command);
     /* The payload holds all we need: a waiting request keeps no body (20000
      * waiting requests of 64 KiB would hold 1.3 GB). */
     free(request->body);
@@ -378,10 +323,10 @@ static void dispatch(gw_request *request) {
         set_error(request, 503, GW_MSG_UNAVAILABLE);
         goto cleanup;
     }
-    wait_for_reply(request, &command, key, payload);
+    wait_for_reply(request, &command.request, command.key, payload);
 cleanup:
     free(payload);
-    json_decref(body_root);
+    gw_command_close(&command);
 }
 
 static enum MHD_Result on_first_call(gw_http *http, struct MHD_Connection *connection, const char *url,
