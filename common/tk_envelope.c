@@ -131,7 +131,7 @@ static int parse_reply(const json_t *root, tk_request *out, char *err, size_t er
     if (id_member(root, "ticketId", "ticketId", &out->ticket_id, err, err_len) != 0 ||
         object_member(root, "reply", "reply", &reply, err, err_len) != 0 ||
         tk_fields_only_members(reply, &TK_RESPONSE_FIELDS, "_id", "reply.", err, err_len) != 0 ||
-        id_member(reply, "_id", "reply._id", &out->reply_id, err, err_len) != 0 ||
+        id_member(reply, "_id", "reply._id", &out->response_id, err, err_len) != 0 ||
         tk_fields_take(reply, &TK_RESPONSE_FIELDS, "reply.", out, err, err_len) != 0)
         return -1;
     return parse_idempotency_key(root, out, err, err_len);
@@ -292,7 +292,7 @@ json_t *tk_request_json_new(const tk_request *request) {
     case TK_REQUEST_TICKET_REPLY:
         return with_idempotency_key(json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:s}}", "version", TK_ENVELOPE_VERSION,
                                               "type", type, "actor", actor, "ticketId", request->ticket_id, "reply",
-                                              "_id", request->reply_id, "description", request->description),
+                                              "_id", request->response_id, "description", request->description),
                                     request);
     case TK_REQUEST_TICKETS_LIST:
         return list_json_new(json_pack("{s:i, s:s, s:o}", "version", TK_ENVELOPE_VERSION, "type", type, "actor", actor),

@@ -22,7 +22,7 @@ static int address_request(gw_command *command, const gw_admitted *admitted) {
         strcpy(command->key, admitted->ticket_id);
         out->ticket_id = admitted->ticket_id;
         tk_object_id_new(command->response_id);
-        out->reply_id = command->response_id;
+        out->response_id = command->response_id;
         return 0;
     case TK_REQUEST_TICKETS_LIST:
         out->filter = admitted->list.filter;

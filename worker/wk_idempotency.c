@@ -39,7 +39,7 @@ static void fingerprint(const tk_request *request, char out[FINGERPRINT_HEX + 1]
 static bson_t *record_new(const char *record_id, const char *print, const tk_request *request, int64_t now_ms) {
     bson_t *record = BCON_NEW("_id", BCON_UTF8(record_id), "fingerprint", BCON_UTF8(print), "ticketId",
                               BCON_UTF8(request->ticket_id), "createdAt", BCON_DATE_TIME(now_ms));
-    if (request->reply_id != NULL) BSON_APPEND_UTF8(record, "replyId", request->reply_id);
+    if (request->response_id != NULL) BSON_APPEND_UTF8(record, "replyId", request->response_id);
     return record;
 }
 
@@ -78,13 +78,13 @@ static wk_outcome follow_record(mongoc_collection_t *keys, const bson_t *filter,
         goto cleanup;
     }
     const char *ticket_id = record_text(record, "ticketId");
-    const char *reply_id = record_text(record, "replyId");
+    const char *response_id = record_text(record, "replyId");
     if (!tk_object_id_is_valid(ticket_id, strlen(ticket_id))) goto cleanup;
     memcpy(original->ticket_id, ticket_id, TK_OBJECT_ID_LEN + 1);
     request->ticket_id = original->ticket_id;
-    if (request->reply_id != NULL && tk_object_id_is_valid(reply_id, strlen(reply_id))) {
-        memcpy(original->reply_id, reply_id, TK_OBJECT_ID_LEN + 1);
-        request->reply_id = original->reply_id;
+    if (request->response_id != NULL && tk_object_id_is_valid(response_id, strlen(response_id))) {
+        memcpy(original->response_id, response_id, TK_OBJECT_ID_LEN + 1);
+        request->response_id = original->response_id;
     }
 cleanup:
     mongoc_cursor_destroy(cursor);

@@ -186,14 +186,14 @@ static wk_outcome answer_response_added(const bson_t *ticket, const tk_request *
     size_t index;
     json_t *entry;
     json_array_foreach(entries, index, entry) {
-        if (strcmp(json_string_value(json_object_get(entry, "_id")), request->reply_id) == 0) response = entry;
+        if (strcmp(json_string_value(json_object_get(entry, "_id")), request->response_id) == 0) response = entry;
     }
     if (data == NULL || response == NULL) {
         json_decref(data);
         set_answer(result, 500, MSG_INTERNAL, NULL);
         return WK_DONE;
     }
-    result->event = event_new("ticket.replied", "replied", request->reply_id, stored_team(ticket));
+    result->event = event_new("ticket.replied", "replied", request->response_id, stored_team(ticket));
     if (result->event != NULL) {
         json_object_set_new(result->event, "ticketId", json_string(request->ticket_id));
         json_object_set(result->event, "reply", response);
@@ -249,7 +249,7 @@ static wk_outcome add_response(mongoc_collection_t *tickets, const tk_request *r
     bson_t current = BSON_INITIALIZER;
     wk_outcome rc;
     bson_oid_init_from_string(&ticket_id, request->ticket_id);
-    bson_oid_init_from_string(&response_id, request->reply_id);
+    bson_oid_init_from_string(&response_id, request->response_id);
 
     rc = answer_from_current(tickets, request, &ticket_id, &response_id, &current, result);
     if (rc != WK_DONE) goto cleanup;

@@ -52,7 +52,7 @@ static void test_response_gets_a_new_id_and_the_ticket_key(void **state) {
                                      strlen(body), err, sizeof err),
                      0);
     assert_string_equal(command.key, TICKET_ID);
-    assert_true(tk_object_id_is_valid(command.request.reply_id, TK_OBJECT_ID_LEN));
+    assert_true(tk_object_id_is_valid(command.request.response_id, TK_OBJECT_ID_LEN));
     gw_command_close(&command);
 }
 

@@ -207,7 +207,7 @@ static void test_mistyped_field_gives_null(void **state) {
 static void test_bad_reply_entry_gives_null(void **state) {
     (void)state;
     bson_oid_t id = oid("6720b1c8f1c2b3a5e4d90130");
-    bson_oid_t reply_id = oid("6720b473f1c2b3a5e4d90132");
+    bson_oid_t response_id = oid("6720b473f1c2b3a5e4d90132");
     /* An entry that is not a document. */
     bson_t *base = seed_ticket_new();
     bson_t ticket;
@@ -220,7 +220,7 @@ static void test_bad_reply_entry_gives_null(void **state) {
 
     /* An entry missing each of its fields in turn. */
     for (size_t i = 0; i < sizeof RESPONSE_FIELDS / sizeof RESPONSE_FIELDS[0]; i++) {
-        bson_t *full = BCON_NEW("_id", BCON_OID(&reply_id), "creatorId", BCON_UTF8("u"), "creatorType",
+        bson_t *full = BCON_NEW("_id", BCON_OID(&response_id), "creatorId", BCON_UTF8("u"), "creatorType",
                                 BCON_UTF8("admin"), "description", BCON_UTF8("d"), "createdAt",
                                 BCON_DATE_TIME(UPDATED_MS), "updatedAt", BCON_DATE_TIME(UPDATED_MS));
         json_t *complete = wk_response_json_new(full);
@@ -247,10 +247,10 @@ static void test_bad_reply_entry_gives_null(void **state) {
 
 static void test_reply_json(void **state) {
     (void)state;
-    bson_oid_t reply_id = oid("6720b473f1c2b3a5e4d90132");
+    bson_oid_t response_id = oid("6720b473f1c2b3a5e4d90132");
     bson_t *reply = BCON_NEW("updatedAt", BCON_DATE_TIME(UPDATED_MS), "description", BCON_UTF8("We are looking into it."),
                              "createdAt", BCON_DATE_TIME(UPDATED_MS), "creatorType", BCON_UTF8("admin"), "creatorId",
-                             BCON_UTF8("671fb1d8f1c2b3a5e4d90050"), "_id", BCON_OID(&reply_id), "extra", BCON_INT32(1));
+                             BCON_UTF8("671fb1d8f1c2b3a5e4d90050"), "_id", BCON_OID(&response_id), "extra", BCON_INT32(1));
     json_t *shown = wk_response_json_new(reply);
     assert_non_null(shown);
     char *text = dump(shown);
