@@ -1,3 +1,5 @@
+/* tk_config — every setting of both binaries, read from the environment once
+ * at start and validated with messages that name the variable. */
 #include "tk_config.h"
 
 #include <errno.h>

@@ -1,8 +1,11 @@
+/* tk_envelope — the Kafka message format: parsing and building commands and
+ * queries (fields by tk_fields), replies and their headers. */
 #include "tk_envelope.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "tk_fields.h"
 #include "tk_ids.h"
 #include "tk_text.h"
 
@@ -110,25 +113,12 @@ static int parse_actor(const json_t *root, tk_actor *actor, char *err, size_t er
 }
 
 static int parse_create(const json_t *root, tk_request *out, char *err, size_t err_len) {
-    static const char *const members[] = {"_id", "category", "subject", "description", "priority", NULL};
     json_t *ticket;
     if (object_member(root, "ticket", "ticket", &ticket, err, err_len) != 0 ||
-        tk_only_members(ticket, members, "ticket.", err, err_len) != 0 ||
+        tk_fields_only_members(ticket, &TK_TICKET_FIELDS, "_id", "ticket.", err, err_len) != 0 ||
         id_member(ticket, "_id", "ticket._id", &out->ticket_id, err, err_len) != 0 ||
-        tk_text_member(ticket, "category", "ticket.category", TK_CATEGORY_MAX_CHARS, true, &out->category, err,
-                       err_len) != 0 ||
-        tk_text_member(ticket, "subject", "ticket.subject", TK_SUBJECT_MAX_CHARS, true, &out->subject, err,
-                       err_len) != 0 ||
-        tk_text_member(ticket, "description", "ticket.description", TK_DESCRIPTION_MAX_CHARS, true,
-                       &out->description, err, err_len) != 0 ||
-        tk_text_member(ticket, "priority", "ticket.priority", TK_DESCRIPTION_MAX_CHARS, false, &out->priority, err, err_len) != 0)
+        tk_fields_take(ticket, &TK_TICKET_FIELDS, "ticket.", out, err, err_len) != 0)
         return -1;
-    if (out->priority == NULL) {
-        out->priority = "low";
-    } else if (!tk_priority_is_valid(out->priority)) {
-        snprintf(err, err_len, "Field 'ticket.priority' must be one of: low, medium, high");
-        return -1;
-    }
     if (out->actor.is_admin) {
         snprintf(err, err_len, "Only customers create tickets");
         return -1;
@@ -137,14 +127,12 @@ static int parse_create(const json_t *root, tk_request *out, char *err, size_t e
 }
 
 static int parse_reply(const json_t *root, tk_request *out, char *err, size_t err_len) {
-    static const char *const members[] = {"_id", "description", NULL};
     json_t *reply;
     if (id_member(root, "ticketId", "ticketId", &out->ticket_id, err, err_len) != 0 ||
         object_member(root, "reply", "reply", &reply, err, err_len) != 0 ||
-        tk_only_members(reply, members, "reply.", err, err_len) != 0 ||
-        id_member(reply, "_id", "reply._id", &out->reply_id, err, err_len) != 0 ||
-        tk_text_member(reply, "description", "reply.description", TK_DESCRIPTION_MAX_CHARS, true,
-                       &out->description, err, err_len) != 0)
+        tk_fields_only_members(reply, &TK_RESPONSE_FIELDS, "_id", "reply.", err, err_len) != 0 ||
+        id_member(reply, "_id", "reply._id", &out->response_id, err, err_len) != 0 ||
+        tk_fields_take(reply, &TK_RESPONSE_FIELDS, "reply.", out, err, err_len) != 0)
         return -1;
     return parse_idempotency_key(root, out, err, err_len);
 }
@@ -267,15 +255,24 @@ static json_t *with_idempotency_key(json_t *message, const tk_request *request) 
     return message;
 }
 
-/* Adds the filter (when not empty) and the page to a list query. */
+/* Adds the filter (when not empty) and the page to message. @returns 0 or -1. */
+static int add_page(json_t *message, const tk_request *request) {
+    json_t *page = json_pack("{s:i}", "limit", request->limit > 0 ? request->limit : TK_LIST_LIMIT_DEFAULT);
+    if (page == NULL) return -1;
+    bool has_filter = request->filter != NULL && json_object_size(request->filter) > 0;
+    if ((request->after != NULL && json_object_set_new(page, "after", json_string(request->after)) != 0) ||
+        (has_filter && json_object_set(message, "filter", (json_t *)request->filter) != 0)) {
+        json_decref(page);
+        return -1;
+    }
+    return json_object_set_new(message, "page", page); /* takes page, even on failure */
+}
+
+/* A list query with its filter and page. Takes message; NULL on failure. */
 static json_t *list_json_new(json_t *message, const tk_request *request) {
     if (message == NULL) return NULL;
     if (request->limit == 0 && request->after == NULL && request->filter == NULL) return message; /* as before pages */
-    json_t *page = json_pack("{s:i}", "limit", request->limit > 0 ? request->limit : TK_LIST_LIMIT_DEFAULT);
-    if (page == NULL || (request->after != NULL && json_object_set_new(page, "after", json_string(request->after)) != 0) ||
-        (request->filter != NULL && json_object_size(request->filter) > 0 &&
-         json_object_set(message, "filter", (json_t *)request->filter) != 0) ||
-        json_object_set_new(message, "page", page) != 0) {
+    if (add_page(message, request) != 0) {
         json_decref(message);
         return NULL;
     }
@@ -295,7 +292,7 @@ json_t *tk_request_json_new(const tk_request *request) {
     case TK_REQUEST_TICKET_REPLY:
         return with_idempotency_key(json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:s}}", "version", TK_ENVELOPE_VERSION,
                                               "type", type, "actor", actor, "ticketId", request->ticket_id, "reply",
-                                              "_id", request->reply_id, "description", request->description),
+                                              "_id", request->response_id, "description", request->description),
                                     request);
     case TK_REQUEST_TICKETS_LIST:
         return list_json_new(json_pack("{s:i, s:s, s:o}", "version", TK_ENVELOPE_VERSION, "type", type, "actor", actor),

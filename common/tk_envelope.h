@@ -36,7 +36,7 @@ typedef struct {
     tk_request_type type;
     tk_actor actor;
     const char *ticket_id;   /* create: ticket._id; reply, get: ticketId */
-    const char *reply_id;    /* reply only */
+    const char *response_id; /* ticket.reply only: the new ticket response's _id */
     const char *category;    /* create only */
     const char *subject;     /* create only */
     const char *description; /* create, reply */

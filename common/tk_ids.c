@@ -1,14 +1,15 @@
+/* tk_ids — ObjectIds and correlation ids. */
 #include "tk_ids.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
-static const char HEX_DIGITS[] = "0123456789abcdef";
+#include "tk_clock.h"
+#include "tk_hex.h"
+#include "tk_random.h"
 
 /* Per-process random material, drawn once: the ObjectId "process unique" bytes. */
 static uint8_t process_random[8];
@@ -26,49 +27,6 @@ static void init_process_random(void) {
         memset(seed, 0, sizeof seed);
     }
     atomic_store(&object_id_counter, (uint_fast64_t)seed[0] << 16 | (uint_fast64_t)seed[1] << 8 | seed[2]);
-}
-
-int tk_random_bytes(void *buf, size_t len) {
-    uint8_t *out = buf;
-    while (len > 0) {
-        ssize_t got = getrandom(out, len, 0);
-        if (got < 0) return -1;
-        out += got;
-        len -= (size_t)got;
-    }
-    return 0;
-}
-
-int64_t tk_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t tk_monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t tk_monotonic_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-void tk_hex_encode(const uint8_t *bytes, size_t len, char *out) {
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = HEX_DIGITS[bytes[i] >> 4];
-        out[2 * i + 1] = HEX_DIGITS[bytes[i] & 0x0f];
-    }
-}
-
-uint64_t tk_hash(const void *data, size_t len) {
-    const unsigned char *bytes = data;
-    uint64_t hash = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) hash = (hash ^ bytes[i]) * 1099511628211ULL;
-    return hash;
 }
 
 void tk_object_id_new(char out[TK_OBJECT_ID_LEN + 1]) {
@@ -104,19 +62,3 @@ int tk_correlation_id_new(char out[TK_CORRELATION_ID_LEN + 1]) {
     return 0;
 }
 
-void tk_iso_time_format(int64_t epoch_ms, char out[TK_ISO_TIME_LEN + 1]) {
-    time_t seconds = (time_t)(epoch_ms / 1000);
-    int millis = (int)(epoch_ms % 1000);
-    if (millis < 0) {
-        millis += 1000;
-        seconds -= 1;
-    }
-    struct tm utc;
-    gmtime_r(&seconds, &utc);
-    /* A roomy buffer keeps the compiler's worst case (huge years) happy. */
-    char text[64];
-    snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
-             utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
-    memcpy(out, text, TK_ISO_TIME_LEN);
-    out[TK_ISO_TIME_LEN] = '\0';
-}

@@ -1,3 +1,4 @@
+/* tk_kafka — topic names, client configuration and header helpers. */
 #include "tk_kafka.h"
 
 #include <string.h>
@@ -43,4 +44,10 @@ int tk_kafka_header_copy(const rd_kafka_message_t *message, const char *name, ch
     memcpy(out, value, len);
     out[len] = '\0';
     return 0;
+}
+
+rd_kafka_t *tk_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err, size_t err_len) {
+    rd_kafka_t *client = rd_kafka_new(type, conf, err, err_len);
+    if (client == NULL) rd_kafka_conf_destroy(conf); /* rd_kafka_new took it only on success */
+    return client;
 }

@@ -38,6 +38,13 @@ rd_kafka_conf_t *tk_kafka_conf_new(const char *brokers, const char *client_id, c
                                    char *err, size_t err_len);
 
 /**
+ * @brief rd_kafka_new that takes ownership of conf in every case: on failure
+ * conf is destroyed here.
+ * @returns the client, or NULL with err.
+ */
+rd_kafka_t *tk_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err, size_t err_len);
+
+/**
  * @brief Finds the last header `name` as a string view.
  * @returns 0 with *value and *len (borrowed from the message), or -1 when absent.
  */

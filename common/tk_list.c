@@ -1,9 +1,13 @@
+/* tk_list — list queries shared by the gateway and the worker: the filter
+ * rules, the page size, and cursors bound to the query they came from. */
 #include "tk_list.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tk_hash.h"
+#include "tk_hex.h"
 #include "tk_text.h"
 
 #define CURSOR_VERSION 1

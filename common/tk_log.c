@@ -1,11 +1,11 @@
+/* tk_log — one JSON object per line on stderr. */
 #include "tk_log.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include "tk_ids.h"
+#include "tk_clock.h"
 
 static const char *component_name = "service";
 static tk_log_level min_log_level = TK_LOG_INFO;
@@ -58,14 +58,4 @@ void tk_log_fields(tk_log_level level, const char *msg, json_t *fields) {
     fputc('\n', stderr);
     funlockfile(stderr);
     free(text);
-}
-
-void tk_logf(tk_log_level level, const char *fmt, ...) {
-    if (!tk_log_enabled(level)) return;
-    char msg[1024];
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(msg, sizeof msg, fmt, args);
-    va_end(args);
-    tk_log_fields(level, msg, NULL);
 }

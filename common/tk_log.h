@@ -22,7 +22,4 @@ int tk_log_enabled(tk_log_level level);
  */
 void tk_log_fields(tk_log_level level, const char *msg, json_t *fields);
 
-/** @brief printf-style message with no extra fields. */
-void tk_logf(tk_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 #endif

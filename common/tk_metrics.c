@@ -1,3 +1,6 @@
+/* tk_metrics — a process-wide registry of Prometheus counters, gauges and
+ * histograms, rendered in the text exposition format. Series are created on
+ * first use (under a lock) and updated with atomics afterwards. */
 #include "tk_metrics.h"
 
 #include <pthread.h>

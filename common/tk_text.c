@@ -1,3 +1,4 @@
+/* tk_text — the text checks both edges use: UTF-8, string members with limits, unknown members, priorities. */
 #include "tk_text.h"
 
 #include <stdio.h>
@@ -14,39 +15,55 @@ size_t tk_utf8_length(const char *text, size_t len) {
     return count;
 }
 
+/* How many continuation bytes lead byte c announces (0: not a lead byte),
+ * and the code point bits it carries. */
+static size_t utf8_lead(unsigned char c, unsigned int *code) {
+    if ((c & 0xE0) == 0xC0) {
+        *code = c & 0x1F;
+        return 1;
+    }
+    if ((c & 0xF0) == 0xE0) {
+        *code = c & 0x0F;
+        return 2;
+    }
+    if ((c & 0xF8) == 0xF0) {
+        *code = c & 0x07;
+        return 3;
+    }
+    return 0;
+}
+
+/* Rejects overlong forms, surrogates and values past U+10FFFF. */
+static bool is_shortest_scalar(size_t extra, unsigned int code) {
+    static const unsigned int SHORTEST[] = {0, 0x80, 0x800, 0x10000};
+    return code >= SHORTEST[extra] && !(code >= 0xD800 && code <= 0xDFFF) && code <= 0x10FFFF;
+}
+
+/* @returns the length of the valid multi-byte sequence at s (len bytes
+ * left), or 0 when it is not one. */
+static size_t utf8_sequence_len(const unsigned char *s, size_t len) {
+    unsigned int code = 0;
+    size_t extra = utf8_lead(s[0], &code);
+    if (extra == 0 || extra >= len) return 0;
+    for (size_t k = 1; k <= extra; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        code = (code << 6) | (s[k] & 0x3F);
+    }
+    return is_shortest_scalar(extra, code) ? extra + 1 : 0;
+}
+
 bool tk_utf8_is_valid(const char *text, size_t len) {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
     while (i < len) {
-        unsigned char c = s[i];
-        size_t extra;
-        unsigned int code;
-        if (c == 0) return false;
-        if (c < 0x80) {
+        if (s[i] == 0) return false;
+        if (s[i] < 0x80) {
             i++;
             continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            extra = 1;
-            code = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            extra = 2;
-            code = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            extra = 3;
-            code = c & 0x07;
-        } else {
-            return false;
         }
-        if (i + extra >= len) return false;
-        for (size_t k = 1; k <= extra; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return false;
-            code = (code << 6) | (s[i + k] & 0x3F);
-        }
-        /* Reject overlong forms, surrogates and values past U+10FFFF. */
-        if ((extra == 1 && code < 0x80) || (extra == 2 && code < 0x800) || (extra == 3 && code < 0x10000) ||
-            (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF)
-            return false;
-        i += extra + 1;
+        size_t sequence_len = utf8_sequence_len(s + i, len - i);
+        if (sequence_len == 0) return false;
+        i += sequence_len;
     }
     return true;
 }

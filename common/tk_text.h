@@ -1,4 +1,4 @@
-/* tk_text — the field rules shared by HTTP bodies and Kafka messages. */
+/* tk_text — the text checks both edges use: UTF-8, string members with limits, unknown members, priorities. */
 #ifndef TK_TEXT_H
 #define TK_TEXT_H
 
@@ -10,6 +10,8 @@
 #define TK_SUBJECT_MAX_CHARS 200
 #define TK_DESCRIPTION_MAX_CHARS 10000
 #define TK_PRINCIPAL_MAX_CHARS 128 /* user ids and team ids */
+/* A buffer for a principal in UTF-8 (up to 4 bytes a character) and its NUL. */
+#define TK_PRINCIPAL_BUF_SIZE (TK_PRINCIPAL_MAX_CHARS * 4 + 1)
 
 /** @returns the number of code points in valid UTF-8 text. */
 size_t tk_utf8_length(const char *text, size_t len);

@@ -1,3 +1,5 @@
+/* tk_trace — W3C trace context validation, one rule for a traceparent that
+ * arrives over HTTP (gateway) and over Kafka (worker). */
 #include "tk_trace.h"
 
 #include <stddef.h>

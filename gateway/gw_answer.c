@@ -1,3 +1,4 @@
+/* gw_answer — the serialized HTTP bodies the gateway sends. */
 #include "gw_answer.h"
 
 #include <string.h>

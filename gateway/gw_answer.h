@@ -5,6 +5,9 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* The 503 message: overloaded, broker away, stopping. */
+#define GW_MSG_UNAVAILABLE "Service unavailable, try again later"
+
 /** @brief {"success":false,"message":message} as a malloc'd string. @returns NULL when out of memory. */
 char *gw_answer_error(const char *message, size_t *len);
 

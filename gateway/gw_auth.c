@@ -1,3 +1,5 @@
+/* gw_auth — Bearer JWT verification with a pinned algorithm (libjwt 1.10
+ * validates no claims, so every claim is checked here). */
 #include "gw_auth.h"
 
 #include <jansson.h>
@@ -9,7 +11,8 @@
 #include <strings.h>
 
 #include "tk_envelope.h"
-#include "tk_ids.h"
+#include "tk_clock.h"
+#include "tk_hash.h"
 
 #define BEARER_PREFIX "Bearer "
 #define CLOCK_SKEW_SECONDS 30
@@ -157,6 +160,19 @@ static int check_claims(const json_t *claims, gw_identity *identity, const char 
     return 0;
 }
 
+/* The token after "Bearer " (any case, any spaces). @returns NULL with
+ * *message set when there is none or it is too long. */
+static const char *bearer_token(const char *authorization, size_t *token_len, const char **message) {
+    *message = MSG_MISSING;
+    if (authorization == NULL || strncasecmp(authorization, BEARER_PREFIX, strlen(BEARER_PREFIX)) != 0) return NULL;
+    const char *token_start = authorization + strlen(BEARER_PREFIX);
+    while (*token_start == ' ') token_start++;
+    *token_len = strlen(token_start);
+    if (*token_len == 0) return NULL;
+    *message = MSG_INVALID;
+    return *token_len > GW_TOKEN_MAX_BYTES ? NULL : token_start;
+}
+
 int gw_auth_check(gw_auth *auth, const char *authorization, gw_identity *identity, const char **message) {
     jwt_t *jwt = NULL;
     char *claims_text = NULL;
@@ -164,15 +180,9 @@ int gw_auth_check(gw_auth *auth, const char *authorization, gw_identity *identit
     char *token = NULL;
     int status = 401;
 
-    *message = MSG_MISSING;
-    if (authorization == NULL || strncasecmp(authorization, BEARER_PREFIX, strlen(BEARER_PREFIX)) != 0) return 401;
-    const char *token_start = authorization + strlen(BEARER_PREFIX);
-    while (*token_start == ' ') token_start++;
-    size_t token_len = strlen(token_start);
-    if (token_len == 0) return 401;
-
-    *message = MSG_INVALID;
-    if (token_len > GW_TOKEN_MAX_BYTES) return 401;
+    size_t token_len = 0;
+    const char *token_start = bearer_token(authorization, &token_len, message);
+    if (token_start == NULL) return 401;
     int64_t now = tk_now_ms() / 1000;
     if (cache_lookup(auth, token_start, token_len, now, identity)) return 0;
     int64_t expires_s = 0;

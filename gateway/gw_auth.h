@@ -32,8 +32,8 @@ typedef struct {
 
 /** The caller, as the token says. */
 typedef struct {
-    char id[TK_PRINCIPAL_MAX_CHARS * 4 + 1];   /* UTF-8: up to 4 bytes a character */
-    char team[TK_PRINCIPAL_MAX_CHARS * 4 + 1]; /* "" when the token has none */
+    char id[TK_PRINCIPAL_BUF_SIZE];
+    char team[TK_PRINCIPAL_BUF_SIZE]; /* "" when the token has none */
     bool is_admin;
 } gw_identity;
 

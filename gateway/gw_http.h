@@ -1,51 +1,42 @@
-/* gw_http — the HTTP server: routes, auth, bodies, and the suspended
- * connections waiting for Kafka replies. */
+/* gw_http — the libmicrohttpd server: each request from its first byte to
+ * its answer, suspended while it waits for a Kafka reply. */
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
 
 #include <stdatomic.h>
-#include <stdbool.h>
+#include <stddef.h>
 
-#include "gw_auth.h"
 #include "gw_pending.h"
-#include "gw_publish.h"
-#include "gw_ratelimit.h"
-#include "gw_replies.h"
-#include "tk_config.h"
 
 struct MHD_Daemon;
+typedef struct gw_gateway gw_gateway;
 
 typedef struct {
-    const tk_gateway_config *config; /* borrowed */
-    gw_auth auth;
-    gw_pending pending;
-    gw_publish publish;
-    gw_replies replies;
-    gw_ratelimit ratelimit;
+    gw_gateway *gateway; /* borrowed: the parts a request uses */
     struct MHD_Daemon *daemon;
-    atomic_bool is_draining;
     atomic_long requests_in_flight;
 } gw_http;
 
 /**
- * @brief Creates the producer, the reply consumer and the HTTP daemon.
- * @returns 0, or -1 with err (everything created so far is destroyed).
+ * @brief Listens on the configured address with the gateway's parts.
+ * @returns 0, or -1 with err (nothing left running).
  */
-int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, size_t err_len);
+int gw_http_start(gw_http *http, gw_gateway *gateway, char *err, size_t err_len);
 
-/** @returns true once the reply partition is positioned, and while not draining and able to publish. */
-bool gw_http_is_ready(gw_http *http);
+/** @brief Stops accepting new connections; open ones go on. */
+void gw_http_quiesce(gw_http *http);
 
-/**
- * @returns true when the gateway can no longer work and must exit so that
- * its supervisor restarts it: its producer had a fatal error.
- */
-bool gw_http_has_failed(gw_http *http);
+/** @brief Lets resumed connections send their answers, then stops the daemon. Accepts a never-started http. */
+void gw_http_stop(gw_http *http);
 
 /**
- * @brief Stops accepting connections, lets waiting requests finish for up to
- * drain_ms, answers the rest with 503, then destroys everything.
+ * @brief Answers entry's request (taken out of the pending table by the
+ * caller, who alone may complete it) and resumes its connection. Takes
+ * ownership of body (NULL: out of memory, a 503 goes out). Any thread.
  */
-void gw_http_stop(gw_http *http, int drain_ms);
+void gw_http_complete(gw_pending_entry *entry, int status, char *body, size_t len, void *ctx);
+
+/** @returns how many HTTP requests were received and are not yet finished. */
+long gw_http_requests_in_flight(gw_http *http);
 
 #endif

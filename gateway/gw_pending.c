@@ -1,7 +1,12 @@
+/* gw_pending — the correlation table: requests waiting for a reply, by
+ * correlation id, in deadline order. Thread-safe. */
 #include "gw_pending.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tk_hash.h"
 
 static size_t hash_id(const char *id, size_t len) { return (size_t)tk_hash(id, len); }
 
@@ -32,6 +37,9 @@ void gw_pending_lock(gw_pending *table) { pthread_mutex_lock(&table->lock); }
 void gw_pending_unlock(gw_pending *table) { pthread_mutex_unlock(&table->lock); }
 
 int gw_pending_add_locked(gw_pending *table, gw_pending_entry *entry) {
+    assert(strlen(entry->correlation_id) == TK_CORRELATION_ID_LEN);
+    /* Deadline order is insertion order: one timeout for all, clock read under the lock. */
+    assert(table->newest == NULL || entry->deadline_ms >= table->newest->deadline_ms);
     if (table->count >= table->max_count) return -1;
     size_t bucket = hash_id(entry->correlation_id, TK_CORRELATION_ID_LEN) & table->bucket_mask;
     entry->bucket_next = table->buckets[bucket];
@@ -56,6 +64,7 @@ int gw_pending_remove_locked(gw_pending *table, gw_pending_entry *entry) {
     gw_pending_entry **link = &table->buckets[hash_id(entry->correlation_id, TK_CORRELATION_ID_LEN) & table->bucket_mask];
     while (*link != NULL && *link != entry) link = &(*link)->bucket_next;
     if (*link == NULL) return -1;
+    assert(table->count > 0);
     *link = entry->bucket_next;
     if (entry->older != NULL) entry->older->newer = entry->newer;
     else table->oldest = entry->newer;

@@ -46,7 +46,8 @@ void gw_pending_unlock(gw_pending *table);
 
 /**
  * @brief Adds entry (whose correlation_id and deadline are set). Lock held.
- * Deadlines must not decrease between calls: one timeout for all requests.
+ * Deadlines must not decrease between calls (asserted): one timeout for all
+ * requests, the clock read while holding the lock.
  * @returns 0, or -1 when the table is full.
  */
 int gw_pending_add_locked(gw_pending *table, gw_pending_entry *entry);

@@ -1,9 +1,10 @@
+/* gw_publish — the producer of commands and queries. */
 #include "gw_publish.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "tk_ids.h"
+#include "tk_clock.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
 #include "tk_metrics.h"
@@ -92,11 +93,8 @@ int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partitio
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, publish);
-    publish->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
-    if (publish->producer == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
+    publish->producer = tk_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
+    if (publish->producer == NULL) return -1;
     return 0;
 }
 

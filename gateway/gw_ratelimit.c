@@ -1,10 +1,11 @@
+/* gw_ratelimit — a token bucket per user, in this gateway's memory. */
 #include "gw_ratelimit.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tk_ids.h"
+#include "tk_hash.h"
 
 #define PROBE_LIMIT 8 /* slots looked at before the oldest is replaced */
 

@@ -1,3 +1,6 @@
+/* gw_replies — the thread that reads this gateway's partition of
+ * ticket.replies, reassembles chunks, matches replies to waiting requests and
+ * expires deadlines. */
 #include "gw_replies.h"
 
 #include <stdio.h>
@@ -6,6 +9,7 @@
 #include <unistd.h>
 
 #include "gw_answer.h"
+#include "tk_clock.h"
 #include "tk_envelope.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
@@ -127,36 +131,9 @@ static void count_late(gw_replies *replies, const char *correlation_id, size_t l
     tk_log_fields(TK_LOG_INFO, "late reply", json_pack("{s:s%}", "correlationId", correlation_id, len));
 }
 
-void gw_replies_handle(gw_replies *replies, const gw_reply_message *message) {
-    if (message->correlation_id == NULL) {
-        tk_log_fields(TK_LOG_WARN, "reply without correlation-id", NULL);
-        return;
-    }
-    /* Both chunk headers or neither; when present, both numbers. */
-    int index = 0, count = 0;
-    bool is_chunked = message->chunk_index != NULL || message->chunk_count != NULL;
-    bool is_consistent =
-        !is_chunked || (parse_chunk_number(message->chunk_index, message->chunk_index_len, &index) == 0 &&
-                        parse_chunk_number(message->chunk_count, message->chunk_count_len, &count) == 0);
-    gw_chunk_result result = GW_CHUNK_WHOLE;
-
-    gw_pending_lock(replies->pending);
-    gw_pending_entry *entry =
-        gw_pending_find_locked(replies->pending, message->correlation_id, message->correlation_id_len);
-    if (entry != NULL) {
-        if (!is_consistent) result = discard_chunks(entry);
-        else if (is_chunked) result = gw_replies_add_chunk(entry, index, count, message->payload, message->len);
-        /* Whoever takes the entry out of the table answers it. */
-        if (result != GW_CHUNK_MORE) gw_pending_remove_locked(replies->pending, entry);
-    }
-    gw_pending_unlock(replies->pending);
-
-    if (entry == NULL) {
-        /* Chunks after the first of a late reply are not counted again. */
-        if (!is_chunked || (is_consistent && index == 0))
-            count_late(replies, message->correlation_id, message->correlation_id_len);
-        return;
-    }
+/* Answers entry, taken out of the table, with what result says. */
+static void finish_entry(gw_replies *replies, gw_pending_entry *entry, gw_chunk_result result,
+                         const gw_reply_message *message, bool is_chunked, int index, int count) {
     switch (result) {
     case GW_CHUNK_MORE:
         return;
@@ -175,6 +152,43 @@ void gw_replies_handle(gw_replies *replies, const gw_reply_message *message) {
             complete_with_reply(replies, entry, message->payload != NULL ? message->payload : "", message->len);
         return;
     }
+}
+
+/* Both chunk headers or neither; when present, both numbers. */
+static bool are_chunk_headers_consistent(const gw_reply_message *message, int *index, int *count) {
+    if (message->chunk_index == NULL && message->chunk_count == NULL) return true;
+    return parse_chunk_number(message->chunk_index, message->chunk_index_len, index) == 0 &&
+           parse_chunk_number(message->chunk_count, message->chunk_count_len, count) == 0;
+}
+
+void gw_replies_handle(gw_replies *replies, const gw_reply_message *message) {
+    if (message->correlation_id == NULL) {
+        tk_log_fields(TK_LOG_WARN, "reply without correlation-id", NULL);
+        return;
+    }
+    int index = 0, count = 0;
+    bool is_chunked = message->chunk_index != NULL || message->chunk_count != NULL;
+    bool is_consistent = are_chunk_headers_consistent(message, &index, &count);
+    gw_chunk_result result = GW_CHUNK_WHOLE;
+
+    gw_pending_lock(replies->pending);
+    gw_pending_entry *entry =
+        gw_pending_find_locked(replies->pending, message->correlation_id, message->correlation_id_len);
+    if (entry != NULL) {
+        if (!is_consistent) result = discard_chunks(entry);
+        else if (is_chunked) result = gw_replies_add_chunk(entry, index, count, message->payload, message->len);
+        /* Whoever takes the entry out of the table answers it. */
+        if (result != GW_CHUNK_MORE) gw_pending_remove_locked(replies->pending, entry);
+    }
+    gw_pending_unlock(replies->pending);
+
+    if (entry != NULL) {
+        finish_entry(replies, entry, result, message, is_chunked, index, count);
+        return;
+    }
+    /* Chunks after the first of a late reply are not counted again. */
+    if (!is_chunked || (is_consistent && index == 0))
+        count_late(replies, message->correlation_id, message->correlation_id_len);
 }
 
 static void handle_reply(gw_replies *replies, const rd_kafka_message_t *message) {
@@ -285,11 +299,8 @@ int gw_replies_start(gw_replies *replies, const char *brokers, int partition, gw
                                            "Requests answered 504 because no reply came in time", "");
     rd_kafka_conf_t *conf = tk_kafka_conf_new(brokers, "ticket-gateway-replies", settings, err, err_len);
     if (conf == NULL) return -1;
-    replies->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);
-    if (replies->consumer == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
+    replies->consumer = tk_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);
+    if (replies->consumer == NULL) return -1;
     rd_kafka_poll_set_consumer(replies->consumer);
     if (pthread_create(&replies->thread, NULL, run, replies) != 0) {
         snprintf(err, err_len, "cannot start the reply thread");

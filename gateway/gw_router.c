@@ -1,3 +1,4 @@
+/* gw_router — the route table: path and method to what the gateway does. */
 #include "gw_router.h"
 
 #include <string.h>

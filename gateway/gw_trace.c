@@ -1,10 +1,12 @@
+/* gw_trace — W3C trace context: keep a client's traceparent, or start a trace. */
 #include "gw_trace.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "tk_ids.h"
+#include "tk_hex.h"
+#include "tk_random.h"
 #include "tk_trace.h"
 
 void gw_trace_take(const char *incoming, char out[GW_TRACEPARENT_LEN + 1]) {

@@ -1,3 +1,5 @@
+/* gw_validate — what a client sends over HTTP: JSON bodies (by the field
+ * table of tk_fields), ticket ids and list query strings. */
 #include "gw_validate.h"
 
 #include <ctype.h>
@@ -6,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tk_fields.h"
 #include "tk_text.h"
 
 bool gw_validate_is_json_content_type(const char *content_type) {
@@ -35,30 +38,13 @@ static int parse_object(const char *body, size_t len, json_t **root, char *err, 
 }
 
 static int check_create(const json_t *root, tk_request *request, char *err, size_t err_len) {
-    static const char *const members[] = {"category", "subject", "description", "priority", NULL};
-    if (tk_only_members(root, members, "", err, err_len) != 0 ||
-        tk_text_member(root, "category", "category", TK_CATEGORY_MAX_CHARS, true, &request->category, err,
-                       err_len) != 0 ||
-        tk_text_member(root, "subject", "subject", TK_SUBJECT_MAX_CHARS, true, &request->subject, err, err_len) !=
-            0 ||
-        tk_text_member(root, "description", "description", TK_DESCRIPTION_MAX_CHARS, true, &request->description,
-                       err, err_len) != 0 ||
-        tk_text_member(root, "priority", "priority", TK_DESCRIPTION_MAX_CHARS, false, &request->priority, err, err_len) != 0)
-        return -1;
-    if (request->priority == NULL) {
-        request->priority = "low";
-    } else if (!tk_priority_is_valid(request->priority)) {
-        snprintf(err, err_len, "Field 'priority' must be one of: low, medium, high");
-        return -1;
-    }
-    return 0;
+    if (tk_fields_only_members(root, &TK_TICKET_FIELDS, NULL, "", err, err_len) != 0) return -1;
+    return tk_fields_take(root, &TK_TICKET_FIELDS, "", request, err, err_len);
 }
 
 static int check_reply(const json_t *root, tk_request *request, char *err, size_t err_len) {
-    static const char *const members[] = {"description", NULL};
-    if (tk_only_members(root, members, "", err, err_len) != 0) return -1;
-    return tk_text_member(root, "description", "description", TK_DESCRIPTION_MAX_CHARS, true, &request->description,
-                          err, err_len);
+    if (tk_fields_only_members(root, &TK_RESPONSE_FIELDS, NULL, "", err, err_len) != 0) return -1;
+    return tk_fields_take(root, &TK_RESPONSE_FIELDS, "", request, err, err_len);
 }
 
 int gw_validate_body(const gw_route *route, const char *body, size_t len, json_t **root, tk_request *request,
@@ -147,16 +133,28 @@ static int take_filter(gw_list_query *query, const char *name, const char *value
     return 0;
 }
 
+static int take_cursor(gw_list_query *query, const char *value, size_t value_len, char *err, size_t err_len) {
+    query->has_cursor = true;
+    if (value == NULL || value_len != TK_CURSOR_LEN) {
+        snprintf(err, err_len, "Invalid cursor");
+        return -1;
+    }
+    memcpy(query->cursor, value, TK_CURSOR_LEN + 1);
+    return 0;
+}
+
+static bool is_repeated(const gw_list_query *query, const char *name) {
+    return (strcmp(name, "limit") == 0 && query->has_limit) || (strcmp(name, "cursor") == 0 && query->has_cursor) ||
+           json_object_get(query->filter, name) != NULL;
+}
+
 int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_len, const char *value,
                            size_t value_len, char *err, size_t err_len) {
     if (strlen(name) != name_len || !tk_utf8_is_valid(name, name_len)) {
         snprintf(err, err_len, "Unknown query parameter");
         return -1;
     }
-    bool is_repeated = (strcmp(name, "limit") == 0 && query->has_limit) ||
-                       (strcmp(name, "cursor") == 0 && query->has_cursor) ||
-                       json_object_get(query->filter, name) != NULL;
-    if (is_repeated) {
+    if (is_repeated(query, name)) {
         snprintf(err, err_len, "Query parameter '%.64s' must be given once", name);
         return -1;
     }
@@ -165,15 +163,7 @@ int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_l
         return -1;
     }
     if (strcmp(name, "limit") == 0) return take_limit(query, value, err, err_len);
-    if (strcmp(name, "cursor") == 0) {
-        query->has_cursor = true;
-        if (value == NULL || value_len != TK_CURSOR_LEN) {
-            snprintf(err, err_len, "Invalid cursor");
-            return -1;
-        }
-        memcpy(query->cursor, value, TK_CURSOR_LEN + 1);
-        return 0;
-    }
+    if (strcmp(name, "cursor") == 0) return take_cursor(query, value, value_len, err, err_len);
     /* Unknown names are reported by the role-aware check at the end. */
     return take_filter(query, name, value, err, err_len);
 }

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "gw_http.h"
+#include "gw_gateway.h"
 #include "tk_config.h"
 #include "tk_log.h"
 
@@ -19,7 +19,7 @@ static void on_signal(int signal_number) {
 int main(void) {
     char err[TK_CONFIG_ERROR_MAX];
     tk_gateway_config config;
-    gw_http http;
+    gw_gateway gateway;
 
     if (tk_gateway_config_load(&config, err, sizeof err) != 0) {
         tk_log_init("gateway", TK_LOG_INFO);
@@ -35,7 +35,7 @@ int main(void) {
     sigaction(SIGINT, &action, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (gw_http_start(&http, &config, err, sizeof err) != 0) {
+    if (gw_gateway_start(&gateway, &config, err, sizeof err) != 0) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
         tk_gateway_config_close(&config);
         return 1;
@@ -45,8 +45,8 @@ int main(void) {
                             config.gateway_id, "jwtAlgorithm", config.jwt_algorithm));
 
     bool was_ready = false;
-    while (!stop_requested && !gw_http_has_failed(&http)) {
-        if (!was_ready && gw_http_is_ready(&http)) {
+    while (!stop_requested && !gw_gateway_has_failed(&gateway)) {
+        if (!was_ready && gw_gateway_is_ready(&gateway)) {
             was_ready = true;
             tk_log_fields(TK_LOG_INFO, "ready", json_pack("{s:i}", "port", config.port));
         }
@@ -58,10 +58,10 @@ int main(void) {
      * would mean swapping a handle every HTTP thread uses; exiting lets the
      * supervisor start a clean process, as the worker does. Requests already
      * published still get their replies while we drain. */
-    bool has_failed = gw_http_has_failed(&http);
+    bool has_failed = gw_gateway_has_failed(&gateway);
     if (has_failed) tk_log_fields(TK_LOG_ERROR, "producer unusable, exiting to be restarted", NULL);
     tk_log_fields(TK_LOG_INFO, "draining", json_pack("{s:i}", "drainMs", config.request_timeout_ms + DRAIN_EXTRA_MS));
-    gw_http_stop(&http, config.request_timeout_ms + DRAIN_EXTRA_MS);
+    gw_gateway_stop(&gateway, config.request_timeout_ms + DRAIN_EXTRA_MS);
     tk_gateway_config_close(&config);
     tk_log_fields(has_failed ? TK_LOG_ERROR : TK_LOG_INFO, "stopped", NULL);
     return has_failed ? 1 : 0;

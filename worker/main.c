@@ -60,6 +60,44 @@ static int ensure_indexes(wk_store *store) {
     return -1;
 }
 
+static void install_signal_handlers(void) {
+    struct sigaction action = {.sa_handler = on_signal};
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void log_started(const tk_worker_config *config) {
+    tk_log_fields(TK_LOG_INFO, "started", json_pack("{s:i, s:s, s:s*, s:s*, s:i}", "threads", config->worker_threads,
+                                                    "group", config->group_id, "workerId", config->worker_id,
+                                                    "groupInstanceId", config->group_instance_id, "httpPort",
+                                                    config->http_port));
+}
+
+static void init_libraries(void) {
+    mongoc_init();
+    mongoc_log_set_handler(log_from_mongoc, NULL);
+    /* Series exist from the start, so rates and alerts have a zero to begin
+     * with, and no message looks one up. */
+    wk_metrics_register();
+}
+
+/* The same order on every path (stop, fatal, fenced, drain timeout):
+ * join the lanes (released from a full producer queue first), flush and
+ * stop the output so no delivery report comes any more, leave the group
+ * (its revoke finds the lanes stopped), and only then free the progress
+ * records the reports pointed to. */
+static void stop_parts(wk_http *http, wk_lanes *lanes, wk_output *output, wk_consumer *consumer, wk_store *store) {
+    wk_http_stop(http);
+    wk_lanes_stop(lanes);
+    wk_output_close(output, FLUSH_MS);
+    wk_consumer_close(consumer);
+    wk_lanes_free(lanes);
+    wk_store_close(store);
+    mongoc_cleanup();
+}
+
 int main(void) {
     char err[TK_CONFIG_ERROR_MAX];
     tk_worker_config config;
@@ -77,16 +115,8 @@ int main(void) {
         return 2;
     }
     tk_log_init("worker", config.log_level);
-    struct sigaction action = {.sa_handler = on_signal};
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, NULL);
-    sigaction(SIGINT, &action, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    mongoc_init();
-    mongoc_log_set_handler(log_from_mongoc, NULL);
-    /* Series exist from the start, so rates and alerts have a zero to begin
-     * with, and no message looks one up. */
-    wk_metrics_register();
+    install_signal_handlers();
+    init_libraries();
 
     if (wk_store_init(&store, config.mongodb_uri, err, sizeof err) != 0 ||
         wk_output_init(&output, config.kafka_brokers, "ticket-worker", err, sizeof err) != 0 ||
@@ -107,10 +137,7 @@ int main(void) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
         goto cleanup;
     }
-    tk_log_fields(TK_LOG_INFO, "started", json_pack("{s:i, s:s, s:s*, s:s*, s:i}", "threads", config.worker_threads,
-                                                    "group", config.group_id, "workerId", config.worker_id,
-                                                    "groupInstanceId", config.group_instance_id, "httpPort",
-                                                    config.http_port));
+    log_started(&config);
 
     exit_code = wk_consumer_run(&consumer, &lanes, &stop_requested, is_output_broken, &output) == 0 ? 0 : 1;
 
@@ -118,18 +145,7 @@ int main(void) {
     if (exit_code == 0 && !wk_lanes_wait_idle(&lanes, DRAIN_MS))
         tk_log_fields(TK_LOG_WARN, "drain timed out, unfinished messages will be redelivered", NULL);
 cleanup:
-    /* The same order on every path (stop, fatal, fenced, drain timeout):
-     * join the lanes (released from a full producer queue first), flush and
-     * stop the output so no delivery report comes any more, leave the group
-     * (its revoke finds the lanes stopped), and only then free the progress
-     * records the reports pointed to. */
-    wk_http_stop(&http);
-    wk_lanes_stop(&lanes);
-    wk_output_close(&output, FLUSH_MS);
-    wk_consumer_close(&consumer);
-    wk_lanes_free(&lanes);
-    wk_store_close(&store);
-    mongoc_cleanup();
+    stop_parts(&http, &lanes, &output, &consumer, &store);
     tk_log_fields(TK_LOG_INFO, "stopped", json_pack("{s:i}", "exitCode", exit_code));
     return exit_code;
 }

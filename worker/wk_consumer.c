@@ -1,3 +1,6 @@
+/* wk_consumer — membership of the worker group on ticket.commands and
+ * ticket.queries: rebalances, and feeding the lanes without losing order
+ * when they are full (the partitions pause instead). */
 #include "wk_consumer.h"
 
 #include <stdio.h>
@@ -120,11 +123,8 @@ int wk_consumer_init(wk_consumer *consumer, const tk_worker_config *config, char
     }
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, consumer);
-    consumer->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);
-    if (consumer->consumer == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
+    consumer->consumer = tk_kafka_new(RD_KAFKA_CONSUMER, conf, err, err_len);
+    if (consumer->consumer == NULL) return -1;
     rd_kafka_poll_set_consumer(consumer->consumer);
     tk_metrics_add_collector(render_lag, consumer);
     return 0;
@@ -132,15 +132,8 @@ int wk_consumer_init(wk_consumer *consumer, const tk_worker_config *config, char
 
 bool wk_consumer_has_assignment(wk_consumer *consumer) { return atomic_load(&consumer->assigned_count) > 0; }
 
-/* Consumer lag per assigned partition, from the watermarks the fetcher
- * already knows (no broker round trip at scrape time). */
-static char *render_lag(void *ctx) {
-    wk_consumer *consumer = ctx;
-    rd_kafka_topic_partition_list_t *assigned = NULL;
-    if (consumer->consumer == NULL || rd_kafka_assignment(consumer->consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return NULL;
-    rd_kafka_position(consumer->consumer, assigned);
-    /* Nothing consumed yet on a partition: its committed offset is where we stand. */
+/* Nothing consumed yet on a partition: its committed offset is where we stand. */
+static void fill_unknown_positions(wk_consumer *consumer, rd_kafka_topic_partition_list_t *assigned) {
     rd_kafka_topic_partition_list_t *unknown = rd_kafka_topic_partition_list_new(assigned->cnt);
     for (int i = 0; i < assigned->cnt; i++)
         if (assigned->elems[i].offset < 0)
@@ -153,27 +146,58 @@ static char *render_lag(void *ctx) {
         }
     }
     rd_kafka_topic_partition_list_destroy(unknown);
+}
+
+/* One line per partition whose lag is known. @returns the text, malloc'd, or NULL. */
+static char *lag_text_new(wk_consumer *consumer, const rd_kafka_topic_partition_list_t *assigned) {
     size_t cap = 256 + (size_t)assigned->cnt * 128;
     char *text = malloc(cap);
-    if (text != NULL) {
-        size_t len = (size_t)snprintf(text, cap,
-                                      "# HELP ticket_worker_consumer_lag Messages not yet consumed, by partition\n"
-                                      "# TYPE ticket_worker_consumer_lag gauge\n");
-        for (int i = 0; i < assigned->cnt && len < cap; i++) {
-            int64_t low = 0, high = 0;
-            rd_kafka_topic_partition_t *p = &assigned->elems[i];
-            if (rd_kafka_get_watermark_offsets(consumer->consumer, p->topic, p->partition, &low, &high) !=
-                    RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
-                continue;
-            if (p->offset < 0) continue; /* never committed: lag unknown until the first message */
-            int64_t position = p->offset;
-            len += (size_t)snprintf(text + len, cap - len,
-                                    "ticket_worker_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n", p->topic,
-                                    (int)p->partition, (long long)(high > position ? high - position : 0));
-        }
+    if (text == NULL) return NULL;
+    size_t len = (size_t)snprintf(text, cap,
+                                  "# HELP ticket_worker_consumer_lag Messages not yet consumed, by partition\n"
+                                  "# TYPE ticket_worker_consumer_lag gauge\n");
+    for (int i = 0; i < assigned->cnt && len < cap; i++) {
+        int64_t low = 0, high = 0;
+        const rd_kafka_topic_partition_t *p = &assigned->elems[i];
+        if (rd_kafka_get_watermark_offsets(consumer->consumer, p->topic, p->partition, &low, &high) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
+            continue;
+        if (p->offset < 0) continue; /* never committed: lag unknown until the first message */
+        int64_t position = p->offset;
+        len += (size_t)snprintf(text + len, cap - len,
+                                "ticket_worker_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n", p->topic,
+                                (int)p->partition, (long long)(high > position ? high - position : 0));
     }
+    return text;
+}
+
+/* Consumer lag per assigned partition, from the watermarks the fetcher
+ * already knows (no broker round trip at scrape time). */
+static char *render_lag(void *ctx) {
+    wk_consumer *consumer = ctx;
+    rd_kafka_topic_partition_list_t *assigned = NULL;
+    if (consumer->consumer == NULL || rd_kafka_assignment(consumer->consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    rd_kafka_position(consumer->consumer, assigned);
+    fill_unknown_positions(consumer, assigned);
+    char *text = lag_text_new(consumer, assigned);
     rd_kafka_topic_partition_list_destroy(assigned);
     return text;
+}
+
+/* Which assigned partitions must be paused and which resumed for lane_mask. */
+static void sort_partitions(const wk_consumer *consumer, uint64_t lane_mask,
+                            const rd_kafka_topic_partition_list_t *assigned, rd_kafka_topic_partition_list_t *to_pause,
+                            rd_kafka_topic_partition_list_t *to_resume) {
+    for (int i = 0; i < assigned->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &assigned->elems[i];
+        uint64_t bit = UINT64_C(1) << wk_lanes_lane_of(consumer->lanes, p->topic, p->partition);
+        bool is_wanted = (lane_mask & bit) != 0, was_paused = (consumer->paused_lanes & bit) != 0;
+        if (is_wanted && (!was_paused || consumer->must_repause))
+            rd_kafka_topic_partition_list_add(to_pause, p->topic, p->partition);
+        else if (!is_wanted && (was_paused || consumer->must_repause))
+            rd_kafka_topic_partition_list_add(to_resume, p->topic, p->partition);
+    }
 }
 
 /* Pauses the partitions of the lanes in lane_mask and resumes the others,
@@ -185,15 +209,7 @@ static void pause_lanes(wk_consumer *consumer, uint64_t lane_mask) {
     if (rd_kafka_assignment(consumer->consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
     rd_kafka_topic_partition_list_t *to_pause = rd_kafka_topic_partition_list_new(assigned->cnt);
     rd_kafka_topic_partition_list_t *to_resume = rd_kafka_topic_partition_list_new(assigned->cnt);
-    for (int i = 0; i < assigned->cnt; i++) {
-        const rd_kafka_topic_partition_t *p = &assigned->elems[i];
-        uint64_t bit = UINT64_C(1) << wk_lanes_lane_of(consumer->lanes, p->topic, p->partition);
-        bool is_wanted = (lane_mask & bit) != 0, was_paused = (consumer->paused_lanes & bit) != 0;
-        if (is_wanted && (!was_paused || consumer->must_repause))
-            rd_kafka_topic_partition_list_add(to_pause, p->topic, p->partition);
-        else if (!is_wanted && (was_paused || consumer->must_repause))
-            rd_kafka_topic_partition_list_add(to_resume, p->topic, p->partition);
-    }
+    sort_partitions(consumer, lane_mask, assigned, to_pause, to_resume);
     rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (to_pause->cnt > 0) rc = rd_kafka_pause_partitions(consumer->consumer, to_pause);
     if (rc == RD_KAFKA_RESP_ERR_NO_ERROR && to_resume->cnt > 0)
@@ -242,42 +258,52 @@ static uint64_t drain_overflow(wk_consumer *consumer) {
     return waiting;
 }
 
-int wk_consumer_run(wk_consumer *consumer, wk_lanes *lanes, volatile int *stop_requested, bool (*is_broken)(void *),
-                    void *broken_ctx) {
+static int subscribe(wk_consumer *consumer) {
     const char *topics[] = {TK_TOPIC_COMMANDS, TK_TOPIC_QUERIES};
     rd_kafka_topic_partition_list_t *subscription = rd_kafka_topic_partition_list_new(2);
     for (size_t i = 0; i < 2; i++) rd_kafka_topic_partition_list_add(subscription, topics[i], RD_KAFKA_PARTITION_UA);
-    consumer->lanes = lanes;
     rd_kafka_resp_err_t rc = rd_kafka_subscribe(consumer->consumer, subscription);
     rd_kafka_topic_partition_list_destroy(subscription);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
         tk_log_fields(TK_LOG_ERROR, "subscribe failed", json_pack("{s:s}", "error", rd_kafka_err2str(rc)));
         return -1;
     }
+    return 0;
+}
+
+/* Hands a polled message (ours now) to its lane, or keeps it while the lane
+ * is full. @returns 0, or -1 when the consumer cannot go on. */
+static int take_message(wk_consumer *consumer, rd_kafka_message_t *message, uint64_t *waiting_lanes) {
+    if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            tk_log_fields(TK_LOG_WARN, "consumer error", json_pack("{s:s}", "error", rd_kafka_message_errstr(message)));
+        bool is_fatal = message->err == RD_KAFKA_RESP_ERR__FATAL;
+        rd_kafka_message_destroy(message);
+        return is_fatal ? -1 : 0;
+    }
+    uint64_t bit = lane_bit(consumer, message);
+    bool must_wait = (*waiting_lanes & bit) != 0 || wk_lanes_offer(consumer->lanes, message) != 0;
+    if (must_wait) *waiting_lanes |= bit;
+    if (must_wait && keep_in_overflow(consumer, message) != 0) {
+        /* Cannot hold it: leave it unstored, it comes back after a restart. */
+        tk_log_fields(TK_LOG_ERROR, "out of memory holding a message", NULL);
+        rd_kafka_message_destroy(message);
+        return -1;
+    }
+    return 0;
+}
+
+int wk_consumer_run(wk_consumer *consumer, wk_lanes *lanes, volatile int *stop_requested, bool (*is_broken)(void *),
+                    void *broken_ctx) {
+    consumer->lanes = lanes;
+    if (subscribe(consumer) != 0) return -1;
     uint64_t waiting_lanes = 0;
     while (!*stop_requested) {
         if (is_broken(broken_ctx)) return -1;
         waiting_lanes = drain_overflow(consumer);
         pause_lanes(consumer, waiting_lanes);
         rd_kafka_message_t *message = rd_kafka_consumer_poll(consumer->consumer, POLL_MS);
-        if (message == NULL) continue;
-        if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                tk_log_fields(TK_LOG_WARN, "consumer error", json_pack("{s:s}", "error", rd_kafka_message_errstr(message)));
-            bool is_fatal = message->err == RD_KAFKA_RESP_ERR__FATAL;
-            rd_kafka_message_destroy(message);
-            if (is_fatal) return -1;
-            continue;
-        }
-        uint64_t bit = lane_bit(consumer, message);
-        bool must_wait = (waiting_lanes & bit) != 0 || wk_lanes_offer(lanes, message) != 0;
-        if (must_wait) waiting_lanes |= bit;
-        if (must_wait && keep_in_overflow(consumer, message) != 0) {
-            /* Cannot hold it: leave it unstored, it comes back after a restart. */
-            tk_log_fields(TK_LOG_ERROR, "out of memory holding a message", NULL);
-            rd_kafka_message_destroy(message);
-            return -1;
-        }
+        if (message != NULL && take_message(consumer, message, &waiting_lanes) != 0) return -1;
     }
     return 0;
 }

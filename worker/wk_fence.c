@@ -1,3 +1,8 @@
+/* wk_fence — which (topic, partition) pairs this worker owns right now, and
+ * since when. A lane takes a lease (the partition's epoch) with each message
+ * and checks it right before every database write: once the partition is
+ * revoked, or revoked and assigned again, the lease no longer holds and the
+ * write does not start. The next owner applies the command instead. */
 #include "wk_fence.h"
 
 #include <stdlib.h>

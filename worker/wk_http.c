@@ -1,3 +1,4 @@
+/* wk_http — the worker's small HTTP port: /healthz, /readyz, /metrics. */
 #include "wk_http.h"
 
 #include <arpa/inet.h>

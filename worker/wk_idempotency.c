@@ -1,13 +1,17 @@
+/* wk_idempotency — client retries with an Idempotency-Key: the first request
+ * under a key (per user, kept 24 h) fixes the ids; a repeat with the same
+ * content is rewritten to those ids, so applying it changes nothing and
+ * answers as the first time; a repeat with other content is refused. */
 #include "wk_idempotency.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "tk_clock.h"
 #include "tk_log.h"
 #include "tk_text.h"
 #include "wk_store.h"
 
-#define DUPLICATE_KEY 11000
 #define FINGERPRINT_HEX 32
 
 static const char MSG_KEY_REUSED[] = "Idempotency-Key was already used with a different request body";
@@ -35,7 +39,7 @@ static void fingerprint(const tk_request *request, char out[FINGERPRINT_HEX + 1]
 static bson_t *record_new(const char *record_id, const char *print, const tk_request *request, int64_t now_ms) {
     bson_t *record = BCON_NEW("_id", BCON_UTF8(record_id), "fingerprint", BCON_UTF8(print), "ticketId",
                               BCON_UTF8(request->ticket_id), "createdAt", BCON_DATE_TIME(now_ms));
-    if (request->reply_id != NULL) BSON_APPEND_UTF8(record, "replyId", request->reply_id);
+    if (request->response_id != NULL) BSON_APPEND_UTF8(record, "replyId", request->response_id);
     return record;
 }
 
@@ -74,13 +78,13 @@ static wk_outcome follow_record(mongoc_collection_t *keys, const bson_t *filter,
         goto cleanup;
     }
     const char *ticket_id = record_text(record, "ticketId");
-    const char *reply_id = record_text(record, "replyId");
+    const char *response_id = record_text(record, "replyId");
     if (!tk_object_id_is_valid(ticket_id, strlen(ticket_id))) goto cleanup;
     memcpy(original->ticket_id, ticket_id, TK_OBJECT_ID_LEN + 1);
     request->ticket_id = original->ticket_id;
-    if (request->reply_id != NULL && tk_object_id_is_valid(reply_id, strlen(reply_id))) {
-        memcpy(original->reply_id, reply_id, TK_OBJECT_ID_LEN + 1);
-        request->reply_id = original->reply_id;
+    if (request->response_id != NULL && tk_object_id_is_valid(response_id, strlen(response_id))) {
+        memcpy(original->response_id, response_id, TK_OBJECT_ID_LEN + 1);
+        request->response_id = original->response_id;
     }
 cleanup:
     mongoc_cursor_destroy(cursor);
@@ -91,7 +95,7 @@ wk_outcome wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request
                            wk_result *result) {
     if (request->idempotency_key == NULL) return WK_DONE;
     char print[FINGERPRINT_HEX + 1];
-    char record_id[TK_PRINCIPAL_MAX_CHARS * 4 + TK_IDEMPOTENCY_KEY_MAX + 2];
+    char record_id[TK_PRINCIPAL_BUF_SIZE + TK_IDEMPOTENCY_KEY_MAX + 1];
     bson_error_t error;
     int64_t now_ms = tk_now_ms();
     fingerprint(request, print);
@@ -102,7 +106,7 @@ wk_outcome wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request
     bool is_inserted = mongoc_collection_insert_one(keys, record, NULL, NULL, &error);
     bson_destroy(record);
     if (is_inserted) return WK_DONE;
-    if (error.code != DUPLICATE_KEY) {
+    if (error.code != WK_DUPLICATE_KEY) {
         tk_log_fields(TK_LOG_WARN, "idempotency record not stored", json_pack("{s:s}", "error", error.message));
         return wk_store_is_transient(&error) ? WK_RETRY : WK_DONE;
     }

@@ -11,12 +11,10 @@
 #include "tk_ids.h"
 #include "wk_tickets.h"
 
-#define WK_IDEMPOTENCY_TTL_SECONDS 86400
-
 /** Ids of the first request under a key; request points into these after a rewrite. */
 typedef struct {
     char ticket_id[TK_OBJECT_ID_LEN + 1];
-    char reply_id[TK_OBJECT_ID_LEN + 1];
+    char response_id[TK_OBJECT_ID_LEN + 1];
 } wk_original_ids;
 
 /**

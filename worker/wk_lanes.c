@@ -1,3 +1,8 @@
+/* wk_lanes — the worker's threads. Each lane owns a set of partitions (by
+ * number), handles their messages in order with its own database client,
+ * and tracks their offsets. Different partitions proceed in parallel. Which
+ * partitions the worker owns right now is the fence: a revoke purges the
+ * partitions' queued messages and ends their retries (wk_fence.h). */
 #include "wk_lanes.h"
 
 #include <stdio.h>
@@ -5,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tk_ids.h"
+#include "tk_clock.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
 

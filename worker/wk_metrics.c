@@ -1,3 +1,7 @@
+/* wk_metrics — the worker's metric series, registered once at start into a
+ * table of handles: names and help texts live here only, and no message
+ * takes the registry lock (a lookup happens only for a label value outside
+ * the tables, such as an unexpected status). */
 #include "wk_metrics.h"
 
 #include <stdio.h>

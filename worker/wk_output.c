@@ -1,3 +1,5 @@
+/* wk_output — everything the worker produces: replies (chunked when large),
+ * events and dead letters. Each message is tracked until the broker has it. */
 #include "wk_output.h"
 
 #include <stdio.h>
@@ -39,13 +41,16 @@ typedef struct {
     wk_progress_record *record;
 } delivery_ticket;
 
+/* Kafka's legal topic characters: [a-zA-Z0-9._-]. */
+static bool is_topic_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+}
+
 static bool is_topic_name(const char *name, size_t len) {
     if (len == 0 || len > WK_TOPIC_NAME_MAX) return false;
     for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return false;
+        if (!is_topic_char(name[i])) return false;
     }
     return true;
 }
@@ -190,11 +195,8 @@ int wk_output_init(wk_output *output, const char *brokers, const char *client_id
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, output);
-    output->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
-    if (output->producer == NULL) {
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
+    output->producer = tk_kafka_new(RD_KAFKA_PRODUCER, conf, err, err_len);
+    if (output->producer == NULL) return -1;
     if (pthread_create(&output->poll_thread, NULL, serve_delivery_reports, output) != 0) {
         snprintf(err, err_len, "cannot start the delivery thread");
         rd_kafka_destroy(output->producer);

@@ -1,3 +1,5 @@
+/* wk_process — one consumed message from start to finish: validate (or
+ * dead-letter), apply with retries, answer, announce, and mark it done. */
 #include "wk_process.h"
 
 #include <stdio.h>
@@ -5,10 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tk_clock.h"
 #include "tk_envelope.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
 #include "tk_text.h"
+#include "tk_trace.h"
 #include "wk_idempotency.h"
 #include "wk_metrics.h"
 #include "wk_tickets.h"
@@ -43,7 +47,9 @@ static void answer(const wk_process_context *context, const wk_address *address,
 
 /* The trace id of a W3C traceparent ("00-<trace id>-<span>-<flags>"), or NULL. */
 static json_t *trace_id_json(const wk_address *address) {
-    return strlen(address->traceparent) == 55 ? json_stringn(address->traceparent + 3, 32) : NULL;
+    return strlen(address->traceparent) == TK_TRACEPARENT_LEN
+               ? json_stringn(address->traceparent + TK_TRACE_ID_OFFSET, TK_TRACE_ID_LEN)
+               : NULL;
 }
 
 static void dead_letter(const wk_process_context *context, const rd_kafka_message_t *message,

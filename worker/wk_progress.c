@@ -1,3 +1,7 @@
+/* wk_progress — which consumed messages are fully handled (written, answered,
+ * announced) so their offsets may be stored. One FIFO per lane: a lane
+ * handles its partitions in order, and an offset is stored only once every
+ * message before it in the lane is done. */
 #include "wk_progress.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* wk_store — the MongoDB client pool and the tickets collection's indexes. */
 #include "wk_store.h"
 
 #include <stdio.h>
@@ -88,7 +89,7 @@ static index_result ensure_index(wk_store *store, mongoc_client_t *client, const
     return rc;
 }
 
-/* FerretDB names itself in buildInfo; see add_reply (wk_tickets.c) for why
+/* FerretDB names itself in buildInfo; see add_response (wk_tickets.c) for why
  * it gets the plain {_id} filter. Unknown answers count as MongoDB. */
 static bool is_ferretdb(mongoc_client_t *client) {
     bson_t *command = BCON_NEW("buildInfo", BCON_INT32(1));
@@ -144,7 +145,7 @@ static bson_t *ticket_index_spec_new(size_t i) {
 int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len) {
     /* Client retry keys forgotten after a day. */
     bson_t *ttl = BCON_NEW("key", "{", "createdAt", BCON_INT32(1), "}", "name", BCON_UTF8("forget_after_24h"),
-                           "expireAfterSeconds", BCON_INT32(86400));
+                           "expireAfterSeconds", BCON_INT32(WK_IDEMPOTENCY_TTL_SECONDS));
     mongoc_client_t *client = wk_store_pop(store);
     index_result rc = INDEX_READY;
     for (size_t i = 0; rc == INDEX_READY && i < sizeof TICKET_INDEXES / sizeof TICKET_INDEXES[0]; i++) {

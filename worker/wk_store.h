@@ -9,6 +9,8 @@
 
 #define WK_TICKETS_COLLECTION "tickets"
 #define WK_IDEMPOTENCY_COLLECTION "idempotency_keys"
+#define WK_IDEMPOTENCY_TTL_SECONDS 86400 /* a client retry key is forgotten after a day */
+#define WK_DUPLICATE_KEY 11000           /* MongoDB's error code for a unique index violation */
 #define WK_STORE_PROBE_MS 2000
 /* Defaults when MONGODB_URI does not set them (docs/operations.md): the
  * server gives up on an operation first (maxTimeMS), the driver on a silent
@@ -25,7 +27,7 @@ typedef struct {
     pthread_t probe_thread;
     bool is_probing;
     atomic_bool is_stopping;
-    atomic_bool has_conditional_push; /* the server is not FerretDB: see add_reply in wk_tickets.c */
+    atomic_bool has_conditional_push; /* the server is not FerretDB: see add_response in wk_tickets.c */
 } wk_store;
 
 /**

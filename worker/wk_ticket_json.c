@@ -1,7 +1,10 @@
+/* wk_ticket_json — a stored ticket (BSON) as the API shows it (JSON), with the
+ * seed's field order whatever order the database keeps. */
 #include "wk_ticket_json.h"
 
 #include <string.h>
 
+#include "tk_clock.h"
 #include "tk_ids.h"
 
 typedef enum { FIELD_ID, FIELD_TEXT, FIELD_TIME, FIELD_INT, FIELD_REPLIES } field_kind;
@@ -17,23 +20,23 @@ static const field TICKET_FIELDS[] = {
     {"response", FIELD_REPLIES}, {"createdAt", FIELD_TIME}, {"updatedAt", FIELD_TIME}, {"__v", FIELD_INT},
 };
 
-static const field REPLY_FIELDS[] = {
+static const field RESPONSE_FIELDS[] = {
     {"_id", FIELD_ID},         {"creatorId", FIELD_TEXT}, {"creatorType", FIELD_TEXT},
     {"description", FIELD_TEXT}, {"createdAt", FIELD_TIME}, {"updatedAt", FIELD_TIME},
 };
 
-static json_t *replies_json_new(bson_iter_t *iter) {
+static json_t *responses_json_new(bson_iter_t *iter) {
     bson_iter_t child;
     json_t *list = json_array();
     if (list == NULL || !BSON_ITER_HOLDS_ARRAY(iter) || !bson_iter_recurse(iter, &child)) goto fail;
     while (bson_iter_next(&child)) {
         const uint8_t *data;
         uint32_t len;
-        bson_t reply;
+        bson_t response;
         if (!BSON_ITER_HOLDS_DOCUMENT(&child)) goto fail;
         bson_iter_document(&child, &len, &data);
-        if (!bson_init_static(&reply, data, len)) goto fail;
-        if (json_array_append_new(list, wk_reply_json_new(&reply)) != 0) goto fail;
+        if (!bson_init_static(&response, data, len)) goto fail;
+        if (json_array_append_new(list, wk_response_json_new(&response)) != 0) goto fail;
     }
     return list;
 fail:
@@ -65,7 +68,7 @@ static json_t *field_json_new(bson_iter_t *iter, field_kind kind) {
         if (!BSON_ITER_HOLDS_NUMBER(iter)) return NULL;
         return json_integer(bson_iter_as_int64(iter));
     case FIELD_REPLIES:
-        return replies_json_new(iter);
+        return responses_json_new(iter);
     }
     return NULL;
 }
@@ -88,6 +91,6 @@ json_t *wk_ticket_json_new(const bson_t *ticket) {
     return document_json_new(ticket, TICKET_FIELDS, sizeof TICKET_FIELDS / sizeof TICKET_FIELDS[0]);
 }
 
-json_t *wk_reply_json_new(const bson_t *reply) {
-    return document_json_new(reply, REPLY_FIELDS, sizeof REPLY_FIELDS / sizeof REPLY_FIELDS[0]);
+json_t *wk_response_json_new(const bson_t *response) {
+    return document_json_new(response, RESPONSE_FIELDS, sizeof RESPONSE_FIELDS / sizeof RESPONSE_FIELDS[0]);
 }

@@ -15,6 +15,6 @@
 json_t *wk_ticket_json_new(const bson_t *ticket);
 
 /** @brief The public form of one response entry. @returns NULL on a malformed entry. */
-json_t *wk_reply_json_new(const bson_t *reply);
+json_t *wk_response_json_new(const bson_t *response);
 
 #endif

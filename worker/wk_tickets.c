@@ -1,15 +1,17 @@
+/* wk_tickets — the ticket operations against MongoDB, each safe to repeat:
+ * the ids come with the command, so a redelivered command changes nothing
+ * and answers the same. */
 #include "wk_tickets.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "tk_clock.h"
 #include "tk_ids.h"
 #include "tk_log.h"
 #include "wk_metrics.h"
 #include "wk_store.h"
 #include "wk_ticket_json.h"
-
-#define DUPLICATE_KEY 11000
 
 static const char MSG_CREATED[] = "Ticket created successfullly!";
 static const char MSG_FETCHED[] = "Ticket fetched successfullly!";
@@ -23,8 +25,8 @@ typedef wk_outcome (*operation_fn)(mongoc_collection_t *tickets, const tk_reques
 
 static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                                 wk_result *result);
-static wk_outcome add_reply(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
-                            wk_result *result);
+static wk_outcome add_response(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                               wk_result *result);
 static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                                wk_result *result);
 static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
@@ -32,7 +34,7 @@ static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *req
 
 static const operation_fn OPERATIONS[TK_REQUEST_TYPE_COUNT] = {
     [TK_REQUEST_TICKET_CREATE] = create_ticket,
-    [TK_REQUEST_TICKET_REPLY] = add_reply,
+    [TK_REQUEST_TICKET_REPLY] = add_response,
     [TK_REQUEST_TICKETS_LIST] = list_tickets,
     [TK_REQUEST_TICKET_GET] = get_ticket,
 };
@@ -145,7 +147,7 @@ static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *
         rc = answer_created(ticket, request->ticket_id, result);
         goto cleanup;
     }
-    if (error.code != DUPLICATE_KEY) {
+    if (error.code != WK_DUPLICATE_KEY) {
         rc = database_failure("insert", &error, result);
         goto cleanup;
     }
@@ -164,37 +166,37 @@ cleanup:
     return rc;
 }
 
-static bool has_reply(const bson_t *ticket, const bson_oid_t *reply_id) {
+static bool has_response(const bson_t *ticket, const bson_oid_t *response_id) {
     bson_iter_t iter, entries, field;
     if (!bson_iter_init_find(&iter, ticket, "response") || !BSON_ITER_HOLDS_ARRAY(&iter) ||
         !bson_iter_recurse(&iter, &entries))
         return false;
     while (bson_iter_next(&entries)) {
         if (bson_iter_recurse(&entries, &field) && bson_iter_find(&field, "_id") && BSON_ITER_HOLDS_OID(&field) &&
-            bson_oid_equal(bson_iter_oid(&field), reply_id))
+            bson_oid_equal(bson_iter_oid(&field), response_id))
             return true;
     }
     return false;
 }
 
-static wk_outcome answer_replied(const bson_t *ticket, const tk_request *request, wk_result *result) {
+static wk_outcome answer_response_added(const bson_t *ticket, const tk_request *request, wk_result *result) {
     json_t *data = wk_ticket_json_new(ticket);
     json_t *entries = json_object_get(data, "response");
-    json_t *reply = NULL;
+    json_t *response = NULL;
     size_t index;
     json_t *entry;
     json_array_foreach(entries, index, entry) {
-        if (strcmp(json_string_value(json_object_get(entry, "_id")), request->reply_id) == 0) reply = entry;
+        if (strcmp(json_string_value(json_object_get(entry, "_id")), request->response_id) == 0) response = entry;
     }
-    if (data == NULL || reply == NULL) {
+    if (data == NULL || response == NULL) {
         json_decref(data);
         set_answer(result, 500, MSG_INTERNAL, NULL);
         return WK_DONE;
     }
-    result->event = event_new("ticket.replied", "replied", request->reply_id, stored_team(ticket));
+    result->event = event_new("ticket.replied", "replied", request->response_id, stored_team(ticket));
     if (result->event != NULL) {
         json_object_set_new(result->event, "ticketId", json_string(request->ticket_id));
-        json_object_set(result->event, "reply", reply);
+        json_object_set(result->event, "reply", response);
         json_object_set(result->event, "ticket", data);
     }
     memcpy(result->event_key, request->ticket_id, TK_OBJECT_ID_LEN + 1);
@@ -205,7 +207,7 @@ static wk_outcome answer_replied(const bson_t *ticket, const tk_request *request
 /* The answer for a ticket as it is now: 404 when gone or not the actor's,
  * the first answer when it has the reply. @returns WK_ANSWERED when decided. */
 static wk_outcome answer_from_current(mongoc_collection_t *tickets, const tk_request *request,
-                                      const bson_oid_t *ticket_id, const bson_oid_t *reply_id, bson_t *current,
+                                      const bson_oid_t *ticket_id, const bson_oid_t *response_id, bson_t *current,
                                       wk_result *result) {
     bson_error_t error;
     bson_reinit(current);
@@ -215,8 +217,8 @@ static wk_outcome answer_from_current(mongoc_collection_t *tickets, const tk_req
         set_answer(result, 404, MSG_NOT_FOUND, NULL);
         return WK_ANSWERED;
     }
-    if (has_reply(current, reply_id)) { /* seen before: answer as the first time */
-        answer_replied(current, request, result);
+    if (has_response(current, response_id)) { /* seen before: answer as the first time */
+        answer_response_added(current, request, result);
         return WK_ANSWERED;
     }
     return WK_DONE;
@@ -240,16 +242,16 @@ static wk_outcome answer_from_current(mongoc_collection_t *tickets, const tk_req
  * server was frozen is still in the server's socket buffer, and FerretDB
  * applies it when it wakes; the fault test (tests/faults/test_7_*) freezes
  * the server for longer than that and reconciles. */
-static wk_outcome add_reply(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
-                            wk_result *result) {
-    bson_oid_t ticket_id, reply_id;
+static wk_outcome add_response(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                               wk_result *result) {
+    bson_oid_t ticket_id, response_id;
     bson_error_t error;
     bson_t current = BSON_INITIALIZER;
     wk_outcome rc;
     bson_oid_init_from_string(&ticket_id, request->ticket_id);
-    bson_oid_init_from_string(&reply_id, request->reply_id);
+    bson_oid_init_from_string(&response_id, request->response_id);
 
-    rc = answer_from_current(tickets, request, &ticket_id, &reply_id, &current, result);
+    rc = answer_from_current(tickets, request, &ticket_id, &response_id, &current, result);
     if (rc != WK_DONE) goto cleanup;
     if (!may_write(guard)) {
         rc = WK_FENCED;
@@ -259,9 +261,9 @@ static wk_outcome add_reply(mongoc_collection_t *tickets, const tk_request *requ
     int64_t now = tk_now_ms();
     bool is_conditional = guard != NULL && guard->has_conditional_push;
     bson_t *query = is_conditional ? BCON_NEW("_id", BCON_OID(&ticket_id), "response._id", "{", "$ne",
-                                              BCON_OID(&reply_id), "}")
+                                              BCON_OID(&response_id), "}")
                                    : BCON_NEW("_id", BCON_OID(&ticket_id));
-    bson_t *update = BCON_NEW("$push", "{", "response", "{", "_id", BCON_OID(&reply_id), "creatorId",
+    bson_t *update = BCON_NEW("$push", "{", "response", "{", "_id", BCON_OID(&response_id), "creatorId",
                               BCON_UTF8(request->actor.id), "creatorType",
                               BCON_UTF8(request->actor.is_admin ? "admin" : "customer"), "description",
                               BCON_UTF8(request->description), "createdAt", BCON_DATE_TIME(now), "updatedAt",
@@ -272,23 +274,23 @@ static wk_outcome add_reply(mongoc_collection_t *tickets, const tk_request *requ
     mongoc_find_and_modify_opts_set_update(opts, update);
     mongoc_find_and_modify_opts_set_flags(opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
     mongoc_find_and_modify_opts_append(opts, extra);
-    bson_t reply;
+    bson_t command_reply;
     bson_iter_t value;
-    if (!mongoc_collection_find_and_modify_with_opts(tickets, query, opts, &reply, &error)) {
+    if (!mongoc_collection_find_and_modify_with_opts(tickets, query, opts, &command_reply, &error)) {
         rc = database_failure("findAndModify", &error, result);
-    } else if (bson_iter_init_find(&value, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&value)) {
+    } else if (bson_iter_init_find(&value, &command_reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&value)) {
         const uint8_t *data;
         uint32_t len;
         bson_t updated;
         bson_iter_document(&value, &len, &data);
-        if (bson_init_static(&updated, data, len)) rc = answer_replied(&updated, request, result);
+        if (bson_init_static(&updated, data, len)) rc = answer_response_added(&updated, request, result);
         else set_answer(result, 500, MSG_INTERNAL, NULL);
     } else {
         /* No match: another writer stored the reply first, or the ticket went. */
-        rc = answer_from_current(tickets, request, &ticket_id, &reply_id, &current, result);
+        rc = answer_from_current(tickets, request, &ticket_id, &response_id, &current, result);
         if (rc == WK_DONE) rc = WK_RETRY; /* neither stored nor gone: the next attempt reads again */
     }
-    bson_destroy(&reply);
+    bson_destroy(&command_reply);
     mongoc_find_and_modify_opts_destroy(opts);
     bson_destroy(extra);
     bson_destroy(update);

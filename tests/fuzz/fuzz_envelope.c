@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     assert_same(again.actor.id, request.actor.id);
     assert_same(again.actor.team, request.actor.team);
     assert_same(again.ticket_id, request.ticket_id);
-    assert_same(again.reply_id, request.reply_id);
+    assert_same(again.response_id, request.response_id);
     assert_same(again.description, request.description);
     assert_same(again.idempotency_key, request.idempotency_key);
     tk_request_close(&again);

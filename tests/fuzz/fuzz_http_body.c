@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     request.actor.id = "fuzzer";
     request.actor.team = "team";
     request.ticket_id = "0123456789abcdef01234567";
-    request.reply_id = "0123456789abcdef01234568";
+    request.response_id = "0123456789abcdef01234568";
     json_t *command = tk_request_json_new(&request);
     assert(command != NULL);
     char *text = json_dumps(command, JSON_COMPACT);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "gw_publish.h"
+#include "tk_clock.h"
 #include "tk_ids.h"
 #include "tk_kafka.h"
 #include "tk_log.h"

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gw_replies.h"
+#include "tk_clock.h"
 #include "tk_ids.h"
 #include "tk_kafka.h"
 #include "tk_log.h"

@@ -38,7 +38,7 @@ static int compare_requests(const char *name, const tk_request *a, const tk_requ
     SAME_TEXT(actor.id)
     SAME_TEXT(actor.team)
     SAME_TEXT(ticket_id)
-    SAME_TEXT(reply_id)
+    SAME_TEXT(response_id)
     SAME_TEXT(category)
     SAME_TEXT(subject)
     SAME_TEXT(description)
@@ -206,7 +206,7 @@ static void test_parse_create_fills_fields(void **state) {
     assert_string_equal(request.actor.team, "team-a");
     assert_false(request.actor.is_admin);
     assert_string_equal(request.ticket_id, "6720b1c8f1c2b3a5e4d90130");
-    assert_null(request.reply_id);
+    assert_null(request.response_id);
     assert_string_equal(request.category, "Support");
     assert_string_equal(request.subject, "Account Issue");
     assert_string_equal(request.description, "I am facing an issue with my account.");
@@ -245,7 +245,7 @@ static void test_parse_reply_and_list(void **state) {
     assert_true(request.actor.is_admin);
     assert_null(request.actor.team);
     assert_string_equal(request.ticket_id, "6720b1c8f1c2b3a5e4d90130");
-    assert_string_equal(request.reply_id, "6720b473f1c2b3a5e4d90132");
+    assert_string_equal(request.response_id, "6720b473f1c2b3a5e4d90132");
     assert_string_equal(request.description, "We are looking into it.");
     assert_null(request.subject);
     assert_null(request.priority);
@@ -355,7 +355,7 @@ static void test_request_json_carries_the_idempotency_key(void **state) {
     request.type = TK_REQUEST_TICKET_REPLY;
     request.actor = (tk_actor){.id = "u1", .team = "team-a", .is_admin = false};
     request.ticket_id = "6720b1c8f1c2b3a5e4d90130";
-    request.reply_id = "6720b473f1c2b3a5e4d90132";
+    request.response_id = "6720b473f1c2b3a5e4d90132";
     request.description = "d";
     request.idempotency_key = "key-1";
     json_t *built = tk_request_json_new(&request);

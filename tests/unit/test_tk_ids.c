@@ -6,7 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "tk_clock.h"
 #include "tk_ids.h"
+#include "tk_random.h"
 
 #define MANY_IDS 100000
 #define THREADS 4

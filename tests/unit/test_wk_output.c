@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tk_ids.h"
+#include "tk_clock.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
 #include "wk_output.h"

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "tk_ids.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
 #include "wk_progress.h"

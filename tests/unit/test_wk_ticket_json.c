@@ -12,7 +12,7 @@
 
 static const char *const TICKET_FIELDS[] = {"_id", "creatorId", "creatorType", "category", "subject", "description",
                                             "priority", "status", "response", "createdAt", "updatedAt", "__v"};
-static const char *const REPLY_FIELDS[] = {"_id", "creatorId", "creatorType", "description", "createdAt", "updatedAt"};
+static const char *const RESPONSE_FIELDS[] = {"_id", "creatorId", "creatorType", "description", "createdAt", "updatedAt"};
 
 static bson_oid_t oid(const char *hex) {
     bson_oid_t value;
@@ -207,7 +207,7 @@ static void test_mistyped_field_gives_null(void **state) {
 static void test_bad_reply_entry_gives_null(void **state) {
     (void)state;
     bson_oid_t id = oid("6720b1c8f1c2b3a5e4d90130");
-    bson_oid_t reply_id = oid("6720b473f1c2b3a5e4d90132");
+    bson_oid_t response_id = oid("6720b473f1c2b3a5e4d90132");
     /* An entry that is not a document. */
     bson_t *base = seed_ticket_new();
     bson_t ticket;
@@ -219,16 +219,16 @@ static void test_bad_reply_entry_gives_null(void **state) {
     bson_destroy(&ticket);
 
     /* An entry missing each of its fields in turn. */
-    for (size_t i = 0; i < sizeof REPLY_FIELDS / sizeof REPLY_FIELDS[0]; i++) {
-        bson_t *full = BCON_NEW("_id", BCON_OID(&reply_id), "creatorId", BCON_UTF8("u"), "creatorType",
+    for (size_t i = 0; i < sizeof RESPONSE_FIELDS / sizeof RESPONSE_FIELDS[0]; i++) {
+        bson_t *full = BCON_NEW("_id", BCON_OID(&response_id), "creatorId", BCON_UTF8("u"), "creatorType",
                                 BCON_UTF8("admin"), "description", BCON_UTF8("d"), "createdAt",
                                 BCON_DATE_TIME(UPDATED_MS), "updatedAt", BCON_DATE_TIME(UPDATED_MS));
-        json_t *complete = wk_reply_json_new(full);
+        json_t *complete = wk_response_json_new(full);
         assert_non_null(complete);
         json_decref(complete);
         bson_t entry;
-        copy_without(full, &entry, REPLY_FIELDS[i]);
-        assert_null(wk_reply_json_new(&entry));
+        copy_without(full, &entry, RESPONSE_FIELDS[i]);
+        assert_null(wk_response_json_new(&entry));
         bson_t *with_bad_entry = BCON_NEW("_id", BCON_OID(&id), "response", "[", BCON_DOCUMENT(full),
                                           BCON_DOCUMENT(&entry), "]");
         bson_t whole;
@@ -236,7 +236,7 @@ static void test_bad_reply_entry_gives_null(void **state) {
         bson_iter_t iter;
         assert_true(bson_iter_init_find(&iter, with_bad_entry, "response"));
         assert_true(bson_append_iter(&whole, "response", -1, &iter));
-        if (wk_ticket_json_new(&whole) != NULL) fail_msg("reply without %s was shown", REPLY_FIELDS[i]);
+        if (wk_ticket_json_new(&whole) != NULL) fail_msg("reply without %s was shown", RESPONSE_FIELDS[i]);
         bson_destroy(&whole);
         bson_destroy(with_bad_entry);
         bson_destroy(&entry);
@@ -247,11 +247,11 @@ static void test_bad_reply_entry_gives_null(void **state) {
 
 static void test_reply_json(void **state) {
     (void)state;
-    bson_oid_t reply_id = oid("6720b473f1c2b3a5e4d90132");
+    bson_oid_t response_id = oid("6720b473f1c2b3a5e4d90132");
     bson_t *reply = BCON_NEW("updatedAt", BCON_DATE_TIME(UPDATED_MS), "description", BCON_UTF8("We are looking into it."),
                              "createdAt", BCON_DATE_TIME(UPDATED_MS), "creatorType", BCON_UTF8("admin"), "creatorId",
-                             BCON_UTF8("671fb1d8f1c2b3a5e4d90050"), "_id", BCON_OID(&reply_id), "extra", BCON_INT32(1));
-    json_t *shown = wk_reply_json_new(reply);
+                             BCON_UTF8("671fb1d8f1c2b3a5e4d90050"), "_id", BCON_OID(&response_id), "extra", BCON_INT32(1));
+    json_t *shown = wk_response_json_new(reply);
     assert_non_null(shown);
     char *text = dump(shown);
     assert_string_equal(text, "{\"_id\":\"6720b473f1c2b3a5e4d90132\",\"creatorId\":\"671fb1d8f1c2b3a5e4d90050\","

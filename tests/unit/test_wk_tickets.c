@@ -7,7 +7,7 @@
 #include <mongoc/mongoc.h>
 #include <string.h>
 
-#include "tk_ids.h"
+#include "tk_clock.h"
 #include "tk_kafka.h"
 #include "wk_store.h"
 #include "wk_tickets.h"

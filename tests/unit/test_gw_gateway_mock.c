@@ -1,4 +1,4 @@
-/* The whole gateway (gw_http) in-process against librdkafka's mock cluster:
+/* The whole gateway (gw_gateway) in-process against librdkafka's mock cluster:
  * a fatal producer error turns /readyz 503 and marks the gateway as failed,
  * which makes main exit so that its supervisor restarts it. */
 #include "test_support.h"
@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gw_http.h"
-#include "tk_ids.h"
+#include "gw_gateway.h"
+#include "tk_clock.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
 
@@ -77,27 +77,27 @@ static void test_fatal_producer_error_turns_readyz_503(void **state) {
     setenv("ACCESS_LOG", "off", 1);
     tk_gateway_config config;
     assert_int_equal(tk_gateway_config_load(&config, err, sizeof err), 0);
-    gw_http http;
-    if (gw_http_start(&http, &config, err, sizeof err) != 0) fail_msg("gw_http_start: %s", err);
+    gw_gateway gateway;
+    if (gw_gateway_start(&gateway, &config, err, sizeof err) != 0) fail_msg("gw_gateway_start: %s", err);
 
     int64_t deadline = tk_monotonic_ms() + WAIT_MS;
-    while (!gw_http_is_ready(&http) && tk_monotonic_ms() < deadline) nap_ms(20);
-    assert_true(gw_http_is_ready(&http));
+    while (!gw_gateway_is_ready(&gateway) && tk_monotonic_ms() < deadline) nap_ms(20);
+    assert_true(gw_gateway_is_ready(&gateway));
     assert_int_equal(http_get_status(port, "/readyz"), 200);
-    assert_false(gw_http_has_failed(&http));
+    assert_false(gw_gateway_has_failed(&gateway));
 
-    assert_int_equal(rd_kafka_test_fatal_error(http.publish.producer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-                                               "injected by test_gw_http_mock"),
+    assert_int_equal(rd_kafka_test_fatal_error(gateway.publish.producer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                               "injected by test_gw_gateway_mock"),
                      RD_KAFKA_RESP_ERR_NO_ERROR);
     /* The reply thread serves the producer's callbacks: the flag follows soon. */
     deadline = tk_monotonic_ms() + WAIT_MS;
-    while (!gw_http_has_failed(&http) && tk_monotonic_ms() < deadline) nap_ms(20);
-    assert_true(gw_http_has_failed(&http));
-    assert_false(gw_http_is_ready(&http));
+    while (!gw_gateway_has_failed(&gateway) && tk_monotonic_ms() < deadline) nap_ms(20);
+    assert_true(gw_gateway_has_failed(&gateway));
+    assert_false(gw_gateway_is_ready(&gateway));
     assert_int_equal(http_get_status(port, "/readyz"), 503);
     assert_int_equal(http_get_status(port, "/healthz"), 200); /* alive: the exit is main's */
 
-    gw_http_stop(&http, 0);
+    gw_gateway_stop(&gateway, 0);
     tk_gateway_config_close(&config);
     rd_kafka_destroy(owner);
 }
