@@ -602,6 +602,7 @@ int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, siz
         snprintf(err, err_len, "unsupported JWT algorithm or empty key");
         goto fail;
     }
+    gw_auth_set_policy(&http->auth, config->jwt_issuer, config->jwt_audience, config->jwt_max_lifetime_s);
     if (gw_auth_enable_cache(&http->auth, 4096) != 0) {
         snprintf(err, err_len, "out of memory for the token cache");
         goto fail;
@@ -627,6 +628,7 @@ int gw_http_start(gw_http *http, const tk_gateway_config *config, char *err, siz
     if (gw_publish_init(&http->publish, config->kafka_brokers, config->gateway_id, config->request_timeout_ms,
                         on_publish_failed, http, err, err_len) != 0)
         goto fail;
+    gw_publish_set_signing_key(&http->publish, config->command_signing_key);
     if (gw_replies_start(&http->replies, config->kafka_brokers, config->gateway_id, &http->pending, &http->publish,
                          complete_waiting, http, err, err_len) != 0)
         goto fail;
