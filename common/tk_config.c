@@ -256,13 +256,10 @@ static int load_gateway_trust(tk_gateway_config *config, char *err, size_t err_l
 }
 
 static bool is_topic_name(const char *name, size_t len) {
+    static const char TOPIC_CHARS[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
     if (len == 0 || len > 249) return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return false;
-    }
+    for (size_t i = 0; i < len; i++)
+        if (name[i] == '\0' || strchr(TOPIC_CHARS, name[i]) == NULL) return false;
     return true;
 }
 

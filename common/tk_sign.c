@@ -21,35 +21,35 @@ unsigned tk_sign_role_bit(const char *role, size_t len) {
     return 0;
 }
 
+static const char KEY_ID_CHARS[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
+static const char BASE64_CHARS[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 static bool is_key_id(const char *id, size_t len) {
     if (len == 0 || len > TK_SIGN_KEY_ID_MAX) return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return false;
-    }
+    for (size_t i = 0; i < len; i++)
+        if (id[i] == '\0' || strchr(KEY_ID_CHARS, id[i]) == NULL) return false;
     return true;
+}
+
+/* Padded base64: alphabet characters, then at most two '=' at the very end. */
+static bool is_padded_base64(const char *text, size_t len) {
+    size_t data_len = len;
+    while (data_len > 0 && len - data_len < 2 && text[data_len - 1] == '=') data_len--;
+    for (size_t i = 0; i < data_len; i++)
+        if (text[i] == '\0' || strchr(BASE64_CHARS, text[i]) == NULL) return false;
+    return len % 4 == 0;
 }
 
 /* Standard padded base64 only: one spelling per secret. @returns the byte count, or -1. */
 static int decode_secret(const char *text, size_t len, unsigned char *out) {
     unsigned char decoded[TK_SIGN_SECRET_MAX + 3];
-    if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof decoded) return -1;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        bool is_pad = c == '=' && i >= len - 2 && (i == len - 1 || text[len - 1] == '=');
-        if (!is_pad && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
-                         c == '/'))
-            return -1;
-    }
+    if (len == 0 || len / 4 * 3 > sizeof decoded || !is_padded_base64(text, len)) return -1;
     int n = EVP_DecodeBlock(decoded, (const unsigned char *)text, (int)len);
     if (n < 0) return -1;
     n -= (text[len - 1] == '=') + (text[len - 2] == '='); /* EVP_DecodeBlock counts padding as bytes */
-    if (n < TK_SIGN_SECRET_MIN || n > TK_SIGN_SECRET_MAX) return -1;
-    memcpy(out, decoded, (size_t)n);
+    if (n >= TK_SIGN_SECRET_MIN && n <= TK_SIGN_SECRET_MAX) memcpy(out, decoded, (size_t)n);
     OPENSSL_cleanse(decoded, sizeof decoded);
-    return n;
+    return n >= TK_SIGN_SECRET_MIN && n <= TK_SIGN_SECRET_MAX ? n : -1;
 }
 
 static int parse_roles(const char *text, size_t len, unsigned *roles) {
@@ -106,16 +106,16 @@ static int parse_entry(tk_sign_keys *keys, const char *entry, size_t len, char *
     return 0;
 }
 
+static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
 int tk_sign_keys_parse(tk_sign_keys *keys, const char *text, char *err, size_t err_len) {
     memset(keys, 0, sizeof *keys);
     while (*text != '\0') {
         size_t len = strcspn(text, ENTRY_SEPARATORS);
         const char *entry = text;
         size_t entry_len = len;
-        while (entry_len > 0 && (*entry == ' ' || *entry == '\t' || *entry == '\r')) entry++, entry_len--;
-        while (entry_len > 0 && (entry[entry_len - 1] == ' ' || entry[entry_len - 1] == '\t' ||
-                                 entry[entry_len - 1] == '\r'))
-            entry_len--;
+        while (entry_len > 0 && is_blank(entry[0])) entry++, entry_len--;
+        while (entry_len > 0 && is_blank(entry[entry_len - 1])) entry_len--;
         if (entry_len > 0 && parse_entry(keys, entry, entry_len, err, err_len) != 0) {
             OPENSSL_cleanse(keys, sizeof *keys);
             return -1;
