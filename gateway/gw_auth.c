@@ -173,21 +173,24 @@ static bool has_audience(const json_t *aud, const char *audience) {
     return false;
 }
 
-/* A token minted for another application of the same identity provider, or
- * minted ahead of time or for too long, is not ours. @returns 0 or 401. */
+/* Minted ahead of time, or for longer than we allow. */
+static bool is_badly_timed(const gw_auth *auth, const json_t *claims, int64_t now) {
+    json_t *iat = json_object_get(claims, "iat");
+    if (iat != NULL && (!json_is_number(iat) || json_number_value(iat) > (double)(now + CLOCK_SKEW_SECONDS)))
+        return true;
+    if (auth->max_lifetime_s == 0) return false;
+    return iat == NULL ||
+           json_number_value(json_object_get(claims, "exp")) - json_number_value(iat) > (double)auth->max_lifetime_s;
+}
+
+/* A token minted for another application of the same identity provider is
+ * not ours. @returns 0 or 401. */
 static int check_policy(const gw_auth *auth, const json_t *claims, int64_t now) {
     json_t *iss = json_object_get(claims, "iss");
-    json_t *iat = json_object_get(claims, "iat");
-    json_t *exp = json_object_get(claims, "exp");
     if (auth->issuer != NULL && (!json_is_string(iss) || strcmp(json_string_value(iss), auth->issuer) != 0))
         return 401;
     if (auth->audience != NULL && !has_audience(json_object_get(claims, "aud"), auth->audience)) return 401;
-    if (iat != NULL && (!json_is_number(iat) || json_number_value(iat) > (double)(now + CLOCK_SKEW_SECONDS)))
-        return 401;
-    if (auth->max_lifetime_s > 0 &&
-        (iat == NULL || json_number_value(exp) - json_number_value(iat) > (double)auth->max_lifetime_s))
-        return 401;
-    return 0;
+    return is_badly_timed(auth, claims, now) ? 401 : 0;
 }
 
 int gw_auth_check(gw_auth *auth, const char *authorization, gw_identity *identity, const char **message) {
