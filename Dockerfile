@@ -15,7 +15,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         ca-certificates cmake make gcc libc6-dev pkg-config \
         librdkafka-dev libmicrohttpd-dev libjansson-dev libjwt-dev \
-        libmongoc-dev libbson-dev libcmocka-dev \
+        libmongoc-dev libbson-dev libcmocka-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -36,7 +36,7 @@ FROM debian:bookworm-slim AS runtime
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        librdkafka1 libmicrohttpd12 libjansson4 libjwt0 \
+        librdkafka1 libmicrohttpd12 libjansson4 libjwt0 libssl3 \
         libmongoc-1.0-0 libbson-1.0-0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 ticket \

@@ -212,7 +212,7 @@ start_workers() {
         : >"$RUN/$name.log"
         stk_spawn "$RUN" "$name" env KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" \
             MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" WORKER_THREADS="$WORKER_THREADS" \
-            BIND_ADDRESS=127.0.0.1 LOG_LEVEL=info "$WORKER_BIN" || exit 1
+            BIND_ADDRESS=127.0.0.1 COMMAND_KEYS_FILE="$RUN/command_keys" LOG_LEVEL=info "$WORKER_BIN" || exit 1
     done
     for ((i = 1; i <= n; i++)); do
         name="worker-$i"
@@ -237,6 +237,7 @@ start_gateway() {
     GW_PORT=$(stk_free_port)
     stk_spawn "$RUN" gateway env PORT="$GW_PORT" BIND_ADDRESS=127.0.0.1 GATEWAY_ID=0 \
         KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" JWT_SECRET="$(<"$RUN/jwt_secret")" ACCESS_LOG=off \
+        COMMAND_KEYS_FILE="$RUN/command_keys" \
         LOG_LEVEL=warn REQUEST_TIMEOUT_MS="$timeout_ms" RATE_LIMIT_PER_SECOND=0 MAX_CONNECTIONS_PER_IP=0 \
         "$GATEWAY_BIN" || exit 1
     deadline=$((SECONDS + 60))
@@ -641,6 +642,7 @@ cp "$GATEWAY_BIN" "$WORKER_BIN" "$RUN/bin/"
 GATEWAY_BIN="$RUN/bin/ticket-gateway"
 WORKER_BIN="$RUN/bin/ticket-worker"
 (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$RUN/jwt_secret")
+rm -f "$RUN/command_keys" && tk_ensure_command_keys "$RUN/command_keys"
 
 tk_info "starting the bench stack in $RUN ..."
 start_kafka || exit 1

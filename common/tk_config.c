@@ -11,6 +11,10 @@
 #define JWT_SECRET_MIN_BYTES 32
 #define JWT_KEY_FILE_MAX_BYTES (64 * 1024)
 
+/* Trust settings, defined at the end of this file. */
+static int load_gateway_trust(tk_gateway_config *config, char *err, size_t err_len);
+static int load_worker_trust(tk_worker_config *config, char *err, size_t err_len);
+
 static const char *env_string(const char *name, const char *fallback) {
     const char *value = getenv(name);
     return value != NULL && value[0] != '\0' ? value : fallback;
@@ -149,7 +153,8 @@ int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len)
         env_int("MAX_CONNECTIONS_PER_IP", 1000, 0, 1000000, &config->max_connections_per_ip, err, err_len) != 0 ||
         env_int("RATE_LIMIT_PER_SECOND", 50, 0, 1000000, &rate_per_second, err, err_len) != 0 ||
         env_int("RATE_LIMIT_BURST", 100, 1, 1000000, &rate_burst, err, err_len) != 0 ||
-        load_log_level(&config->log_level, err, err_len) != 0 || load_jwt_key(config, err, err_len) != 0) {
+        load_log_level(&config->log_level, err, err_len) != 0 || load_jwt_key(config, err, err_len) != 0 ||
+        load_gateway_trust(config, err, err_len) != 0) {
         tk_gateway_config_close(config);
         return -1;
     }
@@ -166,6 +171,7 @@ void tk_gateway_config_close(tk_gateway_config *config) {
     free(config->jwt_previous_key);
     config->jwt_key = NULL;
     config->jwt_previous_key = NULL;
+    memset(&config->command_keys, 0, sizeof config->command_keys);
 }
 
 int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
@@ -178,7 +184,105 @@ int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
     config->bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
     if (env_int("WORKER_THREADS", 4, 1, 64, &config->worker_threads, err, err_len) != 0 ||
         env_int("WORKER_HTTP_PORT", 0, 0, 65535, &config->http_port, err, err_len) != 0 ||
-        load_log_level(&config->log_level, err, err_len) != 0)
+        load_log_level(&config->log_level, err, err_len) != 0 || load_worker_trust(config, err, err_len) != 0)
         return -1;
     return 0;
+}
+
+/* ---- Trust: command keys, reply topics, token issuer and audience ---- */
+
+#define COMMAND_KEYS_FILE_MAX_BYTES (16 * 1024)
+
+static int read_text_file(const char *variable, const char *path, char *out, size_t out_len, char *err,
+                          size_t err_len) {
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        snprintf(err, err_len, "%s: cannot open '%s': %s", variable, path, strerror(errno));
+        return -1;
+    }
+    size_t len = fread(out, 1, out_len - 1, file);
+    bool is_bad = ferror(file) || len == out_len - 1;
+    fclose(file);
+    if (is_bad) {
+        snprintf(err, err_len, "%s: '%s' is unreadable or too large", variable, path);
+        return -1;
+    }
+    out[len] = '\0';
+    return 0;
+}
+
+/* No key means no start: a worker without keys could verify nothing, a
+ * gateway could sign nothing. */
+static int load_command_keys(tk_sign_keys *keys, char *err, size_t err_len) {
+    const char *text = env_string("COMMAND_KEYS", NULL);
+    const char *path = env_string("COMMAND_KEYS_FILE", NULL);
+    if ((text == NULL) == (path == NULL)) {
+        snprintf(err, err_len, "set either COMMAND_KEYS or COMMAND_KEYS_FILE (id:base64-secret:roles,...)");
+        return -1;
+    }
+    if (text != NULL) return tk_sign_keys_parse(keys, text, err, err_len);
+    char *buffer = malloc(COMMAND_KEYS_FILE_MAX_BYTES);
+    if (buffer == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    int rc = read_text_file("COMMAND_KEYS_FILE", path, buffer, COMMAND_KEYS_FILE_MAX_BYTES, err, err_len);
+    if (rc == 0) rc = tk_sign_keys_parse(keys, buffer, err, err_len);
+    memset(buffer, 0, COMMAND_KEYS_FILE_MAX_BYTES);
+    free(buffer);
+    return rc;
+}
+
+static int load_signing_key(tk_gateway_config *config, char *err, size_t err_len) {
+    const char *id = env_string("COMMAND_SIGNING_KEY_ID", config->command_keys.keys[0].id);
+    config->command_signing_key = tk_sign_keys_find(&config->command_keys, id, strlen(id));
+    if (config->command_signing_key == NULL) {
+        snprintf(err, err_len, "COMMAND_SIGNING_KEY_ID '%.64s' is not a key of COMMAND_KEYS", id);
+        return -1;
+    }
+    /* The gateway speaks for admins and customers alike. */
+    if (config->command_signing_key->roles != (TK_ROLE_ADMIN | TK_ROLE_CUSTOMER)) {
+        snprintf(err, err_len, "COMMAND_KEYS: the gateway's signing key '%s' must allow admin+customer", id);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_gateway_trust(tk_gateway_config *config, char *err, size_t err_len) {
+    config->jwt_issuer = env_string("JWT_ISSUER", NULL);
+    config->jwt_audience = env_string("JWT_AUDIENCE", NULL);
+    if (env_int("JWT_MAX_LIFETIME_S", 0, 0, 100000000, &config->jwt_max_lifetime_s, err, err_len) != 0 ||
+        load_command_keys(&config->command_keys, err, err_len) != 0)
+        return -1;
+    return load_signing_key(config, err, err_len);
+}
+
+static bool is_topic_name(const char *name, size_t len) {
+    static const char TOPIC_CHARS[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
+    if (len == 0 || len > 249) return false;
+    for (size_t i = 0; i < len; i++)
+        if (name[i] == '\0' || strchr(TOPIC_CHARS, name[i]) == NULL) return false;
+    return true;
+}
+
+static int load_reply_topics(tk_worker_config *config, char *err, size_t err_len) {
+    const char *text = env_string("REPLY_TOPICS", "ticket.replies");
+    config->reply_topic_count = 0;
+    while (true) {
+        size_t len = strcspn(text, ",");
+        if (!is_topic_name(text, len) || config->reply_topic_count == TK_REPLY_TOPICS_MAX) {
+            snprintf(err, err_len, "REPLY_TOPICS must be 1 to %d comma-separated topic names (got '%.64s')",
+                     TK_REPLY_TOPICS_MAX, env_string("REPLY_TOPICS", ""));
+            return -1;
+        }
+        memcpy(config->reply_topics[config->reply_topic_count], text, len);
+        config->reply_topics[config->reply_topic_count++][len] = '\0';
+        if (text[len] == '\0') return 0;
+        text += len + 1;
+    }
+}
+
+static int load_worker_trust(tk_worker_config *config, char *err, size_t err_len) {
+    if (load_reply_topics(config, err, err_len) != 0) return -1;
+    return load_command_keys(&config->command_keys, err, err_len);
 }

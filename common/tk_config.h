@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "tk_log.h"
+#include "tk_sign.h"
 
 #define TK_CONFIG_ERROR_MAX 512
 
@@ -29,7 +30,15 @@ typedef struct {
     int max_connections_per_ip; /* 0 = no limit */
     bool is_access_log;
     tk_log_level log_level;
+    /* Trust (docs/operations.md, "Trust model"). */
+    tk_sign_keys command_keys;              /* COMMAND_KEYS or COMMAND_KEYS_FILE */
+    const tk_sign_key *command_signing_key; /* COMMAND_SIGNING_KEY_ID, or the first key; in command_keys */
+    const char *jwt_issuer;                 /* JWT_ISSUER: iss must equal it; NULL = not checked */
+    const char *jwt_audience;               /* JWT_AUDIENCE: aud must contain it; NULL = not checked */
+    int jwt_max_lifetime_s;                 /* JWT_MAX_LIFETIME_S: exp - iat at most this; 0 = no limit */
 } tk_gateway_config;
+
+#define TK_REPLY_TOPICS_MAX 8
 
 typedef struct {
     const char *kafka_brokers;
@@ -41,6 +50,9 @@ typedef struct {
     int http_port; /* WORKER_HTTP_PORT: health and metrics; 0 = off */
     const char *bind_address;
     tk_log_level log_level;
+    tk_sign_keys command_keys; /* COMMAND_KEYS or COMMAND_KEYS_FILE: whose commands are applied */
+    char reply_topics[TK_REPLY_TOPICS_MAX][250]; /* REPLY_TOPICS: the only topics answered on */
+    size_t reply_topic_count;
 } tk_worker_config;
 
 /**

@@ -38,6 +38,12 @@ int gw_auth_init(gw_auth *auth, const char *algorithm, const char *key, size_t k
     return gw_auth_add_key(auth, key, key_len);
 }
 
+void gw_auth_set_policy(gw_auth *auth, const char *issuer, const char *audience, int max_lifetime_s) {
+    auth->issuer = issuer;
+    auth->audience = audience;
+    auth->max_lifetime_s = max_lifetime_s;
+}
+
 int gw_auth_enable_cache(gw_auth *auth, size_t entries) {
     if (entries == 0) return 0;
     if ((entries & (entries - 1)) != 0 || entries < GW_AUTH_CACHE_SHARDS) return -1;
@@ -173,6 +179,36 @@ static const char *bearer_token(const char *authorization, size_t *token_len, co
     return *token_len > GW_TOKEN_MAX_BYTES ? NULL : token_start;
 }
 
+static bool has_audience(const json_t *aud, const char *audience) {
+    if (json_is_string(aud)) return strcmp(json_string_value(aud), audience) == 0;
+    size_t i;
+    json_t *item;
+    json_array_foreach(aud, i, item) {
+        if (json_is_string(item) && strcmp(json_string_value(item), audience) == 0) return true;
+    }
+    return false;
+}
+
+/* Minted ahead of time, or for longer than we allow. */
+static bool is_badly_timed(const gw_auth *auth, const json_t *claims, int64_t now) {
+    json_t *iat = json_object_get(claims, "iat");
+    if (iat != NULL && (!json_is_number(iat) || json_number_value(iat) > (double)(now + CLOCK_SKEW_SECONDS)))
+        return true;
+    if (auth->max_lifetime_s == 0) return false;
+    return iat == NULL ||
+           json_number_value(json_object_get(claims, "exp")) - json_number_value(iat) > (double)auth->max_lifetime_s;
+}
+
+/* A token minted for another application of the same identity provider is
+ * not ours. @returns 0 or 401. */
+static int check_policy(const gw_auth *auth, const json_t *claims, int64_t now) {
+    json_t *iss = json_object_get(claims, "iss");
+    if (auth->issuer != NULL && (!json_is_string(iss) || strcmp(json_string_value(iss), auth->issuer) != 0))
+        return 401;
+    if (auth->audience != NULL && !has_audience(json_object_get(claims, "aud"), auth->audience)) return 401;
+    return is_badly_timed(auth, claims, now) ? 401 : 0;
+}
+
 int gw_auth_check(gw_auth *auth, const char *authorization, gw_identity *identity, const char **message) {
     jwt_t *jwt = NULL;
     char *claims_text = NULL;
@@ -197,6 +233,10 @@ int gw_auth_check(gw_auth *auth, const char *authorization, gw_identity *identit
     claims = json_loads(claims_text, JSON_REJECT_DUPLICATES, NULL);
     if (!json_is_object(claims)) goto cleanup;
     status = check_claims(claims, identity, message, now, &expires_s);
+    if (status == 0 && check_policy(auth, claims, now) != 0) {
+        *message = MSG_INVALID;
+        status = 401;
+    }
     if (status == 0) {
         int64_t until = now + GW_AUTH_CACHE_SECONDS;
         cache_store(auth, token_start, token_len, expires_s < until ? expires_s : until, identity);

@@ -23,6 +23,9 @@ typedef struct {
     const unsigned char *keys[GW_AUTH_MAX_KEYS]; /* borrowed from the config */
     int key_lens[GW_AUTH_MAX_KEYS];
     int key_count;
+    const char *issuer;   /* iss must equal it; NULL = not checked; borrowed */
+    const char *audience; /* aud (string or array) must contain it; NULL = not checked; borrowed */
+    int64_t max_lifetime_s; /* exp - iat at most this; 0 = no limit */
     /* Tokens verified lately: a client sends the same token with every
      * request, and a signature check costs more than the rest of the route. */
     gw_auth_cache_entry *cache;
@@ -42,6 +45,13 @@ typedef struct {
  * @returns 0, or -1 when the algorithm is unknown or the key empty.
  */
 int gw_auth_init(gw_auth *auth, const char *algorithm, const char *key, size_t key_len);
+
+/**
+ * @brief Pins tokens to an issuer and an audience (each NULL = unchecked, both
+ * borrowed) and bounds their lifetime (exp - iat; 0 = no bound, else iat is
+ * required). iat in the future (beyond the clock skew) is refused always.
+ */
+void gw_auth_set_policy(gw_auth *auth, const char *issuer, const char *audience, int max_lifetime_s);
 
 /** @brief Also accepts tokens signed with key (key rotation). @returns 0, or -1 when empty or full. */
 int gw_auth_add_key(gw_auth *auth, const char *key, size_t key_len);

@@ -45,6 +45,7 @@ static int start_admission(gw_gateway *gateway, const tk_gateway_config *config,
         snprintf(err, err_len, "unsupported JWT algorithm or empty key");
         return -1;
     }
+    gw_auth_set_policy(&gateway->auth, config->jwt_issuer, config->jwt_audience, config->jwt_max_lifetime_s);
     if (gw_auth_enable_cache(&gateway->auth, TOKEN_CACHE_ENTRIES) != 0) {
         snprintf(err, err_len, "out of memory for the token cache");
         return -1;
@@ -95,6 +96,7 @@ int gw_gateway_start(gw_gateway *gateway, const tk_gateway_config *config, char 
     if (gw_publish_init(&gateway->publish, config->kafka_brokers, config->gateway_id, config->request_timeout_ms,
                         on_publish_failed, gateway, err, err_len) != 0)
         goto fail;
+    gw_publish_set_signing_key(&gateway->publish, config->command_signing_key);
     if (gw_replies_start(&gateway->replies, config->kafka_brokers, config->gateway_id, &gateway->pending,
                          &gateway->publish, gw_http_complete, &gateway->http, err, err_len) != 0)
         goto fail;

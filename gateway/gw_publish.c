@@ -98,20 +98,42 @@ int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partitio
     return 0;
 }
 
+void gw_publish_set_signing_key(gw_publish *publish, const tk_sign_key *key) { publish->signing_key = key; }
+
+static tk_sign_view view_of(const char *text) { return (tk_sign_view){text, text != NULL ? strlen(text) : 0}; }
+
+/* The reply address, the deadline (queries) and the signature over them
+ * and the value (docs/contract.md, "Signing"). @returns the headers, or NULL. */
+static rd_kafka_headers_t *signed_headers(const gw_publish *publish, const char *deadline,
+                                          const char *correlation_id, const char *payload, size_t len) {
+    char signature[TK_SIGN_HEX_LEN + 1];
+    if (publish->signing_key == NULL) return NULL;
+    tk_sign_fields fields = {view_of(publish->signing_key->id), view_of(correlation_id), view_of(TK_TOPIC_REPLIES),
+                             view_of(publish->reply_partition), view_of(deadline), {payload, len}};
+    if (tk_sign_compute(publish->signing_key, &fields, signature) != 0) return NULL;
+    rd_kafka_headers_t *headers = rd_kafka_headers_new(8);
+    if (deadline != NULL) rd_kafka_header_add(headers, TK_HEADER_DEADLINE, -1, deadline, -1);
+    rd_kafka_header_add(headers, TK_HEADER_CORRELATION_ID, -1, correlation_id, -1);
+    rd_kafka_header_add(headers, TK_HEADER_REPLY_TOPIC, -1, TK_TOPIC_REPLIES, -1);
+    rd_kafka_header_add(headers, TK_HEADER_REPLY_PARTITION, -1, publish->reply_partition, -1);
+    rd_kafka_header_add(headers, TK_HEADER_KEY_ID, -1, publish->signing_key->id, -1);
+    rd_kafka_header_add(headers, TK_HEADER_SIGNATURE, -1, signature, TK_SIGN_HEX_LEN);
+    return headers;
+}
+
 int gw_publish_send(gw_publish *publish, tk_request_type type, const char *key, const char *payload, size_t len,
                     const char *correlation_id, const char *traceparent) {
     bool is_query = tk_request_type_is_query(type);
     const char *topic = is_query ? TK_TOPIC_QUERIES : TK_TOPIC_COMMANDS;
-    rd_kafka_headers_t *headers = rd_kafka_headers_new(5);
-    if (is_query) {
-        /* Nobody waits for the answer after this: the worker skips it then. */
-        char deadline[24];
-        snprintf(deadline, sizeof deadline, "%lld", (long long)(tk_now_ms() + publish->request_timeout_ms));
-        rd_kafka_header_add(headers, TK_HEADER_DEADLINE, -1, deadline, -1);
+    /* Nobody waits for a query's answer after its deadline: the worker skips it then. */
+    char deadline[24];
+    snprintf(deadline, sizeof deadline, "%lld", (long long)(tk_now_ms() + publish->request_timeout_ms));
+    rd_kafka_headers_t *headers =
+        signed_headers(publish, is_query ? deadline : NULL, correlation_id, payload, len);
+    if (headers == NULL) {
+        tk_log_fields(TK_LOG_ERROR, "cannot sign the message", json_pack("{s:s}", "correlationId", correlation_id));
+        return -1;
     }
-    rd_kafka_header_add(headers, TK_HEADER_CORRELATION_ID, -1, correlation_id, -1);
-    rd_kafka_header_add(headers, TK_HEADER_REPLY_TOPIC, -1, TK_TOPIC_REPLIES, -1);
-    rd_kafka_header_add(headers, TK_HEADER_REPLY_PARTITION, -1, publish->reply_partition, -1);
     if (traceparent != NULL) rd_kafka_header_add(headers, TK_HEADER_TRACEPARENT, -1, traceparent, -1);
     rd_kafka_resp_err_t rc = rd_kafka_producev(
         publish->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),

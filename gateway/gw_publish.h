@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "tk_envelope.h"
+#include "tk_sign.h"
 
 /** Called (from gw_publish_poll's thread) when a message could not be delivered. */
 typedef void (*gw_publish_failed_fn)(const char *correlation_id, size_t len, const char *reason, void *ctx);
@@ -20,6 +21,7 @@ typedef struct {
     int request_timeout_ms; /* a query's deadline header: now + this */
     gw_publish_failed_fn on_failed;
     void *ctx;
+    const tk_sign_key *signing_key; /* signs every command and query; borrowed from the config */
 } gw_publish;
 
 /**
@@ -29,10 +31,14 @@ typedef struct {
 int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partition, int delivery_timeout_ms,
                     gw_publish_failed_fn on_failed, void *ctx, char *err, size_t err_len);
 
+/** @brief Signs every message from now on with key (borrowed; call right after init). */
+void gw_publish_set_signing_key(gw_publish *publish, const tk_sign_key *key);
+
 /**
  * @brief Queues a command or query with the reply headers; never blocks.
- * @returns 0, or -1 when the local queue is full or the broker is unknown
- * (the caller answers 503).
+ * The headers the worker acts on and the value are signed (key-id,
+ * signature; docs/contract.md). @returns 0, or -1 when the local queue is
+ * full, the broker is unknown or there is no signing key (the caller answers 503).
  */
 int gw_publish_send(gw_publish *publish, tk_request_type type, const char *key, const char *payload, size_t len,
                     const char *correlation_id, const char *traceparent);

@@ -34,3 +34,13 @@ tk_since() {
     local ms=$(($(tk_now_ms) - $1))
     printf '%d.%01ds' $((ms / 1000)) $((ms % 1000 / 100))
 }
+
+# Writes a COMMAND_KEYS file at PATH (once): one key, "gateway", allowed to
+# act as admin and customer, 32 random bytes in base64. ./dev and the bench
+# pass it to the gateway and the workers as COMMAND_KEYS_FILE.
+tk_ensure_command_keys() {
+    local path=$1
+    [[ -s $path ]] && return 0
+    (umask 077 && printf 'gateway:%s:admin+customer\n' "$(head -c 32 /dev/urandom | base64 -w0)" >"$path.tmp")
+    mv "$path.tmp" "$path"
+}

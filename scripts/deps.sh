@@ -7,7 +7,7 @@
 TK_APT_PACKAGES=(
     build-essential cmake pkg-config
     librdkafka-dev libmicrohttpd-dev libjansson-dev libjwt-dev
-    libmongoc-dev libbson-dev libcmocka-dev
+    libmongoc-dev libbson-dev libcmocka-dev libssl-dev
     clang libclang-rt-14-dev
     python3-venv
     openjdk-17-jre-headless openjdk-17-jdk-headless maven

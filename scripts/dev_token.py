@@ -2,7 +2,9 @@
 
 usage: dev_token.py SECRET_FILE ROLE SUB [TEAM]
 
-Claims: sub, role, team (when given), iat, exp = now + 24 h. The key is the
+Claims: sub, role, team (when given), iss and aud (from the environment's
+JWT_ISSUER and JWT_AUDIENCE, when set: ./dev passes the dev stack's), iat,
+exp = now + 24 h. The key is the
 content of SECRET_FILE (the 64 hex characters, as bytes), which ./dev up also
 passes to the gateway as JWT_SECRET.
 """
@@ -11,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 import time
 
@@ -34,6 +37,10 @@ def main(argv):
     claims = {"sub": sub, "role": role}
     if team is not None:
         claims["team"] = team
+    if os.environ.get("JWT_ISSUER"):
+        claims["iss"] = os.environ["JWT_ISSUER"]
+    if os.environ.get("JWT_AUDIENCE"):
+        claims["aud"] = os.environ["JWT_AUDIENCE"]
     claims["iat"] = now
     claims["exp"] = now + 24 * 3600
     signing_input = b64url(compact({"alg": "HS256", "typ": "JWT"})) + "." + b64url(compact(claims))

@@ -5,7 +5,7 @@
 
 HD_ASAN_BUILD="$TK_ROOT/build-asan"
 HD_FUZZ_BUILD="$TK_ROOT/build-fuzz"
-HD_FUZZ_TARGETS=(fuzz_http_body fuzz_http_query fuzz_envelope fuzz_jwt fuzz_replies)
+HD_FUZZ_TARGETS=(fuzz_http_body fuzz_http_query fuzz_envelope fuzz_jwt fuzz_replies fuzz_signature)
 HD_FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 
 # Sanitizers stop at the first error; the services' own exit code then says so

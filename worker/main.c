@@ -13,6 +13,7 @@
 #include "wk_metrics.h"
 #include "wk_output.h"
 #include "wk_store.h"
+#include "wk_verify.h"
 
 #define DRAIN_MS 10000
 #define FLUSH_MS 10000
@@ -120,6 +121,7 @@ int main(void) {
 
     if (wk_store_init(&store, config.mongodb_uri, err, sizeof err) != 0 ||
         wk_output_init(&output, config.kafka_brokers, "ticket-worker", err, sizeof err) != 0 ||
+        wk_verify_init(&config, output.producer) != 0 ||
         wk_consumer_init(&consumer, &config, err, sizeof err) != 0 ||
         wk_http_start(&http, config.bind_address, config.http_port, is_ready, &ready_parts, err, sizeof err) != 0) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
@@ -146,6 +148,7 @@ int main(void) {
         tk_log_fields(TK_LOG_WARN, "drain timed out, unfinished messages will be redelivered", NULL);
 cleanup:
     stop_parts(&http, &lanes, &output, &consumer, &store);
+    wk_verify_close();
     tk_log_fields(TK_LOG_INFO, "stopped", json_pack("{s:i}", "exitCode", exit_code));
     return exit_code;
 }

@@ -16,6 +16,7 @@
 #include "wk_idempotency.h"
 #include "wk_metrics.h"
 #include "wk_tickets.h"
+#include "wk_verify.h"
 
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS 5000
@@ -52,9 +53,10 @@ static json_t *trace_id_json(const wk_address *address) {
                : NULL;
 }
 
-static void dead_letter(const wk_process_context *context, const rd_kafka_message_t *message,
-                        const wk_address *address, const char *reason, wk_progress *progress,
-                        wk_progress_record *record) {
+/* Dead-letters message and, when it carried a reply address, answers status. */
+static void dead_letter_with(const wk_process_context *context, const rd_kafka_message_t *message,
+                             const wk_address *address, int status, const char *reason, wk_progress *progress,
+                             wk_progress_record *record) {
     json_t *fields = json_pack("{s:s, s:i, s:I, s:s}", "topic", rd_kafka_topic_name(message->rkt), "partition",
                                (int)message->partition, "offset", (json_int_t)message->offset, "reason", reason);
     if (fields != NULL && address->traceparent[0] != '\0') json_object_set_new(fields, "traceId", trace_id_json(address));
@@ -62,7 +64,13 @@ static void dead_letter(const wk_process_context *context, const rd_kafka_messag
     wk_metrics_dead_letter();
     if (wk_output_dead_letter(context->output, message, reason, progress, record) != 0)
         tk_log_fields(TK_LOG_WARN, "dead letter not sent, message left for redelivery", NULL);
-    if (address->wants_reply) answer(context, address, 400, reason, NULL, progress, record);
+    if (address->wants_reply) answer(context, address, status, reason, NULL, progress, record);
+}
+
+static void dead_letter(const wk_process_context *context, const rd_kafka_message_t *message,
+                        const wk_address *address, const char *reason, wk_progress *progress,
+                        wk_progress_record *record) {
+    dead_letter_with(context, message, address, 400, reason, progress, record);
 }
 
 /* One attempt. @returns WK_DONE with *result, WK_RETRY, or WK_FENCED. */
@@ -143,6 +151,12 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
         return;
     }
     wk_address_from_message(message, &address);
+    /* Nothing unsigned, forged or aimed at a foreign reply address is acted on. */
+    if (wk_verify_message(message, &address, reason, sizeof reason) != 0) {
+        dead_letter_with(context, message, &address, 401, reason, progress, record);
+        wk_progress_done(progress, record);
+        return;
+    }
     if (is_expired_query(message)) {
         wk_progress_done(progress, record);
         return;

@@ -8,7 +8,7 @@ from bson import ObjectId
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from helpers.api import (MSG_FETCHED, Api, Tokens, expect_error, expect_ok, new_team,
+from helpers.api import (JWT_AUDIENCE, JWT_ISSUER, MSG_FETCHED, Api, Tokens, expect_error, expect_ok, new_team,
                          raw_hs256, unsigned_token)
 
 MISSING = "Authorization token is missing"
@@ -37,7 +37,7 @@ def call(api, method, path, ticket_id, token=None, headers=None):
 
 def claims(**overrides):
     base = {"sub": str(ObjectId()), "role": "customer", "team": new_team(),
-            "exp": int(time.time()) + 600}
+            "iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "exp": int(time.time()) + 600}
     for key, value in overrides.items():
         if value is None:
             base.pop(key, None)

@@ -381,10 +381,14 @@ def test_headers_valid_and_invalid(contract_messages):
     tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     create = _msg(contract_messages, "command.ticket.create")
     ok = [("correlation-id", b"gw0-000001"), ("reply-topic", b"ticket.replies"),
-          ("reply-partition", b"0"), ("traceparent", tp.encode()), ("x-other-service", b"kept")]
+          ("reply-partition", b"0"), ("traceparent", tp.encode()), ("x-other-service", b"kept"),
+          ("key-id", b"gateway"), ("signature", b"0" * 64)]
+    signed = {"key-id": "gateway", "signature": "0" * 64}
     sc.validate_kafka("command.ticket.create", create, headers=ok, key="6720b1c8f1c2b3a5e4d90130")
-    sc.validate_kafka("command.ticket.create", create, headers={})  # no reply address: applied, not answered
-    _fails(sc.validate_kafka_headers, "command.ticket.create", {"reply-topic": "ticket.replies"})
+    sc.validate_kafka("command.ticket.create", create, headers=signed)  # no reply address: applied, not answered
+    _fails(sc.validate_kafka_headers, "command.ticket.create", {})  # unsigned: dead-lettered
+    _fails(sc.validate_kafka_headers, "command.ticket.create", dict(signed, signature="0" * 63))
+    _fails(sc.validate_kafka_headers, "command.ticket.create", dict(signed, **{"reply-topic": "ticket.replies"}))
     _fails(sc.validate_kafka_headers, "command.ticket.create",
            {"correlation-id": "c1", "reply-topic": "ticket.replies", "reply-partition": "-1"})
     _fails(sc.validate_kafka_headers, "command.ticket.create", {"traceparent": "00-" + "0" * 32 + "-00f067aa0ba902b7-01"})

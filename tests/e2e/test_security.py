@@ -15,7 +15,7 @@ from bson import ObjectId
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from helpers.api import (MSG_CREATED, MSG_FETCHED, MSG_REPLIED, SEED_CREATE_REQUEST, Api, Tokens,
+from helpers.api import (JWT_AUDIENCE, JWT_ISSUER, MSG_CREATED, MSG_FETCHED, MSG_REPLIED, SEED_CREATE_REQUEST, Api, Tokens,
                          describe, expect_error, expect_ok, new_team, raw_hs256, unsigned_token)
 from helpers.kafka import COMMANDS
 from helpers.ops import raw_post, raw_request
@@ -31,7 +31,7 @@ BAD_KEY = "Header 'Idempotency-Key' must be 1 to 255 printable ASCII characters"
 
 def claims(**overrides):
     base = {"sub": str(ObjectId()), "role": "customer", "team": new_team(),
-            "exp": int(time.time()) + 600}
+            "iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "exp": int(time.time()) + 600}
     for key, value in overrides.items():
         if value is None:
             base.pop(key, None)

@@ -551,6 +551,57 @@ static void test_previous_key_accepted_while_rotating(void **state) {
 
 /* ---- the cache of verified tokens ---- */
 
+/* A customer token (exp = now + 3600) with extra members from format and iat. */
+static char *policy_token(const char *format, long long iat) {
+    char *extra = tu_format(format, iat);
+    char *claims = customer_claims(extra);
+    char *token = sign_hs256(claims);
+    free(claims);
+    free(extra);
+    return token;
+}
+
+/* Pinned issuer and audience, iat not ahead, lifetime bounded. */
+static void test_policy(void **state) {
+    (void)state;
+    gw_auth auth = hs256_auth();
+    gw_identity identity;
+    gw_auth_set_policy(&auth, "https://id.example/", "ticket-api", 3600);
+    long long now = now_seconds();
+    const char *good_extras[] = {
+        "\"iss\":\"https://id.example/\",\"aud\":\"ticket-api\",\"iat\":%lld",
+        "\"iss\":\"https://id.example/\",\"aud\":[\"other\",\"ticket-api\"],\"iat\":%lld",
+    };
+    const char *bad_extras[] = {
+        "\"iss\":\"https://id.other/\",\"aud\":\"ticket-api\",\"iat\":%lld",
+        "\"aud\":\"ticket-api\",\"iat\":%lld",
+        "\"iss\":\"https://id.example/\",\"aud\":\"ticket-apix\",\"iat\":%lld",
+        "\"iss\":\"https://id.example/\",\"aud\":[\"other\"],\"iat\":%lld",
+        "\"iss\":\"https://id.example/\",\"aud\":[1],\"iat\":%lld",
+        "\"iss\":\"https://id.example/\",\"aud\":\"ticket-api\",\"iat\":\"%lld\"",
+        "\"iss\":\"https://id.example/\",\"aud\":\"ticket-api\",\"x\":%lld", /* no iat, lifetime bounded */
+    };
+    for (size_t i = 0; i < sizeof good_extras / sizeof good_extras[0]; i++) {
+        char *token = policy_token(good_extras[i], now); /* exp - iat = 3600: the bound exactly */
+        assert_accepted(&auth, token, &identity);
+        free(token);
+    }
+    for (size_t i = 0; i < sizeof bad_extras / sizeof bad_extras[0]; i++) {
+        char *token = policy_token(bad_extras[i], now);
+        assert_refused(&auth, token, "Invalid token");
+        free(token);
+    }
+    /* iat an hour ahead; a lifetime one second too long */
+    const char *pinned = "\"iss\":\"https://id.example/\",\"aud\":\"ticket-api\",\"iat\":%lld";
+    long long iats[] = {now + 3600, now - 1};
+    for (size_t i = 0; i < 2; i++) {
+        char *token = policy_token(pinned, iats[i]);
+        assert_refused(&auth, token, "Invalid token");
+        free(token);
+    }
+    gw_auth_close(&auth);
+}
+
 static void test_cache_settings(void **state) {
     (void)state;
     gw_auth auth = hs256_auth();
@@ -789,6 +840,7 @@ int main(void) {
         cmocka_unit_test(test_malformed_tokens),
         cmocka_unit_test(test_token_size_limit),
         cmocka_unit_test(test_previous_key_accepted_while_rotating),
+        cmocka_unit_test(test_policy),
         cmocka_unit_test(test_cache_settings),
         cmocka_unit_test(test_cache_answers_like_the_check),
         cmocka_unit_test(test_cache_never_outlives_exp),

@@ -74,6 +74,7 @@ static void test_fatal_producer_error_turns_readyz_503(void **state) {
     setenv("BIND_ADDRESS", "127.0.0.1", 1);
     setenv("KAFKA_BROKERS", rd_kafka_mock_cluster_bootstraps(cluster), 1);
     setenv("JWT_SECRET", "0123456789abcdef0123456789abcdef", 1);
+    setenv("COMMAND_KEYS", "gateway:CwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCws=:admin+customer", 1);
     setenv("ACCESS_LOG", "off", 1);
     tk_gateway_config config;
     assert_int_equal(tk_gateway_config_load(&config, err, sizeof err), 0);

@@ -113,12 +113,18 @@ static int group_teardown(void **state) {
     return 0;
 }
 
+/* The gateway's signing key in these tests: 32 bytes of 0x0b. */
+static const tk_sign_key SIGNING_KEY = {"gw-test", {11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11,
+                                                    11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11},
+                                        32, TK_ROLE_ADMIN | TK_ROLE_CUSTOMER};
+
 static void start_publish(int delivery_timeout_ms) {
     char err[512] = "";
     memset(&F.failed, 0, sizeof F.failed);
     if (gw_publish_init(&F.publish, rd_kafka_mock_cluster_bootstraps(F.cluster), REPLY_PARTITION,
                         delivery_timeout_ms, on_failed, &F.failed, err, sizeof err) != 0)
         fail_msg("gw_publish_init: %s", err);
+    gw_publish_set_signing_key(&F.publish, &SIGNING_KEY);
 }
 
 /* Fetches the metadata of both request topics. librdkafka 2.0.2 otherwise
@@ -208,6 +214,27 @@ static void assert_header(const rd_kafka_message_t *message, const char *name, c
     if (!has_header(message, name, expected)) fail_msg("header %s is not '%s'", name, expected);
 }
 
+/* The key-id and signature headers cover the value and the reply headers (and deadline). */
+static void assert_signed(const rd_kafka_message_t *message, const char *deadline) {
+    const char *signature;
+    size_t signature_len;
+    assert_header(message, TK_HEADER_KEY_ID, "gw-test");
+    assert_int_equal(tk_kafka_header(message, TK_HEADER_SIGNATURE, &signature, &signature_len), 0);
+    char partition[] = "2";
+    tk_sign_fields fields = {{"gw-test", 7},
+                             {NULL, 0},
+                             {TK_TOPIC_REPLIES, strlen(TK_TOPIC_REPLIES)},
+                             {partition, 1},
+                             {deadline, deadline != NULL ? strlen(deadline) : 0},
+                             {message->payload, message->len}};
+    assert_int_equal(tk_kafka_header(message, TK_HEADER_CORRELATION_ID, &fields.correlation_id.ptr,
+                                     &fields.correlation_id.len),
+                     0);
+    assert_true(tk_sign_verify(&SIGNING_KEY, &fields, signature, signature_len));
+    fields.reply_partition.ptr = "1";
+    assert_false(tk_sign_verify(&SIGNING_KEY, &fields, signature, signature_len));
+}
+
 /* ---- delivered ---- */
 
 static void test_command_reaches_the_topic_with_reply_headers(void **state) {
@@ -233,6 +260,7 @@ static void test_command_reaches_the_topic_with_reply_headers(void **state) {
     const char *deadline;
     size_t deadline_len;
     assert_int_equal(tk_kafka_header(message, TK_HEADER_DEADLINE, &deadline, &deadline_len), -1);
+    assert_signed(message, NULL);
     rd_kafka_message_destroy(message);
     assert_false(gw_publish_is_broker_down(&F.publish));
 }
@@ -263,6 +291,7 @@ static void test_query_goes_to_the_queries_topic(void **state) {
     assert_int_equal(tk_kafka_header_copy(message, TK_HEADER_DEADLINE, deadline, sizeof deadline), 0);
     long long deadline_ms = strtoll(deadline, NULL, 10);
     assert_true(deadline_ms > tk_now_ms() - 60000 && deadline_ms <= tk_now_ms() + 60000);
+    assert_signed(message, deadline);
     rd_kafka_message_destroy(message);
 }
 
@@ -319,6 +348,7 @@ static void test_broker_down_reports_the_correlation_id(void **state) {
     if (gw_publish_init(&late, rd_kafka_mock_cluster_bootstraps(F.cluster), REPLY_PARTITION, FAILURE_TIMEOUT_MS,
                         on_failed, &late_failed, err, sizeof err) != 0)
         fail_msg("gw_publish_init: %s", err);
+    gw_publish_set_signing_key(&late, &SIGNING_KEY);
 
     char connected_id[TK_CORRELATION_ID_LEN + 1], late_id[TK_CORRELATION_ID_LEN + 1];
     tk_correlation_id_new(connected_id);

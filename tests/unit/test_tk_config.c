@@ -11,14 +11,18 @@
 #include "tk_config.h"
 
 static const char SECRET[] = "0123456789abcdef0123456789abcdef";
+#define KEY_0B "CwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCws="
+static const char KEYS[] = "gateway:" KEY_0B ":admin+customer,billing:" KEY_0B ":customer";
 
 static int reset(void **state) {
     (void)state;
     const char *names[] = {"JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_ALG", "JWT_PREVIOUS_SECRET",
                            "JWT_PREVIOUS_PUBLIC_KEY_FILE", "PORT", "REQUEST_TIMEOUT_MS", "GATEWAY_ID", "LOG_LEVEL",
                            "RATE_LIMIT_PER_SECOND", "WORKER_THREADS", "WORKER_HTTP_PORT", "MONGODB_URI", "ACCESS_LOG",
-                           "MAX_CONNECTIONS_PER_IP"};
+                           "MAX_CONNECTIONS_PER_IP", "COMMAND_KEYS", "COMMAND_KEYS_FILE", "COMMAND_SIGNING_KEY_ID",
+                           "REPLY_TOPICS", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_MAX_LIFETIME_S"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
+    setenv("COMMAND_KEYS", KEYS, 1);
     return 0;
 }
 
@@ -109,6 +113,63 @@ static void test_worker_settings(void **state) {
     assert_string_equal(err, "WORKER_THREADS must be an integer from 1 to 64 (got '65')");
 }
 
+static void test_command_keys(void **state) {
+    (void)state;
+    tk_gateway_config gateway;
+    tk_worker_config worker;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    setenv("JWT_SECRET", SECRET, 1);
+    assert_int_equal(tk_gateway_config_load(&gateway, err, sizeof err), 0);
+    assert_int_equal(gateway.command_keys.count, 2);
+    assert_string_equal(gateway.command_signing_key->id, "gateway"); /* the first by default */
+    assert_null(gateway.jwt_issuer);
+    assert_int_equal(gateway.jwt_max_lifetime_s, 0);
+    tk_gateway_config_close(&gateway);
+    setenv("COMMAND_SIGNING_KEY_ID", "billing", 1); /* customer only: the gateway also speaks for admins */
+    assert_gateway_refused("COMMAND_KEYS: the gateway's signing key 'billing' must allow admin+customer");
+    setenv("COMMAND_SIGNING_KEY_ID", "nobody", 1);
+    assert_gateway_refused("COMMAND_SIGNING_KEY_ID 'nobody' is not a key of COMMAND_KEYS");
+    unsetenv("COMMAND_SIGNING_KEY_ID");
+    setenv("COMMAND_KEYS_FILE", "/nonexistent", 1);
+    assert_gateway_refused("set either COMMAND_KEYS or COMMAND_KEYS_FILE");
+    unsetenv("COMMAND_KEYS");
+    assert_gateway_refused("COMMAND_KEYS_FILE: cannot open '/nonexistent'");
+    unsetenv("COMMAND_KEYS_FILE");
+    assert_gateway_refused("set either COMMAND_KEYS or COMMAND_KEYS_FILE");
+    assert_int_equal(tk_worker_config_load(&worker, err, sizeof err), -1);
+    setenv("COMMAND_KEYS", "gateway:c2hvcnQ=:admin", 1);
+    assert_int_equal(tk_worker_config_load(&worker, err, sizeof err), -1);
+    assert_null(strstr(err, "c2hvcnQ")); /* never the secret */
+}
+
+static void test_trust_settings(void **state) {
+    (void)state;
+    tk_gateway_config gateway;
+    tk_worker_config worker;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    setenv("JWT_SECRET", SECRET, 1);
+    setenv("JWT_ISSUER", "https://id.example/", 1);
+    setenv("JWT_AUDIENCE", "ticket-api", 1);
+    setenv("JWT_MAX_LIFETIME_S", "3600", 1);
+    assert_int_equal(tk_gateway_config_load(&gateway, err, sizeof err), 0);
+    assert_string_equal(gateway.jwt_issuer, "https://id.example/");
+    assert_string_equal(gateway.jwt_audience, "ticket-api");
+    assert_int_equal(gateway.jwt_max_lifetime_s, 3600);
+    tk_gateway_config_close(&gateway);
+    setenv("JWT_MAX_LIFETIME_S", "-1", 1);
+    assert_gateway_refused("JWT_MAX_LIFETIME_S must be an integer");
+    assert_int_equal(tk_worker_config_load(&worker, err, sizeof err), 0);
+    assert_int_equal(worker.reply_topic_count, 1);
+    assert_string_equal(worker.reply_topics[0], "ticket.replies");
+    setenv("REPLY_TOPICS", "ticket.replies,billing.replies", 1);
+    assert_int_equal(tk_worker_config_load(&worker, err, sizeof err), 0);
+    assert_int_equal(worker.reply_topic_count, 2);
+    assert_string_equal(worker.reply_topics[1], "billing.replies");
+    setenv("REPLY_TOPICS", "ticket.replies,,x", 1);
+    assert_int_equal(tk_worker_config_load(&worker, err, sizeof err), -1);
+    assert_non_null(strstr(err, "REPLY_TOPICS"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_gateway_needs_a_key, reset),
@@ -116,6 +177,8 @@ int main(void) {
         cmocka_unit_test_setup(test_numbers_are_checked, reset),
         cmocka_unit_test_setup(test_previous_secret_must_match_the_key_type, reset),
         cmocka_unit_test_setup(test_worker_settings, reset),
+        cmocka_unit_test_setup(test_command_keys, reset),
+        cmocka_unit_test_setup(test_trust_settings, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

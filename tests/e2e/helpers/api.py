@@ -166,13 +166,20 @@ def unsigned_token(claims, alg="none"):
             b64url(json.dumps(claims).encode()) + ".")
 
 
+# The issuer and audience the suite's gateways pin (JWT_ISSUER, JWT_AUDIENCE).
+JWT_ISSUER = "https://id.e2e.test/"
+JWT_AUDIENCE = "ticket-api"
+
+
 class Tokens:
     def __init__(self, secret):
         self.secret = secret
 
     @staticmethod
     def claims(sub, role, team=None, exp_in=3600):
-        claims = {"sub": sub, "role": role, "exp": int(time.time()) + exp_in}
+        now = int(time.time())
+        claims = {"sub": sub, "role": role, "iss": JWT_ISSUER, "aud": JWT_AUDIENCE,
+                  "iat": now, "exp": now + exp_in}
         if team is not None:
             claims["team"] = team
         return claims

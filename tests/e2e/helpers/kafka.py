@@ -9,6 +9,8 @@ import uuid
 from bson import ObjectId
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from . import signing
+
 COMMANDS = "ticket.commands"
 QUERIES = "ticket.queries"
 REPLIES = "ticket.replies"
@@ -184,12 +186,14 @@ class Kafka:
     def tap(self, topic, partitions=None):
         return Tap(self.bootstrap, topic, partitions)
 
-    def produce(self, topic, value, key=None, headers=None, partition=None):
+    def produce(self, topic, value, key=None, headers=None, partition=None, sign=True):
         """Produce one message, wait for its delivery; returns (partition, offset)."""
-        return self.produce_many([(topic, value, key, headers, partition)])[0]
+        return self.produce_many([(topic, value, key, headers, partition)], sign=sign)[0]
 
-    def produce_many(self, items, timeout=60):
-        """items: (topic, value, key, headers, partition); returns [(partition, offset)]."""
+    def produce_many(self, items, timeout=60, sign=True):
+        """items: (topic, value, key, headers, partition); returns [(partition, offset)].
+        Commands and queries are signed with the suite's key (helpers.signing)
+        unless `sign` is false or they already carry key-id or signature."""
         results = [None] * len(items)
         errors = []
 
@@ -206,8 +210,11 @@ class Kafka:
                 kwargs = {"value": encode(value), "on_delivery": callback_for(index)}
                 if key is not None:
                     kwargs["key"] = encode(key)
-                if headers:
-                    kwargs["headers"] = [(k, encode(v)) for k, v in _header_items(headers)]
+                header_list = [(k, encode(v)) for k, v in _header_items(headers or [])]
+                if sign and topic in (COMMANDS, QUERIES) and not signing.is_signed(header_list):
+                    header_list = signing.sign(header_list, kwargs["value"])
+                if header_list:
+                    kwargs["headers"] = header_list
                 if partition is not None:
                     kwargs["partition"] = partition
                 while True:

@@ -24,6 +24,9 @@ import uuid
 
 import requests
 
+from . import signing
+from .api import JWT_AUDIENCE, JWT_ISSUER
+
 # Variables the service reads: never inherited from the developer's shell.
 SERVICE_ENV_VARS = (
     "PORT", "BIND_ADDRESS", "KAFKA_BROKERS", "MONGODB_URI", "JWT_SECRET",
@@ -31,6 +34,8 @@ SERVICE_ENV_VARS = (
     "WORKER_THREADS", "WORKER_ID", "LOG_LEVEL", "HTTP_THREADS", "MAX_BODY_KIB",
     "MAX_PENDING_REQUESTS", "RATE_LIMIT_PER_SECOND", "RATE_LIMIT_BURST", "ACCESS_LOG",
     "JWT_PREVIOUS_SECRET", "JWT_PREVIOUS_PUBLIC_KEY_FILE", "WORKER_HTTP_PORT", "KAFKA_GROUP_ID",
+    "COMMAND_KEYS", "COMMAND_KEYS_FILE", "COMMAND_SIGNING_KEY_ID", "REPLY_TOPICS",
+    "JWT_ISSUER", "JWT_AUDIENCE", "JWT_MAX_LIFETIME_S",
 )
 
 START_TIMEOUT_S = 30.0
@@ -328,6 +333,10 @@ class ProcFactory:
             "REQUEST_TIMEOUT_MS": request_timeout_ms,
             "GATEWAY_ID": gateway_id,
             "LOG_LEVEL": "debug",
+            "COMMAND_KEYS": signing.COMMAND_KEYS,
+            "COMMAND_SIGNING_KEY_ID": "gateway",
+            "JWT_ISSUER": JWT_ISSUER,
+            "JWT_AUDIENCE": JWT_AUDIENCE,
         }
         overrides.update(env or {})
         name = "gateway%s-%s" % (gateway_id, self.label)
@@ -346,6 +355,7 @@ class ProcFactory:
             "WORKER_THREADS": threads,
             "WORKER_ID": worker_id,
             "LOG_LEVEL": "debug",
+            "COMMAND_KEYS": signing.COMMAND_KEYS,
         }
         overrides.update(env or {})
         name = "worker-%s" % worker_id
