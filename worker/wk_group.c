@@ -61,11 +61,16 @@ static void insert_run(const wk_process_context *context, const wk_collections *
                                                &error);
     wk_metrics_db_duration(TK_REQUEST_TICKET_CREATE, (double)(tk_monotonic_us() - started_us) / 1e6);
     wk_batch_classify(is_ok, &reply, run->sent, run->fates);
-    if (is_ok) atomic_store(&context->store->is_reachable, true);
-    else
+    size_t alone = 0;
+    for (size_t d = 0; d < run->sent; d++) alone += run->fates[d] == WK_FATE_ALONE;
+    if (alone == 0) atomic_store(&context->store->is_reachable, true);
+    if (alone == 0 && tk_log_enabled(TK_LOG_DEBUG)) /* duplicates are repeats, not trouble */
+        tk_log_fields(TK_LOG_DEBUG, "batched insert", json_pack("{s:I, s:b}", "documents", (json_int_t)run->sent,
+                                                                "hasRepeats", !is_ok));
+    if (alone > 0)
         tk_log_fields(TK_LOG_WARN, "batched insert incomplete, the rest go one by one",
-                      json_pack("{s:I, s:i, s:s}", "documents", (json_int_t)run->sent, "code", (int)error.code,
-                                "error", error.message));
+                      json_pack("{s:I, s:I, s:i, s:s}", "documents", (json_int_t)run->sent, "alone",
+                                (json_int_t)alone, "code", (int)error.code, "error", error.message));
     for (size_t d = 0; d < run->sent; d++) run->member_fates[run->member_of[d]] = run->fates[d];
     bson_destroy(&reply);
     bson_destroy(opts);
