@@ -28,22 +28,29 @@ size_t wk_batch_group_end(const wk_batch_kind *kinds, size_t count, size_t start
     return end;
 }
 
+/* Reads one writeErrors entry's index and code. */
+static void read_write_error(bson_iter_t *entry, int64_t *index, int64_t *code) {
+    bson_iter_t field;
+    *index = -1;
+    *code = 0;
+    if (!BSON_ITER_HOLDS_DOCUMENT(entry) || !bson_iter_recurse(entry, &field)) return;
+    while (bson_iter_next(&field)) {
+        if (!BSON_ITER_HOLDS_NUMBER(&field)) continue;
+        if (strcmp(bson_iter_key(&field), "index") == 0) *index = bson_iter_as_int64(&field);
+        if (strcmp(bson_iter_key(&field), "code") == 0) *code = bson_iter_as_int64(&field);
+    }
+}
+
 /* Sets the fate of each document named in writeErrors. @returns how many were named. */
 static size_t classify_write_errors(const bson_t *reply, size_t count, wk_batch_fate *fates) {
-    bson_iter_t iter, errors, field;
+    bson_iter_t iter, errors;
     size_t named = 0;
     if (reply == NULL || !bson_iter_init_find(&iter, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&iter) ||
         !bson_iter_recurse(&iter, &errors))
         return 0;
     while (bson_iter_next(&errors)) {
-        int64_t index = -1, code = 0;
-        if (!BSON_ITER_HOLDS_DOCUMENT(&errors) || !bson_iter_recurse(&errors, &field)) continue;
-        while (bson_iter_next(&field)) {
-            if (strcmp(bson_iter_key(&field), "index") == 0 && BSON_ITER_HOLDS_NUMBER(&field))
-                index = bson_iter_as_int64(&field);
-            else if (strcmp(bson_iter_key(&field), "code") == 0 && BSON_ITER_HOLDS_NUMBER(&field))
-                code = bson_iter_as_int64(&field);
-        }
+        int64_t index, code;
+        read_write_error(&errors, &index, &code);
         if (index < 0 || (uint64_t)index >= count) continue;
         fates[index] = code == DUPLICATE_KEY ? WK_FATE_ALREADY_APPLIED : WK_FATE_ALONE;
         named++;
