@@ -16,7 +16,7 @@ static int reset(void **state) {
     (void)state;
     const char *names[] = {"JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_ALG", "JWT_PREVIOUS_SECRET",
                            "JWT_PREVIOUS_PUBLIC_KEY_FILE", "PORT", "REQUEST_TIMEOUT_MS", "GATEWAY_ID", "LOG_LEVEL",
-                           "RATE_LIMIT_PER_SECOND", "WORKER_THREADS", "WORKER_HTTP_PORT", "MONGODB_URI", "ACCESS_LOG",
+                           "RATE_LIMIT_PER_SECOND", "WORKER_THREADS", "WORKER_BATCH_MAX", "WORKER_HTTP_PORT", "MONGODB_URI", "ACCESS_LOG",
                            "MAX_CONNECTIONS_PER_IP"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
     return 0;
@@ -109,6 +109,20 @@ static void test_worker_settings(void **state) {
     assert_string_equal(err, "WORKER_THREADS must be an integer from 1 to 64 (got '65')");
 }
 
+static void test_worker_batch_bound(void **state) {
+    (void)state;
+    tk_worker_config config;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.batch_max, 256);
+    setenv("WORKER_BATCH_MAX", "1", 1); /* batching off */
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.batch_max, 1);
+    setenv("WORKER_BATCH_MAX", "257", 1); /* more than a lane's queue holds */
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), -1);
+    assert_string_equal(err, "WORKER_BATCH_MAX must be an integer from 1 to 256 (got '257')");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_gateway_needs_a_key, reset),
@@ -116,6 +130,7 @@ int main(void) {
         cmocka_unit_test_setup(test_numbers_are_checked, reset),
         cmocka_unit_test_setup(test_previous_secret_must_match_the_key_type, reset),
         cmocka_unit_test_setup(test_worker_settings, reset),
+        cmocka_unit_test_setup(test_worker_batch_bound, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
