@@ -212,6 +212,7 @@ start_workers() {
         : >"$RUN/$name.log"
         stk_spawn "$RUN" "$name" env KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" \
             MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" WORKER_THREADS="$WORKER_THREADS" \
+            WORKER_BATCH_MAX="${WORKER_BATCH_MAX:-256}" \
             BIND_ADDRESS=127.0.0.1 COMMAND_KEYS_FILE="$RUN/command_keys" LOG_LEVEL=info "$WORKER_BIN" || exit 1
     done
     for ((i = 1; i <= n; i++)); do

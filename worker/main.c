@@ -135,7 +135,8 @@ int main(void) {
         tk_log_fields(TK_LOG_ERROR, "cannot start the database probe", NULL);
         goto cleanup;
     }
-    if (wk_lanes_start(&lanes, config.worker_threads, &store, &output, consumer.consumer, err, sizeof err) != 0) {
+    if (wk_lanes_start(&lanes, config.worker_threads, (size_t)config.batch_max, &store, &output, consumer.consumer,
+                       err, sizeof err) != 0) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
         goto cleanup;
     }

@@ -13,6 +13,7 @@
 #include "tk_clock.h"
 #include "tk_kafka.h"
 #include "tk_log.h"
+#include "wk_group.h"
 
 #define QUEUE_CAPACITY 256
 #define POLL_IDLE_US (10 * 1000)
@@ -28,23 +29,43 @@ static wk_lane *lane_for(wk_lanes *lanes, const rd_kafka_message_t *message) {
     return &lanes->lanes[wk_lanes_lane_of(lanes, rd_kafka_topic_name(message->rkt), message->partition)];
 }
 
-static wk_lane_slot take_next(wk_lane *lane) {
+/* Notes the partitions of the batch in hand (revoke waits for them). Lock held. */
+static void note_busy_locked(wk_lane *lane, size_t taken) {
+    lane->busy_count = 0;
+    for (size_t i = 0; i < taken; i++) {
+        const char *topic = rd_kafka_topic_name(lane->batch[i].message->rkt);
+        int32_t partition = lane->batch[i].message->partition;
+        size_t seen = 0;
+        while (seen < lane->busy_count &&
+               (lane->busy[seen].partition != partition || strcmp(lane->busy[seen].topic, topic) != 0))
+            seen++;
+        if (seen < lane->busy_count) continue;
+        snprintf(lane->busy[seen].topic, sizeof lane->busy[seen].topic, "%s", topic);
+        lane->busy[seen].partition = partition;
+        lane->busy_count++;
+    }
+}
+
+/* Waits for work, then takes what the queue holds right now, up to
+ * batch_max: a batch never waits for a message that is not there yet, so
+ * one request alone costs what it did. @returns how many (0: stopping). */
+static size_t take_batch(wk_lane *lane) {
+    wk_lanes *lanes = lane->owner;
     pthread_mutex_lock(&lane->lock);
     lane->is_busy = false;
+    lane->busy_count = 0;
     pthread_cond_broadcast(&lane->changed);
-    while (lane->count == 0 && !atomic_load(&lane->owner->is_stopping)) pthread_cond_wait(&lane->changed, &lane->lock);
-    wk_lane_slot slot = {NULL, 0};
-    if (lane->count > 0 && !atomic_load(&lane->owner->is_stopping)) {
-        slot = lane->ring[lane->head];
-        lane->head = (lane->head + 1) % lane->owner->queue_capacity;
-        lane->count--;
-        lane->is_busy = true;
-        snprintf(lane->busy_topic, sizeof lane->busy_topic, "%s", rd_kafka_topic_name(slot.message->rkt));
-        lane->busy_partition = slot.message->partition;
+    while (lane->count == 0 && !atomic_load(&lanes->is_stopping)) pthread_cond_wait(&lane->changed, &lane->lock);
+    size_t taken = 0;
+    if (!atomic_load(&lanes->is_stopping)) {
+        taken = wk_batch_take(lane->ring, lanes->queue_capacity, &lane->head, &lane->count, lane->batch,
+                              lanes->batch_max);
+        lane->is_busy = taken > 0;
+        note_busy_locked(lane, taken);
         pthread_cond_broadcast(&lane->changed);
     }
     pthread_mutex_unlock(&lane->lock);
-    return slot;
+    return taken;
 }
 
 static void process_with_db(wk_lanes *lanes, const wk_collections *db, wk_progress *progress,
@@ -61,11 +82,19 @@ static void *run_lane(void *arg) {
         db.tickets = wk_store_tickets(lanes->store, client);
         db.idempotency_keys = wk_store_idempotency_keys(lanes->store, client);
     }
-    wk_lane_slot slot;
-    while ((slot = take_next(lane)).message != NULL) {
-        wk_lease lease = {&lanes->fence, rd_kafka_topic_name(slot.message->rkt), slot.message->partition, slot.epoch};
-        lanes->handle(lanes, &db, &lane->progress, slot.message, &lease);
-        rd_kafka_message_destroy(slot.message);
+    size_t taken;
+    while ((taken = take_batch(lane)) > 0) {
+        if (client != NULL) {
+            wk_group_handle(&lanes->context, &db, &lane->progress, &lanes->fence, lane->batch, taken);
+        } else {
+            for (size_t i = 0; i < taken; i++) {
+                wk_lane_slot *slot = &lane->batch[i];
+                wk_lease lease = {&lanes->fence, rd_kafka_topic_name(slot->message->rkt), slot->message->partition,
+                                  slot->epoch};
+                lanes->handle(lanes, &db, &lane->progress, slot->message, &lease);
+            }
+        }
+        for (size_t i = 0; i < taken; i++) rd_kafka_message_destroy(lane->batch[i].message);
     }
     if (client != NULL) {
         mongoc_collection_destroy(db.idempotency_keys);
@@ -79,7 +108,9 @@ static int lane_init(wk_lane *lane, wk_lanes *owner, rd_kafka_t *consumer) {
     memset(lane, 0, sizeof *lane);
     lane->owner = owner;
     lane->ring = calloc(owner->queue_capacity, sizeof *lane->ring);
-    if (lane->ring == NULL) return -1;
+    lane->batch = calloc(owner->batch_max, sizeof *lane->batch);
+    lane->busy = calloc(owner->batch_max, sizeof *lane->busy);
+    if (lane->ring == NULL || lane->batch == NULL || lane->busy == NULL) goto fail_ring;
     if (pthread_mutex_init(&lane->lock, NULL) != 0) goto fail_ring;
     if (pthread_cond_init(&lane->changed, NULL) != 0) goto fail_lock;
     if (wk_progress_init(&lane->progress, consumer) != 0) goto fail_cond;
@@ -89,8 +120,12 @@ fail_cond:
 fail_lock:
     pthread_mutex_destroy(&lane->lock);
 fail_ring:
+    free(lane->busy);
+    free(lane->batch);
     free(lane->ring);
     lane->ring = NULL;
+    lane->batch = NULL;
+    lane->busy = NULL;
     return -1;
 }
 
@@ -107,8 +142,12 @@ static void lane_close(wk_lane *lane) {
     wk_progress_close(&lane->progress);
     pthread_cond_destroy(&lane->changed);
     pthread_mutex_destroy(&lane->lock);
+    free(lane->busy);
+    free(lane->batch);
     free(lane->ring);
     lane->ring = NULL;
+    lane->batch = NULL;
+    lane->busy = NULL;
 }
 
 /* Starts count threads; lanes' other fields are set already. */
@@ -134,15 +173,17 @@ int wk_lanes_start_with(wk_lanes *lanes, int count, size_t queue_capacity, wk_la
                         rd_kafka_t *consumer, char *err, size_t err_len) {
     memset(lanes, 0, sizeof *lanes);
     lanes->queue_capacity = queue_capacity;
+    lanes->batch_max = 1;
     lanes->handle = handle;
     lanes->handler_ctx = handler_ctx;
     return start_threads(lanes, count, consumer, err, err_len);
 }
 
-int wk_lanes_start(wk_lanes *lanes, int count, wk_store *store, wk_output *output, rd_kafka_t *consumer, char *err,
-                   size_t err_len) {
+int wk_lanes_start(wk_lanes *lanes, int count, size_t batch_max, wk_store *store, wk_output *output,
+                   rd_kafka_t *consumer, char *err, size_t err_len) {
     memset(lanes, 0, sizeof *lanes);
     lanes->queue_capacity = QUEUE_CAPACITY;
+    lanes->batch_max = batch_max < 1 ? 1 : batch_max > QUEUE_CAPACITY ? QUEUE_CAPACITY : batch_max;
     lanes->handle = process_with_db;
     lanes->store = store;
     lanes->context.output = output;
@@ -200,7 +241,10 @@ static size_t purge_locked(wk_lane *lane, const rd_kafka_topic_partition_list_t 
 }
 
 static bool is_busy_on(wk_lane *lane, const rd_kafka_topic_partition_list_t *partitions) {
-    return lane->is_busy && is_listed(partitions, lane->busy_topic, lane->busy_partition);
+    if (!lane->is_busy) return false;
+    for (size_t i = 0; i < lane->busy_count; i++)
+        if (is_listed(partitions, lane->busy[i].topic, lane->busy[i].partition)) return true;
+    return false;
 }
 
 bool wk_lanes_revoke(wk_lanes *lanes, const rd_kafka_topic_partition_list_t *partitions, int drain_ms, int fence_ms) {

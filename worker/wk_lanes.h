@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "wk_batch.h"
 #include "wk_fence.h"
 #include "wk_process.h"
 #include "wk_progress.h"
@@ -22,11 +23,11 @@ typedef struct wk_lanes wk_lanes;
 typedef void (*wk_lane_handler)(wk_lanes *lanes, const wk_collections *db, wk_progress *progress,
                                 const rd_kafka_message_t *message, const wk_lease *lease);
 
-/** A queued message and the epoch of its partition when it was queued. */
+/** A partition a lane has messages of in hand. */
 typedef struct {
-    rd_kafka_message_t *message;
-    uint64_t epoch;
-} wk_lane_slot;
+    char topic[WK_TOPIC_NAME_MAX + 1];
+    int32_t partition;
+} wk_lane_partition;
 
 typedef struct {
     wk_lanes *owner;
@@ -37,8 +38,9 @@ typedef struct {
     wk_lane_slot *ring;
     size_t head, count;
     bool is_busy;
-    char busy_topic[WK_TOPIC_NAME_MAX + 1]; /* the partition of the message in hand, while is_busy */
-    int32_t busy_partition;
+    wk_lane_slot *batch;       /* the messages in hand (batch_max) */
+    wk_lane_partition *busy;   /* their partitions, while is_busy (batch_max) */
+    size_t busy_count;
     wk_progress progress;
 } wk_lane;
 
@@ -46,6 +48,7 @@ struct wk_lanes {
     wk_lane *lanes;
     int count;
     size_t queue_capacity;
+    size_t batch_max; /* messages a lane takes at once (group commit); 1 = one by one */
     wk_store *store; /* NULL: no database client per lane (tests) */
     wk_process_context context;
     wk_lane_handler handle;
@@ -55,11 +58,13 @@ struct wk_lanes {
 };
 
 /**
- * @brief Starts count lanes; offsets are stored on consumer.
+ * @brief Starts count lanes; offsets are stored on consumer. Each lane takes
+ * up to batch_max ready messages at once and applies them with group commit
+ * (wk_group.h); 1 handles them one by one.
  * @returns 0, or -1 with err (nothing left running).
  */
-int wk_lanes_start(wk_lanes *lanes, int count, wk_store *store, wk_output *output, rd_kafka_t *consumer, char *err,
-                   size_t err_len);
+int wk_lanes_start(wk_lanes *lanes, int count, size_t batch_max, wk_store *store, wk_output *output,
+                   rd_kafka_t *consumer, char *err, size_t err_len);
 
 /**
  * @brief As wk_lanes_start, without a database: each message goes to handle

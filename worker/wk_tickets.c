@@ -124,20 +124,48 @@ static wk_outcome answer_created(const bson_t *ticket, const char *ticket_id, wk
     return WK_DONE;
 }
 
-static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
-                                wk_result *result) {
+bson_t *wk_tickets_create_document_new(const tk_request *request, int64_t now_ms) {
+    bson_oid_t id;
+    bson_oid_init_from_string(&id, request->ticket_id);
+    return BCON_NEW("_id", BCON_OID(&id), "creatorId", BCON_UTF8(request->actor.id), "creatorType",
+                    BCON_UTF8("customer"), "category", BCON_UTF8(request->category), "subject",
+                    BCON_UTF8(request->subject), "description", BCON_UTF8(request->description), "priority",
+                    BCON_UTF8(request->priority), "status", BCON_UTF8("created"), "response", "[", "]", "createdAt",
+                    BCON_DATE_TIME(now_ms), "updatedAt", BCON_DATE_TIME(now_ms), "__v", BCON_INT32(0), "teamId",
+                    BCON_UTF8(request->actor.team));
+}
+
+wk_outcome wk_tickets_answer_created(const bson_t *ticket, const char *ticket_id, wk_result *result) {
+    memset(result, 0, sizeof *result);
+    return answer_created(ticket, ticket_id, result);
+}
+
+wk_outcome wk_tickets_answer_repeated_create(mongoc_collection_t *tickets, const tk_request *request,
+                                             wk_result *result) {
     bson_oid_t id;
     bson_error_t error;
     bson_t existing = BSON_INITIALIZER;
-    int64_t now = tk_now_ms();
     wk_outcome rc = WK_DONE;
+    memset(result, 0, sizeof *result);
     bson_oid_init_from_string(&id, request->ticket_id);
-    bson_t *ticket = BCON_NEW("_id", BCON_OID(&id), "creatorId", BCON_UTF8(request->actor.id), "creatorType",
-                              BCON_UTF8("customer"), "category", BCON_UTF8(request->category), "subject",
-                              BCON_UTF8(request->subject), "description", BCON_UTF8(request->description), "priority",
-                              BCON_UTF8(request->priority), "status", BCON_UTF8("created"), "response", "[", "]",
-                              "createdAt", BCON_DATE_TIME(now), "updatedAt", BCON_DATE_TIME(now), "__v",
-                              BCON_INT32(0), "teamId", BCON_UTF8(request->actor.team));
+    /* Seen before: answer as the first time, if it is the same creator's. */
+    int found = find_ticket(tickets, &id, &existing, &error);
+    if (found < 0) {
+        rc = database_failure("find", &error, result);
+    } else if (found == 0 || !is_visible_to(&existing, &request->actor)) {
+        set_answer(result, 409, MSG_ID_TAKEN, NULL);
+    } else {
+        rc = answer_created(&existing, request->ticket_id, result);
+    }
+    bson_destroy(&existing);
+    return rc;
+}
+
+static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                                wk_result *result) {
+    bson_error_t error;
+    wk_outcome rc = WK_DONE;
+    bson_t *ticket = wk_tickets_create_document_new(request, tk_now_ms());
 
     if (!may_write(guard)) {
         rc = WK_FENCED;
@@ -151,17 +179,8 @@ static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *
         rc = database_failure("insert", &error, result);
         goto cleanup;
     }
-    /* Seen before: answer as the first time, if it is the same creator's. */
-    int found = find_ticket(tickets, &id, &existing, &error);
-    if (found < 0) {
-        rc = database_failure("find", &error, result);
-    } else if (found == 0 || !is_visible_to(&existing, &request->actor)) {
-        set_answer(result, 409, MSG_ID_TAKEN, NULL);
-    } else {
-        rc = answer_created(&existing, request->ticket_id, result);
-    }
+    rc = wk_tickets_answer_repeated_create(tickets, request, result);
 cleanup:
-    bson_destroy(&existing);
     bson_destroy(ticket);
     return rc;
 }

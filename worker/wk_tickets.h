@@ -46,6 +46,27 @@ typedef struct {
 wk_outcome wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                               wk_result *result);
 
+/**
+ * @brief A new ticket document for a create request (the seed's fields and
+ * order, teamId last), created and updated at now_ms. Caller owns it
+ * (bson_destroy). Group commit inserts many of these at once.
+ */
+bson_t *wk_tickets_create_document_new(const tk_request *request, int64_t now_ms);
+
+/**
+ * @brief The answer (201) and ticket.created event for ticket, just stored.
+ * @returns WK_DONE with *result filled (500 when it cannot be built).
+ */
+wk_outcome wk_tickets_answer_created(const bson_t *ticket, const char *ticket_id, wk_result *result);
+
+/**
+ * @brief The answer for a create whose id is already stored: as the first time
+ * when the ticket is the creator's, else 409. Reads the ticket.
+ * @returns WK_DONE with *result, or WK_RETRY (*result empty) when the read failed for now.
+ */
+wk_outcome wk_tickets_answer_repeated_create(mongoc_collection_t *tickets, const tk_request *request,
+                                             wk_result *result);
+
 /** @brief Frees data and event. Accepts a zeroed struct. */
 void wk_result_close(wk_result *result);
 

@@ -18,7 +18,7 @@ static int reset(void **state) {
     (void)state;
     const char *names[] = {"JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_ALG", "JWT_PREVIOUS_SECRET",
                            "JWT_PREVIOUS_PUBLIC_KEY_FILE", "PORT", "REQUEST_TIMEOUT_MS", "GATEWAY_ID", "LOG_LEVEL",
-                           "RATE_LIMIT_PER_SECOND", "WORKER_THREADS", "WORKER_HTTP_PORT", "MONGODB_URI", "ACCESS_LOG",
+                           "RATE_LIMIT_PER_SECOND", "WORKER_THREADS", "WORKER_BATCH_MAX", "WORKER_HTTP_PORT", "MONGODB_URI", "ACCESS_LOG",
                            "MAX_CONNECTIONS_PER_IP", "COMMAND_KEYS", "COMMAND_KEYS_FILE", "COMMAND_SIGNING_KEY_ID",
                            "REPLY_TOPICS", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_MAX_LIFETIME_S"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
@@ -170,6 +170,20 @@ static void test_trust_settings(void **state) {
     assert_non_null(strstr(err, "REPLY_TOPICS"));
 }
 
+static void test_worker_batch_bound(void **state) {
+    (void)state;
+    tk_worker_config config;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.batch_max, 256);
+    setenv("WORKER_BATCH_MAX", "1", 1); /* batching off */
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.batch_max, 1);
+    setenv("WORKER_BATCH_MAX", "257", 1); /* more than a lane's queue holds */
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), -1);
+    assert_string_equal(err, "WORKER_BATCH_MAX must be an integer from 1 to 256 (got '257')");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_gateway_needs_a_key, reset),
@@ -179,6 +193,7 @@ int main(void) {
         cmocka_unit_test_setup(test_worker_settings, reset),
         cmocka_unit_test_setup(test_command_keys, reset),
         cmocka_unit_test_setup(test_trust_settings, reset),
+        cmocka_unit_test_setup(test_worker_batch_bound, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

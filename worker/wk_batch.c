@@ -1,0 +1,71 @@
+#include "wk_batch.h"
+
+#include <string.h>
+
+#define DUPLICATE_KEY 11000
+
+size_t wk_batch_take(wk_lane_slot *ring, size_t capacity, size_t *head, size_t *count, wk_lane_slot *out, size_t max) {
+    size_t taken = 0;
+    while (taken < max && *count > 0) {
+        out[taken++] = ring[*head];
+        *head = (*head + 1) % capacity;
+        (*count)--;
+    }
+    return taken;
+}
+
+wk_batch_kind wk_batch_kind_of(int parse_rc, const tk_request *request) {
+    if (parse_rc != 0 || request->type != TK_REQUEST_TICKET_CREATE) return WK_BATCH_ALONE;
+    /* A keyed create may be rewritten to the first request's id: its key
+     * record is a write of its own, kept on the one-message path. */
+    return request->idempotency_key == NULL ? WK_BATCH_CREATE : WK_BATCH_ALONE;
+}
+
+size_t wk_batch_group_end(const wk_batch_kind *kinds, size_t count, size_t start) {
+    size_t end = start + 1;
+    if (kinds[start] != WK_BATCH_CREATE) return end;
+    while (end < count && kinds[end] == WK_BATCH_CREATE) end++;
+    return end;
+}
+
+/* Reads one writeErrors entry's index and code. */
+static void read_write_error(bson_iter_t *entry, int64_t *index, int64_t *code) {
+    bson_iter_t field;
+    *index = -1;
+    *code = 0;
+    if (!BSON_ITER_HOLDS_DOCUMENT(entry) || !bson_iter_recurse(entry, &field)) return;
+    while (bson_iter_next(&field)) {
+        if (!BSON_ITER_HOLDS_NUMBER(&field)) continue;
+        if (strcmp(bson_iter_key(&field), "index") == 0) *index = bson_iter_as_int64(&field);
+        if (strcmp(bson_iter_key(&field), "code") == 0) *code = bson_iter_as_int64(&field);
+    }
+}
+
+/* Sets the fate of each document named in writeErrors. @returns how many were named. */
+static size_t classify_write_errors(const bson_t *reply, size_t count, wk_batch_fate *fates) {
+    bson_iter_t iter, errors;
+    size_t named = 0;
+    if (reply == NULL || !bson_iter_init_find(&iter, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&iter) ||
+        !bson_iter_recurse(&iter, &errors))
+        return 0;
+    while (bson_iter_next(&errors)) {
+        int64_t index, code;
+        read_write_error(&errors, &index, &code);
+        if (index < 0 || (uint64_t)index >= count) continue;
+        fates[index] = code == DUPLICATE_KEY ? WK_FATE_ALREADY_APPLIED : WK_FATE_ALONE;
+        named++;
+    }
+    return named;
+}
+
+void wk_batch_classify(bool is_ok, const bson_t *reply, size_t count, wk_batch_fate *fates) {
+    for (size_t i = 0; i < count; i++) fates[i] = WK_FATE_APPLIED;
+    if (is_ok) return;
+    size_t named = classify_write_errors(reply, count, fates);
+    bson_iter_t iter;
+    /* A write concern error leaves every insert's durability unknown. */
+    bool has_concern_error = reply != NULL && bson_iter_init_find(&iter, reply, "writeConcernErrors") &&
+                             BSON_ITER_HOLDS_ARRAY(&iter) && bson_iter_recurse(&iter, &iter) && bson_iter_next(&iter);
+    if (named == 0 || has_concern_error)
+        for (size_t i = 0; i < count; i++) fates[i] = WK_FATE_ALONE;
+}
