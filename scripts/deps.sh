@@ -73,7 +73,9 @@ tk_ensure_venv() {
         tk_python -m venv "$TK_VENV" >"$log" 2>&1 || tk_die "python3 -m venv failed; see $log"
     fi
     tk_info "installing tests/requirements.txt into .cache/venv ..."
-    PIP_CACHE_DIR="$TK_ROOT/.cache/pip" "$TK_VENV/bin/pip" install -q --disable-pip-version-check \
+    # python -m pip, not bin/pip: a venv's scripts name the path it was made
+    # at, so a copied .cache would install into the original's venv.
+    PIP_CACHE_DIR="$TK_ROOT/.cache/pip" "$TK_VENV/bin/python" -m pip install -q --disable-pip-version-check \
         -r "$TK_REQUIREMENTS" >>"$log" 2>&1 || tk_die "pip install failed; see $log"
     echo "$want" >"$stamp"
 }
