@@ -53,10 +53,10 @@ SCALE_HEAD = (
     "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 BASELINE_HEAD = (
-    "| workload | load | ours req/s | baseline req/s | ours / baseline | target | ours p50 / p99 ms | "
+    "| workload | load | tickets in DB: ours / baseline | ours req/s | baseline req/s | ours / baseline | target | ours p50 / p99 ms | "
     "baseline p50 / p99 ms | CPU µs/req: ours (gw+wk+broker+db) | baseline (node+db) | "
     "other sessions (cores): ours | baseline |\n"
-    "|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|"
+    "|---|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|"
 )
 
 
@@ -162,7 +162,7 @@ def baseline_section(res):
         ours_cpu = sum(cpu(ours, p) for p in ("gateway", "worker", "broker", "db"))
         base_cpu = cpu(base, "baseline") + cpu(base, "db")
         cells = [
-            title, load_text(ours), f0(ours["rps"]), f0(base["rps"]), f"{ratio:.2f}×", goal,
+            title, load_text(ours), f"{ours.get('tickets', '-')} / {base.get('tickets', '-')}", f0(ours["rps"]), f0(base["rps"]), f"{ratio:.2f}×", goal,
             f"{f2(ours['p50_ms'])} / {f2(ours['p99_ms'])}", f"{f2(base['p50_ms'])} / {f2(base['p99_ms'])}",
             f0(ours_cpu), f0(base_cpu), f2(ours.get("others_cores", 0)), f2(base.get("others_cores", 0)),
         ]

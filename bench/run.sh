@@ -28,7 +28,7 @@ usage() {
 usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--workers N]
                    [--hold N] [--profile] [--only STEPS] [--keep] [--tickets N]
 
-  --quick          everything short (about 90 s in all); a smoke run for CI
+  --quick          everything short (about 2 minutes in all); a smoke run for CI
   --duration S     measured seconds of each throughput run (default 15, quick 2)
   --rate R         open-loop create-ticket rate (default: half the closed-loop peak)
   --connections N  connections of the closed-loop runs (default 64)
@@ -36,10 +36,11 @@ usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--work
   --hold N         waiting requests of the memory test (default 10000, quick 2000)
   --profile        also profile gateway and worker under create-ticket load (perf)
   --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,
-                   dbprobe,baseline,profile (baseline: bench/baseline, Express + Mongoose on the
-                   same FerretDB, runs create c=N, create c=1 and the mix after ours; reads: get-ticket and a team list's first page at one
+                   dbprobe,baseline,profile (reads: get-ticket and a team list's first page at one
                    connection; walk: the admin list page by page; both skip themselves
-                   while the API has no such route or paging)
+                   while the API has no such route or paging; baseline: bench/baseline, Express +
+                   Mongoose on the same FerretDB, after ours: mix, create at c=1 and at c=N, and
+                   the ratios to ours, e.g. --only mix,latency,create,baseline)
   --keep           keep the run directory (logs) even on success
   --tickets N      first preload N tickets in 500 teams straight into the database
                    (bench/preload.py); e.g. --tickets 100000 --only dbprobe
