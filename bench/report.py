@@ -54,9 +54,9 @@ SCALE_HEAD = (
 )
 BASELINE_HEAD = (
     "| workload | load | tickets in DB: ours / baseline | ours req/s | baseline req/s | ours / baseline | target | ours p50 / p99 ms | "
-    "baseline p50 / p99 ms | CPU µs/req: ours (gw+wk+broker+db) | baseline (node+db) | "
+    "baseline p50 / p99 ms | CPU µs/req: ours (gw+wk+broker+db) | baseline (node+db) | baseline / ours CPU | "
     "other sessions (cores): ours | baseline |\n"
-    "|---|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|"
+    "|---|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|"
 )
 
 
@@ -164,7 +164,7 @@ def baseline_section(res):
         cells = [
             title, load_text(ours), f"{ours.get('tickets', '-')} / {base.get('tickets', '-')}", f0(ours["rps"]), f0(base["rps"]), f"{ratio:.2f}×", goal,
             f"{f2(ours['p50_ms'])} / {f2(ours['p99_ms'])}", f"{f2(base['p50_ms'])} / {f2(base['p99_ms'])}",
-            f0(ours_cpu), f0(base_cpu), f2(ours.get("others_cores", 0)), f2(base.get("others_cores", 0)),
+            f0(ours_cpu), f0(base_cpu), f"{base_cpu / ours_cpu:.2f}×" if ours_cpu > 0 else "-", f2(ours.get("others_cores", 0)), f2(base.get("others_cores", 0)),
         ]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
@@ -273,7 +273,9 @@ def report(res, s):
         p("")
         p(f"The baseline ran right after our runs, with our gateway, workers and broker stopped, in a database of "
           f"its own on the same FerretDB ({s.get('baseline_info', 'node')}); same load generator, tokens and "
-          "workloads. CPU µs/req sums every process of each side (idle cost included).")
+          "workloads. CPU µs/req sums every process of each side (idle cost included); \"baseline / ours CPU\" "
+          "is how many times more CPU the baseline burns per request, a ratio that depends less than req/s on "
+          "what other sessions do to the machine meanwhile (last two columns).")
         p("")
         p(BASELINE_HEAD)
         out.extend(rows)

@@ -142,7 +142,11 @@ baseline_install() {
     echo "$want" >"$stamp"
 }
 if want baseline; then
-    for tool in node npm; do tk_need "$tool" "the baseline (bench/baseline) needs Node.js >= 18 and npm"; done
+    # Node.js on demand, like perf (Debian 12: nodejs 18), not by ./dev deps.
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || (tk_apt_install nodejs npm) ||
+        tk_die "the baseline (bench/baseline) needs Node.js >= 18 and npm (apt-get install nodejs npm)"
+    (($(node -p 'process.versions.node.split(".")[0]') >= 18)) ||
+        tk_die "the baseline needs Node.js >= 18; this is $(node --version)"
     stk_with_cache_lock baseline_install ||
         tk_die "npm ci for the baseline failed (bench/baseline; log: .cache/baseline-npm.log)"
 fi
