@@ -23,7 +23,7 @@
  * Requests come from a spec file (--spec), one per line, tab-separated:
  *     WEIGHT  METHOD  PATH  TOKEN|-  BODY|-
  * chosen at random by weight. Results: a human summary on stderr and one
- * machine-readable line "RESULT key=value ..." on stdout.
+ * JSON object on one line on stdout (bench/report.py reads it).
  *
  * While the measured window runs, the CPU time (utime+stime from
  * /proc/PID/stat) of the processes named with --cpu NAME=PID[,PID...] is
@@ -925,6 +925,45 @@ static void errors_text(outbuf *o, const uint64_t *status_counts, uint64_t sock,
     if (!any) out(o, "0");
 }
 
+/* Prints "key=value key=value ..." (values without spaces) as one JSON
+   object on one line: numbers as numbers, anything else as a string. */
+static void print_json(const char *kv) {
+    fputc('{', stdout);
+    bool first = true;
+    const char *p = kv;
+    while (*p != '\0') {
+        while (*p == ' ') p++;
+        const char *end = p + strcspn(p, " ");
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (eq != NULL) {
+            char value[256];
+            size_t vlen = (size_t)(end - eq - 1) < sizeof value - 1 ? (size_t)(end - eq - 1) : sizeof value - 1;
+            memcpy(value, eq + 1, vlen);
+            value[vlen] = '\0';
+            char *num_end = NULL;
+            errno = 0;
+            double d = vlen > 0 ? strtod(value, &num_end) : 0;
+            bool number = vlen > 0 && errno == 0 && *num_end == '\0' && isfinite(d) && value[0] != '+' &&
+                          strspn(value, "0123456789.-") == vlen;
+            printf("%s\"%.*s\":", first ? "" : ",", (int)(eq - p), p);
+            if (number) {
+                fputs(value, stdout);
+            } else {
+                fputc('"', stdout);
+                for (const char *c = value; *c != '\0'; c++) {
+                    if (*c == '"' || *c == '\\') fputc('\\', stdout);
+                    if ((unsigned char)*c >= 0x20) fputc(*c, stdout);
+                }
+                fputc('"', stdout);
+            }
+            first = false;
+        }
+        p = end;
+    }
+    fputs("}\n", stdout);
+    fflush(stdout);
+}
+
 /* ------------------------------------------------------------------ hold */
 
 /* GET PATH on a fresh connection; returns the body (malloc) or NULL. */
@@ -1073,11 +1112,12 @@ static int run_hold(void) {
             "loadgen: hold %d requests (asked %ld): gateway VmRSS %ld -> %ld KB (%.2f KB per waiting request), "
             "waiting gauge %ld, connect+send %.1fs, drained in %.1fs, ok %" PRIu64 ", errors %s\n",
             sent, opt.hold, rss_before, rss_after, per_req, waiting, connect_s, drain_s, t->ok_window, errs.text);
-    printf("RESULT label=%s mode=hold held=%d rss_before_kb=%ld rss_after_kb=%ld hwm_kb=%ld kb_per_request=%.2f "
-           "waiting=%ld connect_s=%.2f drain_s=%.2f ok=%" PRIu64 " errors=%" PRIu64 " error_detail=%s\n",
-           opt.label ? opt.label : "hold", sent, rss_before, rss_after, hwm, per_req, waiting, connect_s, drain_s,
-           t->ok_window, nerr, errs.text);
-    fflush(stdout);
+    outbuf line = {0};
+    out(&line, "label=%s mode=hold held=%d rss_before_kb=%ld rss_after_kb=%ld hwm_kb=%ld kb_per_request=%.2f "
+               "waiting=%ld connect_s=%.2f drain_s=%.2f ok=%" PRIu64 " errors=%" PRIu64 " error_detail=%s",
+        opt.label ? opt.label : "hold", sent, rss_before, rss_after, hwm, per_req, waiting, connect_s, drain_s,
+        t->ok_window, nerr, errs.text);
+    print_json(line.text);
     return 0;
 }
 
@@ -1183,7 +1223,7 @@ int main(int argc, char **argv) {
     errors_text(&errs, status_counts, e_sock, e_conn, e_to, e_parse, &nerr);
 
     outbuf line = {0};
-    out(&line, "RESULT label=%s mode=%s connections=%d threads=%d rate=%.0f duration_s=%.2f sent=%" PRIu64
+    out(&line, "label=%s mode=%s connections=%d threads=%d rate=%.0f duration_s=%.2f sent=%" PRIu64
                " done=%" PRIu64 " ok=%" PRIu64 " rps=%.1f",
         opt.label ? opt.label : "-", opt.requests > 0 ? "count" : opt.rate > 0 ? "open" : "closed", opt.connections,
         nthreads, opt.rate, seconds, sent, done, ok, rps);
@@ -1210,8 +1250,7 @@ int main(int argc, char **argv) {
     double busy_ms = (double)(busy1 - busy0) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
     double others = window_s > 0 ? (busy_ms - ours_ms) / 1000.0 / window_s : 0.0;
     out(&line, " machine_busy_pct=%.0f others_cores=%.2f", machine_busy, others < 0 ? 0.0 : others);
-    printf("%s\n", line.text);
-    fflush(stdout);
+    print_json(line.text);
     fprintf(stderr,
             "loadgen: %s %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms, errors %s "
             "(%" PRIu64 " done, %" PRIu64 " 2xx, machine %.0f%% busy)\n",

@@ -28,7 +28,7 @@ usage() {
 usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--workers N]
                    [--hold N] [--profile] [--only STEPS] [--keep] [--tickets N]
 
-  --quick          everything short (about 90 s in all); a smoke run for CI
+  --quick          everything short (about 2 minutes in all); a smoke run for CI
   --duration S     measured seconds of each throughput run (default 15, quick 2)
   --rate R         open-loop create-ticket rate (default: half the closed-loop peak)
   --connections N  connections of the closed-loop runs (default 64)
@@ -36,9 +36,11 @@ usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--work
   --hold N         waiting requests of the memory test (default 10000, quick 2000)
   --profile        also profile gateway and worker under create-ticket load (perf)
   --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,
-                   dbprobe,profile (reads: get-ticket and a team list's first page at one
+                   dbprobe,baseline,profile (reads: get-ticket and a team list's first page at one
                    connection; walk: the admin list page by page; both skip themselves
-                   while the API has no such route or paging)
+                   while the API has no such route or paging; baseline: bench/baseline, Express +
+                   Mongoose on the same FerretDB, after ours: mix, create at c=1 and at c=N, and
+                   the ratios to ours, e.g. --only mix,latency,create,baseline)
   --keep           keep the run directory (logs) even on success
   --tickets N      first preload N tickets in 500 teams straight into the database
                    (bench/preload.py); e.g. --tickets 100000 --only dbprobe
@@ -93,7 +95,7 @@ OPEN_CONNS=256           # connections of the open-loop runs (a pool, not the lo
 # fewer connections give the same throughput without 5 s queues and 504s.
 DB_CONNS=$((CONNS / 8 > 0 ? CONNS / 8 : 1))
 
-STEPS=${ONLY:-healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,dbprobe}
+STEPS=${ONLY:-healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,dbprobe,baseline}
 ((PROFILE)) && STEPS+=",profile"
 want() { [[ ,$STEPS, == *,$1,* ]]; }
 
@@ -117,9 +119,41 @@ if [[ ! -x $LOADGEN || $TK_ROOT/bench/loadgen.c -nt $LOADGEN ]]; then
     mv "$LOADGEN.tmp" "$LOADGEN"
 fi
 
+# ------------------------------------------------------------------ baseline
+
+# bench/baseline (issue 11): its npm packages, exactly as locked, in
+# .cache/baseline-node; reinstalled when package.json or the lockfile change.
+BASELINE_SRC="$TK_ROOT/bench/baseline"
+BASELINE_NODE="$TK_ROOT/.cache/baseline-node"
+baseline_install() {
+    local stamp="$BASELINE_NODE/stamp" want
+    want=$(stk_fingerprint "$BASELINE_SRC/package.json" "$BASELINE_SRC/package-lock.json" <(node --version))
+    [[ -d $BASELINE_NODE/node_modules && -f $stamp && $(<"$stamp") == "$want" ]] && return 0
+    tk_info "installing the baseline's npm packages (npm ci, bench/baseline/package-lock.json) ..."
+    rm -rf "$BASELINE_NODE"
+    mkdir -p "$BASELINE_NODE"
+    cp "$BASELINE_SRC/package.json" "$BASELINE_SRC/package-lock.json" "$BASELINE_NODE/"
+    if ! (cd "$BASELINE_NODE" && npm ci --omit=dev --no-audit --no-fund --cache "$TK_ROOT/.cache/npm") \
+        >"$TK_ROOT/.cache/baseline-npm.log" 2>&1; then
+        tail -n 20 "$TK_ROOT/.cache/baseline-npm.log" >&2
+        rm -rf "$BASELINE_NODE"
+        return 1
+    fi
+    echo "$want" >"$stamp"
+}
+if want baseline; then
+    # Node.js on demand, like perf (Debian 12: nodejs 18), not by ./dev deps.
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || (tk_apt_install nodejs npm) ||
+        tk_die "the baseline (bench/baseline) needs Node.js >= 18 and npm (apt-get install nodejs npm)"
+    (($(node -p 'process.versions.node.split(".")[0]') >= 18)) ||
+        tk_die "the baseline needs Node.js >= 18; this is $(node --version)"
+    stk_with_cache_lock baseline_install ||
+        tk_die "npm ci for the baseline failed (bench/baseline; log: .cache/baseline-npm.log)"
+fi
+
 # ---------------------------------------------------------------------- stack
 
-RUN="" LOADGEN_PID="" PERF_PIDS=() KAFKA_PORT="" MONGO_PORT="" GW_PORT=""
+RUN="" LOADGEN_PID="" PERF_PIDS=() KAFKA_PORT="" MONGO_PORT="" GW_PORT="" SPECS="" BASELINE=0
 
 cleanup() {
     local rc=$?
@@ -133,6 +167,7 @@ cleanup() {
             if pid=$(stk_alive "$RUN" "$name"); then kill -CONT "$pid" 2>/dev/null || true; fi
         done
         stk_stop "$RUN" gateway 20
+        stk_stop "$RUN" baseline 20
         for name in $(worker_names); do stk_stop "$RUN" "$name" 20; done
         stk_stop_database "$RUN"
         stk_stop_kafka "$RUN"
@@ -250,6 +285,26 @@ start_gateway() {
     done
 }
 
+# The baseline server on a free port, its own database on our FerretDB.
+# Ready once it answers a request without a token with 401 (it listens only
+# after Mongoose has connected).
+start_baseline() {
+    local deadline
+    GW_PORT=$(stk_free_port)
+    DB_NAME=ticketing_baseline
+    stk_spawn "$RUN" baseline env PORT="$GW_PORT" NODE_ENV=production NODE_PATH="$BASELINE_NODE/node_modules" \
+        MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" JWT_SECRET="$(<"$RUN/jwt_secret")" \
+        node "$BASELINE_SRC/server.js" || tk_die "the baseline (node bench/baseline/server.js) did not start"
+    deadline=$((SECONDS + 60))
+    until [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$GW_PORT$API/get-tickets" 2>/dev/null) == 401 ]]; do
+        stk_alive "$RUN" baseline >/dev/null ||
+            { tail -n 20 "$RUN/baseline.log" >&2; tk_die "the baseline (node bench/baseline/server.js) exited at start; see $RUN/baseline.log"; }
+        ((SECONDS < deadline)) || tk_die "the baseline does not answer on port $GW_PORT after 60s; see $RUN/baseline.log"
+        sleep 0.2
+    done
+    tk_info "baseline ready on :$GW_PORT (node $(node --version), database $DB_NAME)"
+}
+
 token() { tk_python "$TK_ROOT/scripts/dev_token.py" "$RUN/jwt_secret" "$@"; }
 
 db_count() { tk_python "$TK_ROOT/bench/dbcount.py" "$MONGO_PORT" "$DB_NAME" tickets; }
@@ -263,8 +318,8 @@ API=/api/ticket
 # Spec lines: WEIGHT METHOD PATH TOKEN BODY (tab-separated), see loadgen.c.
 spec_line() { printf '%s\t%s\t%s\t%s\t%s\n' "$@"; }
 
-write_specs() {
-    local s="$RUN/specs" id n
+write_specs() { # [DIR]
+    local s=${1:-$RUN/specs}
     mkdir -p "$s"
     spec_line 1 GET /healthz - - >"$s/healthz.tsv"
     spec_line 1 POST "$API/create-ticket" "$TOK_CREATE" "$CREATE_BODY" >"$s/create.tsv"
@@ -276,9 +331,9 @@ write_specs() {
 }
 
 # Reply and mix specs need the ids of the seeded reply set.
-write_reply_specs() {
-    local s="$RUN/specs" id n
-    n=$(wc -l <"$RUN/reply-ids")
+write_reply_specs() { # [DIR IDS]
+    local s=${1:-$RUN/specs} ids=${2:-$RUN/reply-ids} id n
+    n=$(wc -l <"$ids")
     ((n > 0)) || tk_die "seeding the reply set created no tickets"
     : >"$s/reply.tsv"
     {
@@ -289,7 +344,7 @@ write_reply_specs() {
         spec_line 1 POST "$API/create-reply?id=$id" "$TOK_REPLY" "$REPLY_BODY" >>"$s/reply.tsv"
         spec_line "$(awk -v n="$n" 'BEGIN { printf "%.6f", 10 / n }')" POST "$API/create-reply?id=$id" \
             "$TOK_REPLY" "$REPLY_BODY" >>"$s/mix.tsv"
-    done <"$RUN/reply-ids"
+    done <"$ids"
 }
 
 # ------------------------------------------------------------------- running
@@ -312,22 +367,26 @@ settle() {
     ((waited <= 5)) || tk_info "waited $((waited * 3 / 10))s for the workers and the database to finish the previous run's backlog"
 }
 
-# run_load NAME LOADGEN-ARGS...: one loadgen run; its RESULT line goes to
-# $RUN/results/NAME, together with the ticket count before the run.
+# run_load NAME LOADGEN-ARGS...: one loadgen run; its JSON result goes to
+# $RUN/results/NAME.json, with "tickets", the ticket count before the run.
 run_load() {
     local name=$1 tickets rc=0
     shift
     settle
     tickets=$(db_count)
-    "$LOADGEN" --port "$GW_PORT" --label "$name" \
-        --cpu "gateway=$(pid_of gateway)" --cpu "worker=$(worker_pids)" \
-        --cpu "broker=$(pid_of kafka)" --cpu "db=$(db_pids)" "$@" \
+    local cpu
+    if ((BASELINE)); then
+        cpu=(--cpu "baseline=$(pid_of baseline)")
+    else
+        cpu=(--cpu "gateway=$(pid_of gateway)" --cpu "worker=$(worker_pids)" --cpu "broker=$(pid_of kafka)")
+    fi
+    "$LOADGEN" --port "$GW_PORT" --label "$name" "${cpu[@]}" --cpu "db=$(db_pids)" "$@" \
         >"$RUN/results/$name.out" 2>>"$RUN/loadgen.log" &
     LOADGEN_PID=$!
     wait "$LOADGEN_PID" || rc=$?
     LOADGEN_PID=""
     ((rc == 0)) || { tail -n 5 "$RUN/loadgen.log" >&2; tk_die "loadgen failed for $name (exit $rc)"; }
-    { grep '^RESULT ' "$RUN/results/$name.out" | sed "s/\$/ tickets=$tickets/"; } >"$RUN/results/$name" ||
+    { grep '^{' "$RUN/results/$name.out" | sed "s/}\$/,\"tickets\":$tickets}/"; } >"$RUN/results/$name.json" ||
         tk_die "loadgen printed no result for $name"
     tail -n 1 "$RUN/loadgen.log" | sed 's/^loadgen: /bench: /' >&2
 }
@@ -335,21 +394,21 @@ run_load() {
 # seed SPEC COUNT [IDS_FILE]: creates COUNT tickets (closed loop, 8 connections).
 seed() {
     local spec=$1 count=$2 ids=${3:-/dev/null} rc=0
-    "$LOADGEN" --port "$GW_PORT" --label "seed-$spec" --spec "$RUN/specs/$spec.tsv" --connections 8 \
+    "$LOADGEN" --port "$GW_PORT" --label "seed-$spec" --spec "$SPECS/$spec.tsv" --connections 8 \
         --requests "$count" --ids-out "$ids" >"$RUN/results/seed-$spec.out" 2>>"$RUN/loadgen.log" &
     LOADGEN_PID=$!
     wait "$LOADGEN_PID" || rc=$?
     LOADGEN_PID=""
     ((rc == 0)) || tk_die "seeding $spec failed; see $RUN/loadgen.log"
     local ok
-    ok=$(grep -o ' ok=[0-9]*' "$RUN/results/seed-$spec.out" | cut -d= -f2)
+    ok=$(grep -o '"ok":[0-9]*' "$RUN/results/seed-$spec.out" | cut -d: -f2)
     [[ $ok == "$count" ]] || tk_die "seeding $spec: $ok of $count created; see $RUN/loadgen.log"
 }
 
 closed() { # closed NAME SPEC CONNECTIONS DURATION [extra]
     local name=$1 spec=$2 conns=$3 duration=$4
     shift 4
-    run_load "$name" --spec "$RUN/specs/$spec.tsv" --connections "$conns" --duration "$duration" \
+    run_load "$name" --spec "$SPECS/$spec.tsv" --connections "$conns" --duration "$duration" \
         --warmup "$WARMUP" "$@"
 }
 
@@ -360,186 +419,22 @@ open_loop() { # open_loop NAME SPEC RATE DURATION
 
 # ------------------------------------------------------------------- tables
 
-declare -A R
-load_result() {
-    R=()
-    local kv
-    [[ -f $RUN/results/$1 ]] || return 1
-    # shellcheck disable=SC2013 # one line of space-separated key=value words
-    for kv in $(sed 's/^RESULT //' "$RUN/results/$1"); do R[${kv%%=*}]=${kv#*=}; done
-}
-f0() { printf '%.0f' "$1"; }
-f1() { printf '%.1f' "$1"; }
-f2() { printf '%.2f' "$1"; }
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-sum() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a + b }'; }
-
-load_text() {
-    if [[ ${R[mode]} == open ]]; then echo "open, $(f0 "${R[rate]}") req/s"; else echo "closed, c=${R[connections]}"; fi
-}
-
-TABLE_HEAD='| workload | load | tickets in DB | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | errors | CPU gateway | CPU worker | CPU gw+wk | CPU broker | CPU db | CPU loadgen | machine busy | other sessions (cores) |
-|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|'
-
-# row RESULT_NAME TITLE
-row() {
-    load_result "$1" || return 0
-    local errors=${R[errors]}
-    ((errors == 0)) || errors="$errors (${R[error_detail]})"
-    ((${R[server_closes]:-0} == 0)) || errors+="; server closed ${R[server_closes]} conns"
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n' \
-        "$2" "$(load_text)" "${R[tickets]}" "$(f0 "${R[rps]}")" "$(f2 "${R[p50_ms]}")" "$(f2 "${R[p90_ms]}")" \
-        "$(f2 "${R[p99_ms]}")" "$(f2 "${R[p999_ms]}")" "$errors" \
-        "$(f1 "${R[cpu_gateway_ms_per_1k]}")" "$(f1 "${R[cpu_worker_ms_per_1k]}")" \
-        "$(sum "${R[cpu_gateway_ms_per_1k]}" "${R[cpu_worker_ms_per_1k]}")" \
-        "$(f1 "${R[cpu_broker_ms_per_1k]}")" "$(f1 "${R[cpu_db_ms_per_1k]}")" "$(f1 "${R[cpu_loadgen_ms_per_1k]}")" \
-        "${R[machine_busy_pct]}" "${R[others_cores]:--}"
-}
-
-OURS_HEAD='| workload | req/s | gateway CPU µs/req | gateway context switches/req | worker CPU µs/req | worker context switches/req | peak RSS gateway MB | peak RSS worker MB |
-|---|---:|---:|---:|---:|---:|---:|---:|'
-
-ours_row() {
-    load_result "$1" || return 0
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$(f0 "${R[rps]}")" \
-        "$(f1 "${R[cpu_gateway_ms_per_1k]}")" "$(f1 "${R[cs_gateway_per_req]}")" \
-        "$(f1 "${R[cpu_worker_ms_per_1k]}")" "$(f1 "${R[cs_worker_per_req]}")" \
-        "$(mb "${R[hwm_gateway_kb]}")" "$(mb "${R[hwm_worker_kb]}")"
-}
-
-WORKLOADS=(
-    "healthz|gateway only: GET /healthz"
-    "admin|admin list (all tickets)"
-    "list|team list (100 tickets)"
-    "latency-create|create-ticket, one connection"
-    "latency-reply|customer reply, one connection"
-    "latency-get|get-ticket, one connection"
-    "latency-page|team list, first page (limit=50), one connection"
-    "create|create-ticket"
-    "create-open|create-ticket at half the peak"
-    "reply|customer reply"
-    "mix|mix: 80% team list, 10% create, 10% reply"
-)
-
-SCALE_HEAD='| workers | req/s | speed-up | p50 ms | p99 ms | errors | CPU gateway | CPU worker (sum) | CPU broker | CPU db | machine busy | other sessions (cores) | cores used: gateway | worker | broker | db |
-|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
-
-scale_row() {
-    local n=$1 base=$2
-    load_result "scale-$n" || return 0
-    local errors=${R[errors]} speedup
-    ((errors == 0)) || errors="$errors (${R[error_detail]})"
-    speedup=$(awk -v a="${R[rps]}" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    local d=${R[duration_s]}
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s | %s | %s | %s | %s |\n' \
-        "$n" "$(f0 "${R[rps]}")" "$speedup" "$(f2 "${R[p50_ms]}")" "$(f2 "${R[p99_ms]}")" "$errors" \
-        "$(f1 "${R[cpu_gateway_ms_per_1k]}")" "$(f1 "${R[cpu_worker_ms_per_1k]}")" \
-        "$(f1 "${R[cpu_broker_ms_per_1k]}")" "$(f1 "${R[cpu_db_ms_per_1k]}")" "${R[machine_busy_pct]}" \
-        "${R[others_cores]:--}" \
-        "$(awk -v c="${R[cpu_gateway_ms]}" -v d="$d" 'BEGIN { printf "%.2f", c / 1000 / d }')" \
-        "$(awk -v c="${R[cpu_worker_ms]}" -v d="$d" 'BEGIN { printf "%.2f", c / 1000 / d }')" \
-        "$(awk -v c="${R[cpu_broker_ms]}" -v d="$d" 'BEGIN { printf "%.2f", c / 1000 / d }')" \
-        "$(awk -v c="${R[cpu_db_ms]}" -v d="$d" 'BEGIN { printf "%.2f", c / 1000 / d }')"
-}
-
-# verdict VALUE OP LIMIT: "met" / "missed"
-verdict() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { ok = (op == "<=") ? (v <= l) : (v >= l); print ok ? "met" : "**missed**" }'; }
-
+# The report is bench/report.py (markdown from the runs' JSON results).
 report() {
-    local commit
-    commit=$(git -C "$TK_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-    git -C "$TK_ROOT" diff --quiet HEAD -- gateway worker common 2>/dev/null || commit+=" (+ uncommitted changes)"
-    echo "## ./dev bench — $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo
-    echo "- commit $commit; mode: $( ((QUICK)) && echo quick || echo full), measured ${DURATION}s per run after ${WARMUP}s warm-up"
-    echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- JVMs on the machine at start: $JAVA_BEFORE (ours is one; others belong to other stacks)"
-    echo "- stack: Kafka (KRaft, 1 node), FerretDB ($STK_FERRETDB_BACKEND), $WORKERS worker(s) x WORKER_THREADS=$WORKER_THREADS, 1 gateway (HTTP_THREADS=2, ACCESS_LOG=off, LOG_LEVEL=warn), all on this machine with the load generator"
-    echo "- data: the team list reads a team of $SEED_LIST tickets, replies go to a set of $SEED_REPLY tickets of another team, creates of the mix to a third team; the admin list returns every ticket in the DB (column \"tickets in DB\", counted before each run)"
-    echo "- CPU columns: CPU time (user+system, /proc/PID/stat) per 1,000 requests in ms, i.e. µs per request, idle cost included; peak RSS: VmHWM during the run; other sessions: CPU of everything else on the machine during the run, in cores (of 2)"
-    echo "- CPU with no load at all (ms per second, over ${IDLE_SECONDS}s): $IDLE_TEXT"
-    echo
-    echo "### Workloads"
-    echo
-    echo "$TABLE_HEAD"
-    local w
-    for w in "${WORKLOADS[@]}"; do row "${w%%|*}" "${w#*|}"; done
-    echo
-    echo "### Our processes per request"
-    echo
-    echo "$OURS_HEAD"
-    for w in "${WORKLOADS[@]}"; do ours_row "${w%%|*}" "${w#*|}"; done
-    if want scaling; then
-        echo
-        echo "### Worker scaling (create-ticket, closed loop, c=$CONNS, ${SCALE_DURATION}s)"
-        echo
-        echo "$SCALE_HEAD"
-        local base=0
-        load_result scale-1 && base=${R[rps]}
-        scale_row 1 "$base"
-        scale_row 2 "$base"
-        scale_row 4 "$base"
-    fi
-    if load_result hold; then
-        echo
-        echo "### Waiting requests (workers stopped with SIGSTOP, REQUEST_TIMEOUT_MS=60000)"
-        echo
-        echo '| waiting requests | gateway VmRSS before MB | after MB | KB per waiting request | connect+send s | answered after SIGCONT within s | ok | errors |'
-        echo '|---:|---:|---:|---:|---:|---:|---:|---|'
-        local errors=${R[errors]}
-        ((errors == 0)) || errors="$errors (${R[error_detail]})"
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${R[held]}" "$(mb "${R[rss_before_kb]}")" \
-            "$(mb "${R[rss_after_kb]}")" "$(f2 "${R[kb_per_request]}")" "${R[connect_s]}" "${R[drain_s]}" \
-            "${R[ok]}" "$errors"
-    fi
-    if [[ -s $RUN/results/walk.md ]]; then
-        echo
-        echo "### Admin list, page by page over HTTP"
-        echo
-        cat "$RUN/results/walk.md"
-    fi
-    if [[ -s $RUN/results/dbprobe.md ]]; then
-        echo
-        echo "### Database probe (the worker's query shapes, timed directly with pymongo at the end)"
-        echo
-        cat "$RUN/results/dbprobe.md"
-    fi
-    echo
-    echo "### Against the targets of issue 4"
-    echo
-    echo '| target | measured | |'
-    echo '|---|---|---|'
-    if load_result latency-create; then
-        echo "| create-ticket at c=1: p50 ≤ 2 ms, p99 ≤ 5 ms | p50 $(f2 "${R[p50_ms]}") ms, p99 $(f2 "${R[p99_ms]}") ms | $(verdict "${R[p50_ms]}" '<=' 2) / $(verdict "${R[p99_ms]}" '<=' 5) |"
-    fi
-    if load_result latency-reply; then
-        echo "| reply at c=1: p50 ≤ 2 ms, p99 ≤ 5 ms | p50 $(f2 "${R[p50_ms]}") ms, p99 $(f2 "${R[p99_ms]}") ms | $(verdict "${R[p50_ms]}" '<=' 2) / $(verdict "${R[p99_ms]}" '<=' 5) |"
-    fi
-    if load_result create; then
-        echo "| create-ticket ≥ 3,000 req/s | $(f0 "${R[rps]}") req/s (c=$CONNS) | $(verdict "${R[rps]}" '>=' 3000) |"
-        local cpu
-        cpu=$(sum "${R[cpu_gateway_ms_per_1k]}" "${R[cpu_worker_ms_per_1k]}")
-        echo "| gateway + worker CPU ≤ 100 µs per create-ticket | $cpu µs (gateway $(f1 "${R[cpu_gateway_ms_per_1k]}"), worker $(f1 "${R[cpu_worker_ms_per_1k]}")) | $(verdict "$cpu" '<=' 100) |"
-    fi
-    if load_result create-open; then
-        echo "| create-ticket p99 ≤ 25 ms at half the peak | p99 $(f2 "${R[p99_ms]}") ms at $(f0 "${R[rate]}") req/s (open loop) | $(verdict "${R[p99_ms]}" '<=' 25) |"
-    fi
-    if load_result list; then
-        echo "| team list (100 tickets) ≥ 1,000 req/s | $(f0 "${R[rps]}") req/s | $(verdict "${R[rps]}" '>=' 1000) |"
-    fi
-    if load_result healthz; then
-        echo "| gateway alone (/healthz) ≥ 50,000 req/s | $(f0 "${R[rps]}") req/s | $(verdict "${R[rps]}" '>=' 50000) |"
-    fi
-    if load_result hold; then
-        echo "| ≤ 8 KB gateway RSS per waiting request (10,000 waiting) | $(f2 "${R[kb_per_request]}") KB with ${R[held]} waiting | $(verdict "${R[kb_per_request]}" '<=' 8) |"
-    fi
-    if load_result scale-1 && load_result scale-2; then
-        local r1 r2 r4=""
-        load_result scale-1 && r1=$(f0 "${R[rps]}")
-        load_result scale-2 && r2=$(f0 "${R[rps]}")
-        load_result scale-4 && r4=$(f0 "${R[rps]}")
-        echo "| a second worker raises throughput (when the DB is not the limit) | 1: $r1, 2: $r2, 4: ${r4:--} req/s | see the CPU split |"
-    fi
+    local baseline_info
+    baseline_info="node $(node --version 2>/dev/null || echo '?'), $(node -p "Object.entries(require('$BASELINE_SRC/package.json').dependencies).map(([k, v]) => k + ' ' + v).join(', ')" 2>/dev/null || echo '?')"
+    tk_python "$TK_ROOT/bench/report.py" "$RUN/results" --set "root=$TK_ROOT" \
+        --set "mode=$( ((QUICK)) && echo quick || echo full)" --set "duration=$DURATION" --set "warmup=$WARMUP" \
+        --set "load_before=$LOAD_BEFORE" --set "java_before=$JAVA_BEFORE" --set "backend=$STK_FERRETDB_BACKEND" \
+        --set "workers=$WORKERS" --set "worker_threads=$WORKER_THREADS" --set "seed_list=$SEED_LIST" \
+        --set "seed_reply=$SEED_REPLY" --set "idle_seconds=$IDLE_SECONDS" --set "idle_text=$IDLE_TEXT" \
+        --set "conns=$CONNS" --set "scale_duration=$SCALE_DURATION" --set "steps=$STEPS" \
+        --set "baseline_info=$baseline_info"
+}
+
+# result NAME KEY: one value of a run's JSON result.
+result() {
+    tk_python -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$RUN/results/$1.json" "$2"
 }
 
 # ----------------------------------------------------------------- profile
@@ -637,6 +532,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 mkdir -p "$RUN/results" "$RUN/bin"
+SPECS="$RUN/specs"
 # Our own copies: a rebuild of build/ during the run (other sessions) must
 # neither change what is measured nor hide the symbols from the profiler.
 cp "$GATEWAY_BIN" "$WORKER_BIN" "$RUN/bin/"
@@ -719,8 +615,7 @@ fi
 if want create; then
     closed create create "$CONNS" "$DURATION"
     if [[ -z $RATE ]]; then
-        load_result create
-        RATE=$(awk -v r="${R[rps]}" 'BEGIN { r = int(r / 2 / 10) * 10; print (r < 50 ? 50 : r) }')
+        RATE=$(awk -v r="$(result create rps)" 'BEGIN { r = int(r / 2 / 10) * 10; print (r < 50 ? 50 : r) }')
     fi
     open_loop create-open create "$RATE" "$DURATION"
 fi
@@ -752,7 +647,7 @@ if want hold; then
     wait "$LOADGEN_PID" || rc=$?
     LOADGEN_PID=""
     ((rc == 0)) || tk_die "loadgen --hold failed (exit $rc); see $RUN/loadgen.log"
-    grep '^RESULT ' "$RUN/results/hold.out" >"$RUN/results/hold" || tk_die "no result from --hold"
+    grep '^{' "$RUN/results/hold.out" >"$RUN/results/hold.json" || tk_die "no result from --hold"
     tail -n 1 "$RUN/loadgen.log" | sed 's/^loadgen: /bench: /' >&2
 fi
 
@@ -777,6 +672,30 @@ if want dbprobe; then
     fi
 fi
 
+# The baseline (issue 11) on the same FerretDB, in a database of its own,
+# once our runs are done: the same load generator, tokens and workloads.
+# Our gateway, workers and broker stop first (the baseline has none, and
+# their idle CPU must not be billed to it).
+if want baseline; then
+    tk_info "the baseline: Express + Mongoose (bench/baseline) on the same FerretDB ..."
+    stk_stop "$RUN" gateway 20
+    stop_workers
+    stk_stop_kafka "$RUN"
+    BASELINE=1
+    start_baseline
+    SPECS="$RUN/specs-baseline"
+    write_specs "$SPECS"
+    seed create 200
+    seed seed-list "$SEED_LIST"
+    seed seed-other "$SEED_OTHER"
+    seed seed-reply "$SEED_REPLY" "$RUN/baseline-reply-ids"
+    write_reply_specs "$SPECS" "$RUN/baseline-reply-ids"
+    closed baseline-mix mix "$DB_CONNS" "$DURATION"
+    closed baseline-latency-create create 1 "$LAT_DURATION"
+    closed baseline-create create "$CONNS" "$DURATION"
+    stk_stop "$RUN" baseline 20
+fi
+
 report >"$OUT_DIR/latest.md.tmp"
 mv "$OUT_DIR/latest.md.tmp" "$OUT_DIR/latest.md"
 cp -r "$RUN/results" "$OUT_DIR/results.tmp" && rm -rf "$OUT_DIR/results" && mv "$OUT_DIR/results.tmp" "$OUT_DIR/results"
@@ -786,15 +705,8 @@ tk_info "bench done in $(tk_since "$T0"); tables in .cache/bench/latest.md"
 
 # An error answer means the figures above measured something else than the
 # service working (a fast 503 is not throughput): fail, whatever the speed.
-failed_runs=()
-for result in "$RUN"/results/*; do
-    name=${result##*/}
-    [[ $name == *.* ]] && continue # loadgen output (.out), dbprobe (.md)
-    load_result "$name" || continue
-    ((${R[errors]:-0} == 0)) || failed_runs+=("$name: ${R[errors]} error(s) (${R[error_detail]})")
-done
-if ((${#failed_runs[@]})); then
-    for line in "${failed_runs[@]}"; do tk_fail "bench run $line"; done
-    tk_fail "${#failed_runs[@]} bench run(s) had error answers (see above and $RUN/loadgen.log)"
+if ! tk_python "$TK_ROOT/bench/report.py" "$RUN/results" --errors >"$RUN/errors.txt"; then
+    while read -r line; do tk_fail "$line"; done <"$RUN/errors.txt"
+    tk_fail "$(wc -l <"$RUN/errors.txt") bench run(s) had error answers (see above and $RUN/loadgen.log)"
     exit 1
 fi
