@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "tk_config.h"
+#include "tk_kafka.h"
 #include "tk_log.h"
 #include "wk_consumer.h"
 #include "wk_http.h"
@@ -77,6 +78,11 @@ int main(void) {
         return 2;
     }
     tk_log_init("worker", config.log_level);
+    if (tk_kafka_init(&config.kafka_security, config.kafka_brokers, err, sizeof err) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "cannot connect to Kafka, not starting", json_pack("{s:s}", "error", err));
+        tk_worker_config_close(&config);
+        return 2;
+    }
     struct sigaction action = {.sa_handler = on_signal};
     sigemptyset(&action.sa_mask);
     sigaction(SIGTERM, &action, NULL);
@@ -130,6 +136,7 @@ cleanup:
     wk_lanes_free(&lanes);
     wk_store_close(&store);
     mongoc_cleanup();
+    tk_worker_config_close(&config);
     tk_log_fields(TK_LOG_INFO, "stopped", json_pack("{s:i}", "exitCode", exit_code));
     return exit_code;
 }
