@@ -170,7 +170,10 @@ void tk_gateway_config_close(tk_gateway_config *config) {
 int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
     memset(config, 0, sizeof *config);
     config->kafka_brokers = env_string("KAFKA_BROKERS", "127.0.0.1:9092");
-    config->mongodb_uri = env_string("MONGODB_URI", "mongodb://127.0.0.1:27017/ticketing");
+    size_t uri_len = 0;
+    if (tk_secret_load("MONGODB_URI", &config->mongodb_uri_secret, &uri_len, err, err_len) != 0) return -1;
+    config->mongodb_uri = config->mongodb_uri_secret != NULL ? config->mongodb_uri_secret
+                                                             : "mongodb://127.0.0.1:27017/ticketing";
     config->group_id = env_string("KAFKA_GROUP_ID", "ticket-workers");
     config->worker_id = env_string("WORKER_ID", NULL);
     config->group_instance_id = env_string("KAFKA_GROUP_INSTANCE_ID", NULL);
@@ -178,11 +181,16 @@ int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
     if (env_int("WORKER_THREADS", 4, 1, 64, &config->worker_threads, err, err_len) != 0 ||
         env_int("WORKER_HTTP_PORT", 0, 0, 65535, &config->http_port, err, err_len) != 0 ||
         load_log_level(&config->log_level, err, err_len) != 0 ||
-        tk_kafka_security_load(&config->kafka_security, err, err_len) != 0)
+        tk_kafka_security_load(&config->kafka_security, err, err_len) != 0) {
+        tk_worker_config_close(config);
         return -1;
+    }
     return 0;
 }
 
 void tk_worker_config_close(tk_worker_config *config) {
-    if (config != NULL) tk_kafka_security_close(&config->kafka_security);
+    if (config == NULL) return;
+    tk_kafka_security_close(&config->kafka_security);
+    free(config->mongodb_uri_secret);
+    config->mongodb_uri_secret = NULL;
 }

@@ -37,6 +37,7 @@ typedef struct {
     const char *kafka_brokers;
     tk_kafka_security kafka_security; /* KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*, KAFKA_PROPERTY_* */
     const char *mongodb_uri;
+    char *mongodb_uri_secret; /* MONGODB_URI_FILE's text (mongodb_uri points here); owned, NULL when unset */
     const char *group_id;
     const char *worker_id;         /* WORKER_ID: names this worker in logs and client ids; NULL = none */
     const char *group_instance_id; /* KAFKA_GROUP_INSTANCE_ID: static membership; NULL = dynamic */

@@ -53,6 +53,24 @@ static void on_preflight_error(rd_kafka_t *rk, int code, const char *reason, voi
     }
 }
 
+/* librdkafka before 2.6.1 repeats the client nonce in SCRAM's final
+ * message; Kafka 4.x checks it strictly (RFC 5802) and refuses every SCRAM
+ * login, right password or not (confluentinc/librdkafka#4895). Debian
+ * bookworm ships 2.0.2: seen here as "invalid credentials". */
+#define SCRAM_FIXED_VERSION 0x020601ff
+#define SCRAM_HINT                                                                                                \
+    " (note: this librdkafka is older than 2.6.1 and cannot log in with SCRAM to Kafka 4.x brokers even with the " \
+    "right password; use KAFKA_SASL_MECHANISM=PLAIN over sasl_ssl, or a newer librdkafka)"
+
+static bool is_scram_broken(void) {
+    if (client_security == NULL || rd_kafka_version() >= SCRAM_FIXED_VERSION) return false;
+    for (size_t i = 0; i < client_security->count; i++) {
+        const tk_kafka_property *property = &client_security->properties[i];
+        if (strcmp(property->name, "sasl.mechanism") == 0) return strncmp(property->value, "SCRAM", 5) == 0;
+    }
+    return false;
+}
+
 static long long now_ms(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -89,12 +107,12 @@ static int preflight(const char *brokers, char *err, size_t err_len) {
     }
     rd_kafka_destroy(rk);
     if (state.code != 0) {
-        snprintf(err, err_len, "Kafka %s failed (%s): %s",
+        snprintf(err, err_len, "Kafka %s failed (%s): %s%s",
                  state.code == RD_KAFKA_RESP_ERR__AUTHENTICATION ? "authentication" : "TLS handshake",
                  state.code == RD_KAFKA_RESP_ERR__AUTHENTICATION
                      ? "check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
                      : "check KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_CA_LOCATION and the broker address",
-                 state.reason);
+                 state.reason, is_scram_broken() ? SCRAM_HINT : "");
         return -1;
     }
     if (!is_answered)
@@ -105,7 +123,7 @@ static int preflight(const char *brokers, char *err, size_t err_len) {
 
 int tk_kafka_init(const tk_kafka_security *security, const char *brokers, char *err, size_t err_len) {
     client_security = security;
-    tk_log_fields(TK_LOG_INFO, "kafka client settings", json_pack("{s:s, s:o}", "brokers", brokers, "properties",
+    tk_log_fields(TK_LOG_INFO, "kafka client settings", json_pack("{s:s, s:s, s:o}", "brokers", brokers, "librdkafka", rd_kafka_version_str(), "properties",
                                                                   tk_kafka_security_describe(security)));
     if (!tk_kafka_security_is_secured(security)) return 0;
     return preflight(brokers, err, err_len);
