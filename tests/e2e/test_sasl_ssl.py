@@ -135,3 +135,10 @@ def wait_for_settings(proc, timeout=10):
             return records[0]
         time.sleep(0.05)
     raise AssertionError("no 'kafka client settings' line: " + proc.describe())
+
+
+def test_unknown_ca_stops_at_start_naming_the_tls_failure(procs, config, jwt_secret, listener):
+    # the system store does not know the test CA
+    env = dict(kafka_env(listener), KAFKA_SSL_CA_LOCATION="/etc/ssl/certs/ca-certificates.crt")
+    error, _ = start_refused(procs, config, jwt_secret, "worker", env)
+    assert "Kafka TLS handshake failed" in error and "KAFKA_SSL_CA_LOCATION" in error, error
