@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tk_secret.h"
+
 #define JWT_SECRET_MIN_BYTES 32
 #define JWT_KEY_FILE_MAX_BYTES (64 * 1024)
 
@@ -85,47 +87,44 @@ static int load_previous_key(tk_gateway_config *config, bool is_secret, char *er
     const char *name = is_secret ? "JWT_PREVIOUS_SECRET" : "JWT_PREVIOUS_PUBLIC_KEY_FILE";
     const char *other = is_secret ? "JWT_PREVIOUS_PUBLIC_KEY_FILE" : "JWT_PREVIOUS_SECRET";
     const char *value = env_string(name, NULL);
-    if (env_string(other, NULL) != NULL) {
+    if (env_string(other, NULL) != NULL || (!is_secret && env_string("JWT_PREVIOUS_SECRET_FILE", NULL) != NULL)) {
         snprintf(err, err_len, "%s does not match the current key type (use %s)", other, name);
         return -1;
     }
-    if (value == NULL) return 0;
-    if (!is_secret) return read_key_file(name, value, &config->jwt_previous_key, &config->jwt_previous_key_len, err, err_len);
-    if (strlen(value) < JWT_SECRET_MIN_BYTES) {
+    if (!is_secret) {
+        if (value == NULL) return 0;
+        return read_key_file(name, value, &config->jwt_previous_key, &config->jwt_previous_key_len, err, err_len);
+    }
+    if (tk_secret_load(name, &config->jwt_previous_key, &config->jwt_previous_key_len, err, err_len) != 0) return -1;
+    if (config->jwt_previous_key != NULL && config->jwt_previous_key_len < JWT_SECRET_MIN_BYTES) {
         snprintf(err, err_len, "JWT_PREVIOUS_SECRET is too short: at least %d bytes required", JWT_SECRET_MIN_BYTES);
         return -1;
     }
-    config->jwt_previous_key = strdup(value);
-    config->jwt_previous_key_len = strlen(value);
-    return config->jwt_previous_key != NULL ? 0 : -1;
+    return 0;
 }
 
 static int load_jwt_key(tk_gateway_config *config, char *err, size_t err_len) {
-    const char *secret = env_string("JWT_SECRET", NULL);
     const char *key_file = env_string("JWT_PUBLIC_KEY_FILE", NULL);
-    if (secret != NULL && key_file != NULL) {
+    /* JWT_SECRET or JWT_SECRET_FILE (a Docker secret). */
+    if (tk_secret_load("JWT_SECRET", &config->jwt_key, &config->jwt_key_len, err, err_len) != 0) return -1;
+    if (config->jwt_key != NULL && key_file != NULL) {
         snprintf(err, err_len, "set either JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both");
         return -1;
     }
-    if (secret == NULL && key_file == NULL) {
+    if (config->jwt_key == NULL && key_file == NULL) {
         snprintf(err, err_len,
-                 "no JWT key: set JWT_SECRET (HS256, at least %d bytes) or JWT_PUBLIC_KEY_FILE (RS256/ES256 PEM)",
+                 "no JWT key: set JWT_SECRET (HS256, at least %d bytes), JWT_SECRET_FILE or JWT_PUBLIC_KEY_FILE "
+                 "(RS256/ES256 PEM)",
                  JWT_SECRET_MIN_BYTES);
         return -1;
     }
-    if (secret != NULL) {
-        if (strlen(secret) < JWT_SECRET_MIN_BYTES) {
-            snprintf(err, err_len, "JWT_SECRET is too short: %zu bytes, at least %d required", strlen(secret),
+    if (config->jwt_key != NULL) {
+        if (config->jwt_key_len < JWT_SECRET_MIN_BYTES) {
+            snprintf(err, err_len, "JWT_SECRET is too short: %zu bytes, at least %d required", config->jwt_key_len,
                      JWT_SECRET_MIN_BYTES);
             return -1;
         }
         config->jwt_algorithm = "HS256";
-        config->jwt_key = strdup(secret);
-        config->jwt_key_len = strlen(secret);
-        if (config->jwt_key == NULL) {
-            snprintf(err, err_len, "out of memory");
-            return -1;
-        }
         return load_previous_key(config, true, err, err_len);
     }
     config->jwt_algorithm = env_string("JWT_ALG", "RS256");
@@ -154,7 +153,8 @@ int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len)
         env_int("RATE_LIMIT_PER_SECOND", 50, 0, 1000000, &rate_per_second, err, err_len) != 0 ||
         env_int("RATE_LIMIT_BURST", 100, 1, 1000000, &rate_burst, err, err_len) != 0 ||
         load_log_level(&config->log_level, err, err_len) != 0 || load_jwt_key(config, err, err_len) != 0 ||
-        load_gateway_trust(config, err, err_len) != 0) {
+        load_gateway_trust(config, err, err_len) != 0 ||
+        tk_kafka_security_load(&config->kafka_security, err, err_len) != 0) {
         tk_gateway_config_close(config);
         return -1;
     }
@@ -172,12 +172,16 @@ void tk_gateway_config_close(tk_gateway_config *config) {
     config->jwt_key = NULL;
     config->jwt_previous_key = NULL;
     memset(&config->command_keys, 0, sizeof config->command_keys);
+    tk_kafka_security_close(&config->kafka_security);
 }
 
 int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
     memset(config, 0, sizeof *config);
     config->kafka_brokers = env_string("KAFKA_BROKERS", "127.0.0.1:9092");
-    config->mongodb_uri = env_string("MONGODB_URI", "mongodb://127.0.0.1:27017/ticketing");
+    size_t uri_len = 0;
+    if (tk_secret_load("MONGODB_URI", &config->mongodb_uri_secret, &uri_len, err, err_len) != 0) return -1;
+    config->mongodb_uri = config->mongodb_uri_secret != NULL ? config->mongodb_uri_secret
+                                                             : "mongodb://127.0.0.1:27017/ticketing";
     config->group_id = env_string("KAFKA_GROUP_ID", "ticket-workers");
     config->worker_id = env_string("WORKER_ID", NULL);
     config->group_instance_id = env_string("KAFKA_GROUP_INSTANCE_ID", NULL);
@@ -185,8 +189,11 @@ int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
     if (env_int("WORKER_THREADS", 4, 1, 64, &config->worker_threads, err, err_len) != 0 ||
         env_int("WORKER_BATCH_MAX", 256, 1, 256, &config->batch_max, err, err_len) != 0 ||
         env_int("WORKER_HTTP_PORT", 0, 0, 65535, &config->http_port, err, err_len) != 0 ||
-        load_log_level(&config->log_level, err, err_len) != 0 || load_worker_trust(config, err, err_len) != 0)
+        load_log_level(&config->log_level, err, err_len) != 0 || load_worker_trust(config, err, err_len) != 0 ||
+        tk_kafka_security_load(&config->kafka_security, err, err_len) != 0) {
+        tk_worker_config_close(config);
         return -1;
+    }
     return 0;
 }
 
@@ -286,4 +293,11 @@ static int load_reply_topics(tk_worker_config *config, char *err, size_t err_len
 static int load_worker_trust(tk_worker_config *config, char *err, size_t err_len) {
     if (load_reply_topics(config, err, err_len) != 0) return -1;
     return load_command_keys(&config->command_keys, err, err_len);
+}
+
+void tk_worker_config_close(tk_worker_config *config) {
+    if (config == NULL) return;
+    tk_kafka_security_close(&config->kafka_security);
+    free(config->mongodb_uri_secret);
+    config->mongodb_uri_secret = NULL;
 }

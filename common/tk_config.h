@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "tk_kafka_security.h"
 #include "tk_log.h"
 #include "tk_sign.h"
 
@@ -15,6 +16,7 @@ typedef struct {
     int port;
     const char *bind_address;
     const char *kafka_brokers;
+    tk_kafka_security kafka_security; /* KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*, KAFKA_PROPERTY_* */
     const char *jwt_algorithm; /* "HS256", "RS256" or "ES256" */
     char *jwt_key;             /* secret or PEM public key; owned */
     size_t jwt_key_len;
@@ -42,7 +44,9 @@ typedef struct {
 
 typedef struct {
     const char *kafka_brokers;
+    tk_kafka_security kafka_security; /* KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*, KAFKA_PROPERTY_* */
     const char *mongodb_uri;
+    char *mongodb_uri_secret; /* MONGODB_URI_FILE's text (mongodb_uri points here); owned, NULL when unset */
     const char *group_id;
     const char *worker_id;         /* WORKER_ID: names this worker in logs and client ids; NULL = none */
     const char *group_instance_id; /* KAFKA_GROUP_INSTANCE_ID: static membership; NULL = dynamic */
@@ -67,5 +71,8 @@ void tk_gateway_config_close(tk_gateway_config *config);
 
 /** @brief Loads the worker settings. @returns 0, or -1 with err. */
 int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len);
+
+/** @brief Frees what tk_worker_config_load allocated. Accepts a zeroed struct. */
+void tk_worker_config_close(tk_worker_config *config);
 
 #endif

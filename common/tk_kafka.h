@@ -5,6 +5,8 @@
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 
+#include "tk_kafka_security.h"
+
 #define TK_TOPIC_COMMANDS "ticket.commands"
 #define TK_TOPIC_QUERIES "ticket.queries"
 #define TK_TOPIC_REPLIES "ticket.replies"
@@ -30,8 +32,20 @@ typedef struct {
 } tk_kafka_setting;
 
 /**
- * @brief New configuration with bootstrap.servers, client.id, our logger and
- * the settings (ended by a NULL name) applied in order.
+ * @brief Installs the security settings every later tk_kafka_conf_new applies
+ * (borrowed: keep them alive while clients are made), logs them without
+ * secrets and, when they use TLS or SASL, connects once to brokers to check
+ * them, so a wrong password or CA stops the process at start.
+ * @returns 0 (also when the broker is just not reachable yet), or -1 with err
+ * naming the authentication or TLS failure.
+ */
+int tk_kafka_init(const tk_kafka_security *security, const char *brokers, char *err, size_t err_len);
+
+/**
+ * @brief New configuration with bootstrap.servers, client.id, our logger, the
+ * security settings of tk_kafka_init, then the settings (ended by a NULL
+ * name) applied in order (so a client's own settings win over
+ * KAFKA_PROPERTY_*).
  * @returns the conf (caller owns until passed to rd_kafka_new), or NULL with err.
  */
 rd_kafka_conf_t *tk_kafka_conf_new(const char *brokers, const char *client_id, const tk_kafka_setting *settings,

@@ -5,6 +5,7 @@
 
 #include "gw_gateway.h"
 #include "tk_config.h"
+#include "tk_kafka.h"
 #include "tk_log.h"
 
 #define DRAIN_EXTRA_MS 1000
@@ -27,6 +28,11 @@ int main(void) {
         return 2;
     }
     tk_log_init("gateway", config.log_level);
+    if (tk_kafka_init(&config.kafka_security, config.kafka_brokers, err, sizeof err) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "cannot connect to Kafka, not starting", json_pack("{s:s}", "error", err));
+        tk_gateway_config_close(&config);
+        return 2;
+    }
 
     sigset_t signals;
     sigemptyset(&signals);

@@ -13,6 +13,7 @@ TK_APT_PACKAGES=(
     openjdk-17-jre-headless openjdk-17-jdk-headless maven
     curl patch procps
     postgresql-15    # FerretDB's backend; binaries in /usr/lib/postgresql/15/bin
+    openssl          # the test CA of the SASL_SSL listener (scripts/stack.sh)
 )
 TK_VENV="$TK_ROOT/.cache/venv"
 TK_REQUIREMENTS="$TK_ROOT/tests/requirements.txt"

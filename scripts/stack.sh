@@ -383,24 +383,31 @@ rootLogger.appenderRef.err.ref = ERR
 EOF
 }
 
-# Starts the broker; returns once its port accepts connections.
-# Usage: stk_start_kafka RUN PORT CONTROLLER_PORT
+# Starts the broker; returns once its port accepts connections. With
+# SASL_SSL_PORT, also a SASL_SSL listener there (stk_kafka_tls made its files).
+# Usage: stk_start_kafka RUN PORT CONTROLLER_PORT [SASL_SSL_PORT]
 stk_start_kafka() {
-    local run=$1 port=$2 cport=$3
+    local run=$1 port=$2 cport=$3 sport=${4:-} scram=()
     stk_kafka_config "$run" "$port" "$cport"
-    stk_kafka_format "$run" kafka || return 1
+    if [[ -n $sport ]]; then
+        stk_kafka_sasl_ssl_config "$run" "$port" "$cport" "$sport" >>"$run/kafka/server.properties"
+        scram=(--add-scram "SCRAM-SHA-256=[name=$STK_SASL_USER,password=$(<"$run/kafka-tls/scram.pass")]")
+    fi
+    stk_kafka_format "$run" kafka "" "${scram[@]}" || return 1
     stk_spawn_kafka "$run" kafka "$STK_KAFKA_HEAP_OPTS" || return 1
     echo "$port" >"$run/kafka.port"
     stk_wait_port "$run" kafka "$port" 90
 }
 
 # Formats RUN/NAME/data unless done before, with cluster id CLUSTER_ID
-# (default: a new one). Usage: stk_kafka_format RUN NAME [CLUSTER_ID]
+# (default: a new one), passing EXTRA arguments to the storage tool (e.g.
+# --add-scram). Usage: stk_kafka_format RUN NAME [CLUSTER_ID [EXTRA...]]
 stk_kafka_format() {
     local run=$1 name=$2 cluster_id=${3:-} dir="$1/$2"
+    shift $(($# < 3 ? $# : 3))
     [[ -f $dir/data/meta.properties ]] && return 0
     [[ -n $cluster_id ]] || cluster_id=$(stk_kafka_cluster_id)
-    stk_kafka_tool format "$run" kafka.tools.StorageTool format --ignore-formatted \
+    stk_kafka_tool format "$run" kafka.tools.StorageTool format --ignore-formatted "$@" \
         -t "$cluster_id" -c "$dir/server.properties" >>"$run/$name.log" 2>&1 ||
         { tk_fail "formatting Kafka storage failed; see $run/$name.log"; return 1; }
 }
@@ -526,6 +533,59 @@ stk_stop_kafka_cluster() {
         wait "${pids[@]}" || true
     fi
     stk_cds_keep broker "$run"
+}
+
+# ------------------------------------------------- SASL_SSL listener (opt-in)
+
+# The SASL user of the SASL_SSL listener (PLAIN and SCRAM-SHA-256).
+STK_SASL_USER=ticket
+
+# Files for a SASL_SSL listener in RUN/kafka-tls: a throw-away CA (ca.pem),
+# a broker certificate for 127.0.0.1/localhost in a PKCS12 keystore
+# (broker.p12, password in store.pass) and the SASL user's password
+# (scram.pass). EC keys: made in milliseconds. Usage: stk_kafka_tls RUN
+stk_kafka_tls() {
+    local dir="$1/kafka-tls"
+    tk_need openssl "install openssl (apt-get install openssl)"
+    mkdir -p "$dir"
+    # `&&` all along: set -e does not act inside the left side of `||`.
+    (
+        cd "$dir" && umask 077 &&
+            od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >store.pass &&
+            od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >scram.pass &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+                -subj "/CN=ticket test CA" -keyout ca.key -out ca.pem &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -subj "/CN=127.0.0.1" -keyout broker.key -out broker.csr &&
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >broker.ext &&
+            openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                -extfile broker.ext -out broker.pem &&
+            openssl pkcs12 -export -in broker.pem -inkey broker.key -name broker \
+                -passout file:store.pass -out broker.p12 &&
+            chmod a+r ca.pem
+    ) >"$dir/openssl.log" 2>&1 || { tk_fail "making the test CA failed; see $dir/openssl.log"; return 1; }
+}
+
+# Lines appended to server.properties for a SASL_SSL listener (later keys win
+# in a properties file): TLS with the keystore of stk_kafka_tls, and the user
+# STK_SASL_USER both for PLAIN (static, in the JAAS line) and for
+# SCRAM-SHA-256 (made by the storage format). Our librdkafka (2.0.2) can only
+# use PLAIN with Kafka 4.x: its SCRAM is refused (common/tk_kafka.c).
+# Usage: stk_kafka_sasl_ssl_config RUN PORT CONTROLLER_PORT SASL_SSL_PORT
+stk_kafka_sasl_ssl_config() {
+    local port=$2 cport=$3 sport=$4 tls="$1/kafka-tls"
+    cat <<EOF
+# SASL_SSL listener (stk_kafka_sasl_ssl_config)
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_SSL://127.0.0.1:$sport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$STK_SASL_USER="$(<"$tls/scram.pass")";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$tls/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=$(<"$tls/store.pass")
+EOF
 }
 
 # Creates the topics of docs/contract.md (idempotent) and waits until every

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "tk_config.h"
+#include "tk_kafka.h"
 #include "tk_log.h"
 #include "wk_consumer.h"
 #include "wk_http.h"
@@ -116,6 +117,11 @@ int main(void) {
         return 2;
     }
     tk_log_init("worker", config.log_level);
+    if (tk_kafka_init(&config.kafka_security, config.kafka_brokers, err, sizeof err) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "cannot connect to Kafka, not starting", json_pack("{s:s}", "error", err));
+        tk_worker_config_close(&config);
+        return 2;
+    }
     install_signal_handlers();
     init_libraries();
 
@@ -150,6 +156,7 @@ int main(void) {
 cleanup:
     stop_parts(&http, &lanes, &output, &consumer, &store);
     wk_verify_close();
+    tk_worker_config_close(&config);
     tk_log_fields(TK_LOG_INFO, "stopped", json_pack("{s:i}", "exitCode", exit_code));
     return exit_code;
 }

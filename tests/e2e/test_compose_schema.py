@@ -166,7 +166,7 @@ def test_kafka_is_single_node_kraft_as_in_dev(compose):
     for name, value in env.items():
         if "REPLICATION_FACTOR" in name or name.endswith("_MIN_ISR"):
             assert value == "1", f"{name}={value} on a single node"
-    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "SASL://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert "healthcheck" in kafka
 
 
@@ -196,18 +196,95 @@ def test_process_settings_follow_the_contract(compose):
         assert not undocumented, f"{name} sets variables docs/contract.md does not describe: {undocumented}"
     assert worker["command"] == ["ticket-worker"] and gateway["command"] == ["ticket-gateway"]
     assert worker["environment"]["KAFKA_BROKERS"] == gateway["environment"]["KAFKA_BROKERS"] == "kafka:9092"
-    assert worker["environment"]["MONGODB_URI"] == "mongodb://mongo:27017/ticketing"
+    assert worker["environment"]["MONGODB_URI_FILE"] == "/run/secrets/mongodb_uri_worker"
+    assert "MONGODB_URI" not in worker["environment"], "the URI holds a password: a secret file"
     assert "WORKER_THREADS" in worker["environment"]
     assert "KAFKA_GROUP_INSTANCE_ID" not in worker["environment"], "replicas would share one group.instance.id"
     env = gateway["environment"]
-    assert env["JWT_SECRET"].startswith("${JWT_SECRET:?"), "JWT_SECRET must be required from the environment"
+    assert env["JWT_SECRET_FILE"] == "/run/secrets/jwt_secret" and "JWT_SECRET" not in env
     assert (env["PORT"], env["BIND_ADDRESS"], env["REQUEST_TIMEOUT_MS"], env["GATEWAY_ID"]) == \
         ("8000", "0.0.0.0", "5000", "0")
     assert "8000:8000" in gateway["ports"]
     assert worker["build"] == gateway["build"] == {"context": ".", "dockerfile": "Dockerfile"}
 
 
+# ------------------------------------------------------------ secrets, SASL, ACLs (issue 13 item 6)
+
+def test_no_required_interpolation_so_down_works_without_variables():
+    # ${VAR:?} fails every compose command (down too) when VAR is unset
+    assert not re.search(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?\?", COMPOSE.read_text(encoding="utf-8"))
+
+
+def test_every_secret_comes_from_a_docker_secret_file(compose):
+    declared = compose["secrets"]
+    script = (REPO / "scripts" / "compose-secrets.sh").read_text(encoding="utf-8")
+    for name, spec in declared.items():
+        path = spec["file"]
+        assert path.startswith("./secrets/"), (name, path)
+        assert re.search(r"^make_secret %s " % re.escape(path[len("./secrets/"):]), script, re.M), \
+            "scripts/compose-secrets.sh does not make %s" % path
+    for service_name, svc in compose["services"].items():
+        mounted = set(svc.get("secrets") or [])
+        assert mounted <= set(declared), (service_name, mounted - set(declared))
+        for name, value in (svc.get("environment") or {}).items():
+            assert not re.search(r"PASSWORD$|SECRET$", name) or name.endswith("_FILE"), \
+                "%s: %s in the environment (docker inspect shows it): use a *_FILE secret" % (service_name, name)
+            if name.endswith("_FILE") and str(value).startswith("/run/secrets/"):
+                assert str(value)[len("/run/secrets/"):] in mounted, (service_name, name, value)
+    for entry in ("secrets",):
+        assert entry in DOCKERIGNORE.read_text(encoding="utf-8").split(), "secrets/ must stay out of the image"
+
+
+def test_kafka_wants_sasl_and_acls_with_one_principal_per_service(compose):
+    services = compose["services"]
+    env = services["kafka"]["environment"]
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    for listener in env["KAFKA_LISTENERS"].split(","):
+        name, _, address = listener.partition("://")
+        if protocols[name] == "PLAINTEXT":  # only inside the kafka container
+            assert address.startswith("127.0.0.1:"), listener
+        else:
+            assert protocols[name].startswith("SASL_"), listener
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    users = {}
+    for name in ("gateway", "worker"):
+        svc_env = services[name]["environment"]
+        assert svc_env["KAFKA_SECURITY_PROTOCOL"].startswith("sasl_"), name
+        assert svc_env["KAFKA_SASL_MECHANISM"] in env["KAFKA_SASL_ENABLED_MECHANISMS"].split(",")
+        assert svc_env["KAFKA_SASL_PASSWORD_FILE"].startswith("/run/secrets/")
+        users[name] = svc_env["KAFKA_SASL_USERNAME"]
+    assert users["gateway"] != users["worker"]
+    init = services["kafka-init"]
+    assert init["network_mode"] == "service:kafka"
+    script = "\n".join(init["command"])
+    writers = {}
+    for line in script.splitlines():
+        if "--allow-principal" not in line:
+            continue
+        principal = re.search(r"--allow-principal User:(\S+)", line).group(1)
+        if "--operation Write" in line:
+            for topic in re.findall(r"--topic (\S+)", line):
+                writers.setdefault(topic, set()).add(principal)
+    assert writers["ticket.commands"] == {users["gateway"]}, writers
+    assert writers["ticket.replies"] == {users["worker"]}, writers
+
+
+def test_mongo_has_users(compose):
+    mongo = compose["services"]["mongo"]
+    assert mongo["environment"]["MONGO_INITDB_ROOT_USERNAME"]
+    assert mongo["environment"]["MONGO_INITDB_ROOT_PASSWORD_FILE"].startswith("/run/secrets/")
+    assert (REPO / "scripts" / "mongo-init" / "worker-user.js").exists()
+
+
 # ------------------------------------------------------------ Dockerfile
+
+def test_build_testing_off_is_honoured():
+    build = " ".join(args for word, args in _dockerfile_instructions() if word == "RUN")
+    assert "-DBUILD_TESTING=OFF" in build and "libcmocka-dev" not in build
+    cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert "include(CTest)" in cmake and re.search(r"if\(BUILD_TESTING\)\s*\n\s*add_subdirectory\(tests\)", cmake)
+
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined; heredoc bodies skipped."""

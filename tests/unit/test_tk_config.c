@@ -4,7 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -20,7 +22,8 @@ static int reset(void **state) {
                            "JWT_PREVIOUS_PUBLIC_KEY_FILE", "PORT", "REQUEST_TIMEOUT_MS", "GATEWAY_ID", "LOG_LEVEL",
                            "RATE_LIMIT_PER_SECOND", "WORKER_THREADS", "WORKER_BATCH_MAX", "WORKER_HTTP_PORT", "MONGODB_URI", "ACCESS_LOG",
                            "MAX_CONNECTIONS_PER_IP", "COMMAND_KEYS", "COMMAND_KEYS_FILE", "COMMAND_SIGNING_KEY_ID",
-                           "REPLY_TOPICS", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_MAX_LIFETIME_S"};
+                           "REPLY_TOPICS", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_MAX_LIFETIME_S", "JWT_SECRET_FILE",
+                           "JWT_PREVIOUS_SECRET_FILE", "KAFKA_SECURITY_PROTOCOL"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
     setenv("COMMAND_KEYS", KEYS, 1);
     return 0;
@@ -108,6 +111,8 @@ static void test_worker_settings(void **state) {
     assert_int_equal(config.worker_threads, 4);
     assert_int_equal(config.http_port, 0);
     assert_null(config.worker_id);
+    assert_string_equal(config.kafka_security.protocol, "plaintext");
+    tk_worker_config_close(&config);
     setenv("WORKER_THREADS", "65", 1);
     assert_int_equal(tk_worker_config_load(&config, err, sizeof err), -1);
     assert_string_equal(err, "WORKER_THREADS must be an integer from 1 to 64 (got '65')");
@@ -184,6 +189,39 @@ static void test_worker_batch_bound(void **state) {
     assert_string_equal(err, "WORKER_BATCH_MAX must be an integer from 1 to 256 (got '257')");
 }
 
+/* JWT_SECRET_FILE (a Docker secret): read and trimmed by tk_secret. */
+static void test_jwt_secret_from_a_file(void **state) {
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/tk_config_jwt_%d", (int)getpid());
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fprintf(file, "%s\n", SECRET);
+    fclose(file);
+    setenv("JWT_SECRET_FILE", path, 1);
+    tk_gateway_config config;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    assert_int_equal(tk_gateway_config_load(&config, err, sizeof err), 0);
+    assert_string_equal(config.jwt_key, SECRET);
+    assert_int_equal(config.jwt_key_len, strlen(SECRET));
+    assert_string_equal(config.jwt_algorithm, "HS256");
+    tk_gateway_config_close(&config);
+    setenv("JWT_SECRET", SECRET, 1);
+    assert_gateway_refused("set either JWT_SECRET or JWT_SECRET_FILE, not both");
+    unsetenv("JWT_SECRET");
+    file = fopen(path, "w");
+    assert_non_null(file);
+    fputs("short\n", file);
+    fclose(file);
+    assert_gateway_refused("JWT_SECRET is too short: 5 bytes");
+    unlink(path);
+    assert_gateway_refused("JWT_SECRET_FILE: cannot open");
+    setenv("KAFKA_SECURITY_PROTOCOL", "sasl_ssl", 1);
+    setenv("JWT_SECRET", SECRET, 1);
+    unsetenv("JWT_SECRET_FILE");
+    assert_gateway_refused("KAFKA_SASL_MECHANISM is required with KAFKA_SECURITY_PROTOCOL=sasl_ssl");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_gateway_needs_a_key, reset),
@@ -194,6 +232,7 @@ int main(void) {
         cmocka_unit_test_setup(test_command_keys, reset),
         cmocka_unit_test_setup(test_trust_settings, reset),
         cmocka_unit_test_setup(test_worker_batch_bound, reset),
+        cmocka_unit_test_setup(test_jwt_secret_from_a_file, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
