@@ -137,6 +137,14 @@ static int load_jwt_key(tk_gateway_config *config, char *err, size_t err_len) {
     return load_previous_key(config, false, err, err_len);
 }
 
+/* Log level, the token keys, the command keys and the Kafka security. */
+static int load_gateway_secrets(tk_gateway_config *config, char *err, size_t err_len) {
+    if (load_log_level(&config->log_level, err, err_len) != 0 || load_jwt_key(config, err, err_len) != 0 ||
+        load_gateway_trust(config, err, err_len) != 0)
+        return -1;
+    return tk_kafka_security_load(&config->kafka_security, err, err_len);
+}
+
 int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len) {
     int max_body_kib = 0;
     int rate_per_second = 0, rate_burst = 0;
@@ -152,9 +160,7 @@ int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len)
         env_int("MAX_CONNECTIONS_PER_IP", 1000, 0, 1000000, &config->max_connections_per_ip, err, err_len) != 0 ||
         env_int("RATE_LIMIT_PER_SECOND", 50, 0, 1000000, &rate_per_second, err, err_len) != 0 ||
         env_int("RATE_LIMIT_BURST", 100, 1, 1000000, &rate_burst, err, err_len) != 0 ||
-        load_log_level(&config->log_level, err, err_len) != 0 || load_jwt_key(config, err, err_len) != 0 ||
-        load_gateway_trust(config, err, err_len) != 0 ||
-        tk_kafka_security_load(&config->kafka_security, err, err_len) != 0) {
+        load_gateway_secrets(config, err, err_len) != 0) {
         tk_gateway_config_close(config);
         return -1;
     }

@@ -107,6 +107,20 @@ static int add_env(tk_kafka_security *security, const char *variable, const char
     return add_property(security, variable, name, strdup(value), false, err, err_len);
 }
 
+/* SASL settings without a SASL protocol are a mistake, not a no-op.
+ * @returns 0 when none is set, or -1 with err naming the first. */
+static int refuse_stray_sasl(const tk_kafka_security *security, const char *mechanism, const char *username,
+                             bool has_password, char *err, size_t err_len) {
+    const char *stray = mechanism != NULL ? "KAFKA_SASL_MECHANISM"
+                        : username != NULL ? "KAFKA_SASL_USERNAME"
+                        : has_password     ? "KAFKA_SASL_PASSWORD"
+                                           : NULL;
+    if (stray == NULL) return 0;
+    snprintf(err, err_len, "%s is set but KAFKA_SECURITY_PROTOCOL is %s (use sasl_plaintext or sasl_ssl)", stray,
+             security->protocol);
+    return -1;
+}
+
 static int load_sasl(tk_kafka_security *security, bool is_sasl, char *err, size_t err_len) {
     char *password = NULL;
     size_t password_len = 0;
@@ -114,15 +128,9 @@ static int load_sasl(tk_kafka_security *security, bool is_sasl, char *err, size_
     const char *username = env_value("KAFKA_SASL_USERNAME");
     if (tk_secret_load("KAFKA_SASL_PASSWORD", &password, &password_len, err, err_len) != 0) return -1;
     if (!is_sasl) {
-        const char *stray = mechanism_text != NULL ? "KAFKA_SASL_MECHANISM"
-                            : username != NULL     ? "KAFKA_SASL_USERNAME"
-                            : password != NULL     ? "KAFKA_SASL_PASSWORD"
-                                                   : NULL;
+        bool has_password = password != NULL;
         free(password);
-        if (stray == NULL) return 0;
-        snprintf(err, err_len, "%s is set but KAFKA_SECURITY_PROTOCOL is %s (use sasl_plaintext or sasl_ssl)", stray,
-                 security->protocol);
-        return -1;
+        return refuse_stray_sasl(security, mechanism_text, username, has_password, err, err_len);
     }
     const char *missing = mechanism_text == NULL ? "KAFKA_SASL_MECHANISM"
                           : username == NULL     ? "KAFKA_SASL_USERNAME"

@@ -100,6 +100,40 @@ static void stop_parts(wk_http *http, wk_lanes *lanes, wk_output *output, wk_con
     mongoc_cleanup();
 }
 
+/* The database probe and the lanes. @returns 0, or -1 after logging why. */
+static int start_processing(const tk_worker_config *config, wk_store *store, wk_output *output,
+                            wk_consumer *consumer, wk_lanes *lanes) {
+    char err[TK_CONFIG_ERROR_MAX];
+    if (wk_store_start_probe(store) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "cannot start the database probe", NULL);
+        return -1;
+    }
+    if (wk_lanes_start(lanes, config->worker_threads, (size_t)config->batch_max, store, output, consumer->consumer,
+                       err, sizeof err) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
+        return -1;
+    }
+    return 0;
+}
+
+/* Configuration, logging and the Kafka security check. @returns 0, or -1
+ * after logging why (the process exits 2: nothing to retry). */
+static int load_configuration(tk_worker_config *config) {
+    char err[TK_CONFIG_ERROR_MAX];
+    if (tk_worker_config_load(config, err, sizeof err) != 0) {
+        tk_log_init("worker", TK_LOG_INFO);
+        tk_log_fields(TK_LOG_ERROR, "configuration error, not starting", json_pack("{s:s}", "error", err));
+        return -1;
+    }
+    tk_log_init("worker", config->log_level);
+    if (tk_kafka_init(&config->kafka_security, config->kafka_brokers, err, sizeof err) != 0) {
+        tk_log_fields(TK_LOG_ERROR, "cannot connect to Kafka, not starting", json_pack("{s:s}", "error", err));
+        tk_worker_config_close(config);
+        return -1;
+    }
+    return 0;
+}
+
 int main(void) {
     char err[TK_CONFIG_ERROR_MAX];
     tk_worker_config config;
@@ -111,17 +145,7 @@ int main(void) {
     readiness ready_parts = {&consumer, &store};
     int exit_code = 1;
 
-    if (tk_worker_config_load(&config, err, sizeof err) != 0) {
-        tk_log_init("worker", TK_LOG_INFO);
-        tk_log_fields(TK_LOG_ERROR, "configuration error, not starting", json_pack("{s:s}", "error", err));
-        return 2;
-    }
-    tk_log_init("worker", config.log_level);
-    if (tk_kafka_init(&config.kafka_security, config.kafka_brokers, err, sizeof err) != 0) {
-        tk_log_fields(TK_LOG_ERROR, "cannot connect to Kafka, not starting", json_pack("{s:s}", "error", err));
-        tk_worker_config_close(&config);
-        return 2;
-    }
+    if (load_configuration(&config) != 0) return 2;
     install_signal_handlers();
     init_libraries();
 
@@ -137,15 +161,7 @@ int main(void) {
         exit_code = 0; /* stopped while waiting for the database */
         goto cleanup;
     }
-    if (wk_store_start_probe(&store) != 0) {
-        tk_log_fields(TK_LOG_ERROR, "cannot start the database probe", NULL);
-        goto cleanup;
-    }
-    if (wk_lanes_start(&lanes, config.worker_threads, (size_t)config.batch_max, &store, &output, consumer.consumer,
-                       err, sizeof err) != 0) {
-        tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
-        goto cleanup;
-    }
+    if (start_processing(&config, &store, &output, &consumer, &lanes) != 0) goto cleanup;
     log_started(&config);
 
     exit_code = wk_consumer_run(&consumer, &lanes, &stop_requested, is_output_broken, &output) == 0 ? 0 : 1;

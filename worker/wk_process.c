@@ -136,9 +136,48 @@ static void answer_result(const wk_process_context *context, const wk_address *a
                progress, record);
 }
 
+/* Verification, expiry and parsing: what happens before any database work.
+ * @returns true with *request parsed; false when the message is finished
+ * (dead-lettered or skipped, its record done). */
+static bool admit(const wk_process_context *context, const rd_kafka_message_t *message, wk_address *address,
+                  tk_request *request, wk_progress *progress, wk_progress_record *record) {
+    char reason[TK_ERROR_TEXT_MAX];
+    wk_address_from_message(message, address);
+    /* Nothing unsigned, forged or aimed at a foreign reply address is acted on. */
+    if (wk_verify_message(message, address, reason, sizeof reason) != 0) {
+        dead_letter_with(context, message, address, 401, reason, progress, record);
+        wk_progress_done(progress, record);
+        return false;
+    }
+    if (is_expired_query(message)) {
+        wk_progress_done(progress, record);
+        return false;
+    }
+    if (tk_request_parse(message->payload, message->len, request, reason, sizeof reason) != 0) {
+        /* A reason cut inside a character is not UTF-8: the dead letter and
+         * the reply would fail to build and the message vanish. */
+        reason[tk_utf8_prefix_len(reason, strlen(reason), sizeof reason)] = '\0';
+        dead_letter(context, message, address, reason, progress, record);
+        wk_progress_done(progress, record);
+        return false;
+    }
+    return true;
+}
+
+static void log_handled(const rd_kafka_message_t *message, const wk_address *address, const tk_request *request,
+                        const wk_result *result, int64_t elapsed_us) {
+    if (!tk_log_enabled(TK_LOG_DEBUG)) return;
+    json_t *fields = json_pack("{s:s, s:i, s:s*, s:s, s:i, s:I, s:f, s:o*}", "type", tk_request_type_name(request->type),
+                               "status", result->status, "ticketId", request->ticket_id, "correlationId",
+                               address->correlation_id, "partition", (int)message->partition, "offset",
+                               (json_int_t)message->offset, "elapsedMs", (double)elapsed_us / 1000.0, "traceId",
+                               trace_id_json(address));
+    tk_log_fields(TK_LOG_DEBUG, request->type == TK_REQUEST_TICKETS_LIST ? "query answered" : "command applied",
+                  fields);
+}
+
 void wk_process_message(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
                         const rd_kafka_message_t *message, const wk_lease *lease) {
-    char reason[TK_ERROR_TEXT_MAX];
     wk_address address;
     tk_request request;
     wk_result result;
@@ -150,25 +189,7 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
         tk_log_fields(TK_LOG_ERROR, "out of memory, message left for redelivery", NULL);
         return;
     }
-    wk_address_from_message(message, &address);
-    /* Nothing unsigned, forged or aimed at a foreign reply address is acted on. */
-    if (wk_verify_message(message, &address, reason, sizeof reason) != 0) {
-        dead_letter_with(context, message, &address, 401, reason, progress, record);
-        wk_progress_done(progress, record);
-        return;
-    }
-    if (is_expired_query(message)) {
-        wk_progress_done(progress, record);
-        return;
-    }
-    if (tk_request_parse(message->payload, message->len, &request, reason, sizeof reason) != 0) {
-        /* A reason cut inside a character is not UTF-8: the dead letter and
-         * the reply would fail to build and the message vanish. */
-        reason[tk_utf8_prefix_len(reason, strlen(reason), sizeof reason)] = '\0';
-        dead_letter(context, message, &address, reason, progress, record);
-        wk_progress_done(progress, record);
-        return;
-    }
+    if (!admit(context, message, &address, &request, progress, record)) return;
     wk_outcome outcome = execute_with_retry(context, db, lease, &request, &result);
     if (outcome != WK_DONE) {
         tk_request_close(&request);
@@ -189,15 +210,7 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
         tk_log_fields(TK_LOG_WARN, "event not sent, message left for redelivery", NULL);
     int64_t elapsed_us = tk_monotonic_us() - started_us;
     wk_metrics_message(static_topic_name(message), request.type, result.status, (double)elapsed_us / 1e6);
-    if (tk_log_enabled(TK_LOG_DEBUG)) {
-        json_t *fields = json_pack("{s:s, s:i, s:s*, s:s, s:i, s:I, s:f, s:o*}", "type",
-                                   tk_request_type_name(request.type), "status", result.status, "ticketId",
-                                   request.ticket_id, "correlationId", address.correlation_id, "partition",
-                                   (int)message->partition, "offset", (json_int_t)message->offset, "elapsedMs",
-                                   (double)elapsed_us / 1000.0, "traceId", trace_id_json(&address));
-        tk_log_fields(TK_LOG_DEBUG, request.type == TK_REQUEST_TICKETS_LIST ? "query answered" : "command applied",
-                      fields);
-    }
+    log_handled(message, &address, &request, &result, elapsed_us);
     wk_result_close(&result);
     tk_request_close(&request);
     wk_progress_done(progress, record);

@@ -23,6 +23,7 @@ import time
 import pytest
 
 from helpers.api import MSG_FETCHED, MSG_REPLIED, Api, expect_ok
+from helpers import signing
 from helpers.procs import free_port
 
 NAMES = ("TICKET_TEST_KAFKA_SASL_SSL", "TICKET_TEST_KAFKA_CA", "TICKET_TEST_KAFKA_SASL_MECHANISM",
@@ -84,7 +85,7 @@ def test_gateway_and_worker_work_over_sasl_ssl(procs, tokens, listener):
 
 def start_refused(procs, config, jwt_secret, kind, env):
     """Runs the binary to its exit; returns (error text, whole output)."""
-    env = dict(env, LOG_LEVEL="info")
+    env = dict(env, LOG_LEVEL="info", COMMAND_KEYS=signing.COMMAND_KEYS)
     if kind == "gateway":
         binary = config.gateway_bin
         env.update(PORT=str(free_port()), BIND_ADDRESS="127.0.0.1", GATEWAY_ID="3", JWT_SECRET=jwt_secret)
