@@ -89,19 +89,6 @@ static index_result ensure_index(wk_store *store, mongoc_client_t *client, const
     return rc;
 }
 
-/* FerretDB names itself in buildInfo; see add_response (wk_tickets.c) for why
- * it gets the plain {_id} filter. Unknown answers count as MongoDB. */
-static bool is_ferretdb(mongoc_client_t *client) {
-    bson_t *command = BCON_NEW("buildInfo", BCON_INT32(1));
-    bson_t reply;
-    bson_iter_t iter;
-    bool is_ferret = mongoc_client_command_simple(client, "admin", command, NULL, &reply, NULL) &&
-                     bson_iter_init_find(&iter, &reply, "ferretdbVersion");
-    bson_destroy(&reply);
-    bson_destroy(command);
-    return is_ferret;
-}
-
 /* One index per list query shape (wk_tickets list_filter_new): the
  * equality members first, then the sort, so a page is an index range read
  * in order and costs what it returns. Scope is the team (customers, admins
@@ -153,7 +140,6 @@ int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len) {
         rc = ensure_index(store, client, WK_TICKETS_COLLECTION, spec, err, err_len);
         bson_destroy(spec);
     }
-    if (rc == INDEX_READY) atomic_store(&store->has_conditional_push, !is_ferretdb(client));
     if (rc == INDEX_READY) {
         char ttl_err[256];
         /* Expiry is also checked when a key is read, so a server without

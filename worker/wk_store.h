@@ -27,7 +27,7 @@ typedef struct {
     pthread_t probe_thread;
     bool is_probing;
     atomic_bool is_stopping;
-    atomic_bool has_conditional_push; /* the server is not FerretDB: see add_response in wk_tickets.c */
+    atomic_bool has_conditional_push; /* always set: see add_response in wk_tickets.c */
 } wk_store;
 
 /**
@@ -38,8 +38,8 @@ typedef struct {
 int wk_store_init(wk_store *store, const char *uri_text, char *err, size_t err_len);
 
 /**
- * @brief Creates the indexes the queries use and learns which server it is
- * (sets has_conditional_push). @returns 0, or -1 with err (retry later).
+ * @brief Creates the indexes the queries use.
+ * @returns 0, or -1 with err (retry later).
  */
 int wk_store_ensure_indexes(wk_store *store, char *err, size_t err_len);
 

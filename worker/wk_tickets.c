@@ -243,24 +243,22 @@ static wk_outcome answer_from_current(mongoc_collection_t *tickets, const tk_req
     return WK_DONE;
 }
 
-/* Read, check, then push, and only if the partition is still ours.
- * On MongoDB the push is also conditional: {_id, "response._id": {$ne}}
- * matches nothing once the reply is stored, so two writers (a revoked owner
- * whose write was already on the wire, and the new one) store it once; no
- * match means re-read and answer as a repeat (or 404 when the ticket went).
- * FerretDB 1.24 pushes down a lone {_id} only (the SQLite backend scans the
- * whole collection for this filter) and applies an update by reading the
- * document, changing it in Go and writing it back by _id, so a condition
- * would not make its write atomic anyway. There the fence does the work:
- * the commands of one ticket share a partition, a write starts only while
- * the lane holds that partition (checked right before it), a revoke purges
- * the partition's queued messages and ends its retry loops, and a revoke
- * waits for the lane's in-flight write to return before the partition moves
- * on, so two workers never write one ticket at once. The one case the fence
- * cannot cover: a write the driver gave up on (socketTimeoutMS) while the
- * server was frozen is still in the server's socket buffer, and FerretDB
- * applies it when it wakes; the fault test (tests/faults/test_7_*) freezes
- * the server for longer than that and reconciles. */
+/* Read, check, then push, and only if the partition is still ours. The
+ * push is conditional on every server: {_id, "response._id": {$ne}} matches
+ * nothing once the reply is stored; no match means re-read and answer as a
+ * repeat (or 404 when the ticket went). On MongoDB that makes two writers
+ * (a revoked owner whose write was already on the wire, and the new one)
+ * store it once. FerretDB 1.24 applies an update by reading the document,
+ * changing it in Go and writing it back by _id, so there the condition does
+ * not make two truly concurrent writes atomic: the fence does (a write
+ * starts only while the lane holds the partition, a revoke purges queued
+ * messages, ends retry loops and waits for the in-flight write). What the
+ * condition still covers on FerretDB is the write the driver gave up on
+ * (socketTimeoutMS) while the server was frozen: FerretDB evaluates it when
+ * it wakes, finds the reply stored by the new owner and changes nothing
+ * (tests/faults/test_7_* freezes the server and reconciles; with a plain
+ * {_id} filter it stored that reply twice). On the PostgreSQL backend only
+ * {_id} is pushed down, so the condition costs one document's check. */
 static wk_outcome add_response(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                                wk_result *result) {
     bson_oid_t ticket_id, response_id;

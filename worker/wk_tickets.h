@@ -34,7 +34,7 @@ typedef enum {
 /** What every write checks right before it starts. */
 typedef struct {
     const wk_lease *lease;     /* NULL: always owned */
-    bool has_conditional_push; /* filter the reply push on the reply's absence (MongoDB; not FerretDB) */
+    bool has_conditional_push; /* filter the reply push on the reply's absence (tests may turn it off) */
 } wk_write_guard;
 
 /**
