@@ -140,9 +140,11 @@ class MixedLoad(Load):
                     except (KeyError, TypeError, AttributeError):
                         problem = "2xx without a ticket: %r" % (obj,)
                 with self._lock:
+                    # By name: Attempt (faultlib) has more fields than when this was written.
                     self.attempts.append(MixedAttempt(
-                        index, marker, user.team, started, time.monotonic(), outcome, ticket_id,
-                        message, kind, last_ticket if kind == "reply" else None, problem))
+                        index, marker, user.team, started, time.monotonic(), outcome, ticket_id=ticket_id,
+                        message=message, kind=kind, target=last_ticket if kind == "reply" else None,
+                        problem=problem))
                 self._stop.wait(self.pace)
         finally:
             session.close()
