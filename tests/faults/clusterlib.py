@@ -189,6 +189,11 @@ def reconcile_mixed(tickets_coll, attempts, teams):
     creates = [a for a in attempts if a.kind == "create"]
     replies = [a for a in attempts if a.kind == "reply"]
     rec = faultlib.reconcile(tickets_coll, creates, teams)
+    # faultlib also reads the stored replies; this load's replies are
+    # reconciled below, so only markers nobody sent stay unknown.
+    by_marker, _, _ = faultlib.stored_changes(faultlib.stored_docs(tickets_coll, teams))
+    ours = [by_marker[a.marker] for a in replies if a.marker in by_marker]
+    rec.unknown = [ids for ids in rec.unknown if ids not in ours]
     found, bad_versions = _reply_markers(tickets_coll, teams)
     applied = collections.Counter(rec.non_acked_applied)
     for a in replies:
