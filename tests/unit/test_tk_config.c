@@ -166,10 +166,12 @@ static void test_trust_settings(void **state) {
     assert_int_equal(tk_worker_config_load(&worker, err, sizeof err), 0);
     assert_int_equal(worker.reply_topic_count, 1);
     assert_string_equal(worker.reply_topics[0], "ticket.replies");
+    tk_worker_config_close(&worker);
     setenv("REPLY_TOPICS", "ticket.replies,billing.replies", 1);
     assert_int_equal(tk_worker_config_load(&worker, err, sizeof err), 0);
     assert_int_equal(worker.reply_topic_count, 2);
     assert_string_equal(worker.reply_topics[1], "billing.replies");
+    tk_worker_config_close(&worker);
     setenv("REPLY_TOPICS", "ticket.replies,,x", 1);
     assert_int_equal(tk_worker_config_load(&worker, err, sizeof err), -1);
     assert_non_null(strstr(err, "REPLY_TOPICS"));
@@ -181,9 +183,11 @@ static void test_worker_batch_bound(void **state) {
     char err[TK_CONFIG_ERROR_MAX] = "";
     assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
     assert_int_equal(config.batch_max, 256);
+    tk_worker_config_close(&config);
     setenv("WORKER_BATCH_MAX", "1", 1); /* batching off */
     assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
     assert_int_equal(config.batch_max, 1);
+    tk_worker_config_close(&config);
     setenv("WORKER_BATCH_MAX", "257", 1); /* more than a lane's queue holds */
     assert_int_equal(tk_worker_config_load(&config, err, sizeof err), -1);
     assert_string_equal(err, "WORKER_BATCH_MAX must be an integer from 1 to 256 (got '257')");
