@@ -10,6 +10,7 @@
 
 #define PREFLIGHT_TIMEOUT_MS 10000
 #define PREFLIGHT_STEP_MS 200
+#define PREFLIGHT_ALL_DOWN_GRACE_MS 1500
 
 /* Set once by tk_kafka_init before any client exists; read-only after. */
 static const tk_kafka_security *client_security = NULL;
@@ -44,11 +45,20 @@ typedef struct {
     char reason[256];
 } preflight_state;
 
+/* A refused certificate is sometimes reported first as a transport error
+ * ("certificate verify failed ... in state SSL_HANDSHAKE") and only on the
+ * next attempt as _SSL: the text tells. */
+static bool is_tls_failure(int code, const char *reason) {
+    return code == RD_KAFKA_RESP_ERR__SSL ||
+           (code == RD_KAFKA_RESP_ERR__TRANSPORT && reason != NULL && strstr(reason, "SSL_HANDSHAKE") != NULL);
+}
+
 static void on_preflight_error(rd_kafka_t *rk, int code, const char *reason, void *opaque) {
     (void)rk;
     preflight_state *state = opaque;
     if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) state->is_all_down = true;
-    if ((code == RD_KAFKA_RESP_ERR__AUTHENTICATION || code == RD_KAFKA_RESP_ERR__SSL) && state->code == 0) {
+    if ((code == RD_KAFKA_RESP_ERR__AUTHENTICATION || is_tls_failure(code, reason)) && state->code == 0) {
+        if (code == RD_KAFKA_RESP_ERR__TRANSPORT) code = RD_KAFKA_RESP_ERR__SSL;
         state->code = code;
         snprintf(state->reason, sizeof state->reason, "%s", reason);
     }
@@ -78,6 +88,14 @@ static long long now_ms(void) {
     return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
+static void describe_refusal(const preflight_state *state, char *err, size_t err_len) {
+    bool is_login = state->code == RD_KAFKA_RESP_ERR__AUTHENTICATION;
+    snprintf(err, err_len, "Kafka %s failed (%s): %s%s", is_login ? "authentication" : "TLS handshake",
+             is_login ? "check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+                      : "check KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_CA_LOCATION and the broker address",
+             state->reason, is_scram_broken() ? SCRAM_HINT : "");
+}
+
 /* librdkafka retries a refused login forever and only reports it through the
  * error callback, so a client made with a wrong password would wait quietly.
  * One metadata request with the same settings tells the two apart: answered
@@ -95,7 +113,7 @@ static int preflight(const char *brokers, char *err, size_t err_len) {
         rd_kafka_conf_destroy(conf);
         return -1;
     }
-    long long deadline = now_ms() + PREFLIGHT_TIMEOUT_MS;
+    long long started = now_ms(), deadline = started + PREFLIGHT_TIMEOUT_MS;
     bool is_answered = false;
     while (state.code == 0 && now_ms() < deadline) {
         if (rd_kafka_metadata(rk, 0, NULL, &metadata, PREFLIGHT_STEP_MS) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -104,16 +122,13 @@ static int preflight(const char *brokers, char *err, size_t err_len) {
             break;
         }
         rd_kafka_poll(rk, 0);
-        if (state.is_all_down) break;
+        /* No broker at all: carry on, but only after a reconnect or two, so
+         * a refusal reported late is still seen. */
+        if (state.is_all_down && now_ms() >= started + PREFLIGHT_ALL_DOWN_GRACE_MS) break;
     }
     rd_kafka_destroy(rk);
     if (state.code != 0) {
-        snprintf(err, err_len, "Kafka %s failed (%s): %s%s",
-                 state.code == RD_KAFKA_RESP_ERR__AUTHENTICATION ? "authentication" : "TLS handshake",
-                 state.code == RD_KAFKA_RESP_ERR__AUTHENTICATION
-                     ? "check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
-                     : "check KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_CA_LOCATION and the broker address",
-                 state.reason, is_scram_broken() ? SCRAM_HINT : "");
+        describe_refusal(&state, err, err_len);
         return -1;
     }
     if (!is_answered)
