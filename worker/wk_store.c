@@ -167,8 +167,11 @@ mongoc_collection_t *wk_store_idempotency_keys(wk_store *store, mongoc_client_t 
 
 bool wk_store_is_transient(const bson_error_t *error) {
     /* Server codes that mean "not now": shutdown, failover, network. */
-    /* 50 MaxTimeMSExpired and 64 WriteConcernFailed: the outcome is unknown. */
-    static const uint32_t RETRYABLE_CODES[] = {6,    7,     50,    64,    89,    91,   189,
+    /* 50 MaxTimeMSExpired and 64 WriteConcernFailed: the outcome is unknown.
+     * 1 InternalError: what FerretDB answers when its PostgreSQL goes away
+     * mid-request (one create got 500 in the database-SIGTERM fault run);
+     * a retry reads before it writes, so repeating it is safe. */
+    static const uint32_t RETRYABLE_CODES[] = {1,    6,     7,     50,    64,    89,    91,   189,
                                                262,  9001,  10107, 11600, 11602, 13435, 13436};
     switch (error->domain) {
     case MONGOC_ERROR_STREAM:

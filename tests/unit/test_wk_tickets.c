@@ -65,6 +65,8 @@ static void test_ambiguous_outcomes_are_retried(void **state) {
     error.code = 64; /* WriteConcernFailed */
     assert_true(wk_store_is_transient(&error));
     error.domain = MONGOC_ERROR_SERVER;
+    error.code = 1; /* InternalError: FerretDB's answer while its PostgreSQL stops */
+    assert_true(wk_store_is_transient(&error));
     error.code = 2; /* BadValue: refused for good */
     assert_false(wk_store_is_transient(&error));
 }
