@@ -205,45 +205,20 @@ int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
 
 /* ---- Trust: command keys, reply topics, token issuer and audience ---- */
 
-#define COMMAND_KEYS_FILE_MAX_BYTES (16 * 1024)
-
-static int read_text_file(const char *variable, const char *path, char *out, size_t out_len, char *err,
-                          size_t err_len) {
-    FILE *file = fopen(path, "rb");
-    if (file == NULL) {
-        snprintf(err, err_len, "%s: cannot open '%s': %s", variable, path, strerror(errno));
-        return -1;
-    }
-    size_t len = fread(out, 1, out_len - 1, file);
-    bool is_bad = ferror(file) || len == out_len - 1;
-    fclose(file);
-    if (is_bad) {
-        snprintf(err, err_len, "%s: '%s' is unreadable or too large", variable, path);
-        return -1;
-    }
-    out[len] = '\0';
-    return 0;
-}
-
 /* No key means no start: a worker without keys could verify nothing, a
- * gateway could sign nothing. */
+ * gateway could sign nothing. The keys are secrets: COMMAND_KEYS or
+ * COMMAND_KEYS_FILE, read by tk_secret. */
 static int load_command_keys(tk_sign_keys *keys, char *err, size_t err_len) {
-    const char *text = env_string("COMMAND_KEYS", NULL);
-    const char *path = env_string("COMMAND_KEYS_FILE", NULL);
-    if ((text == NULL) == (path == NULL)) {
+    char *text = NULL;
+    size_t text_len = 0;
+    if (tk_secret_load("COMMAND_KEYS", &text, &text_len, err, err_len) != 0) return -1;
+    if (text == NULL) {
         snprintf(err, err_len, "set either COMMAND_KEYS or COMMAND_KEYS_FILE (id:base64-secret:roles,...)");
         return -1;
     }
-    if (text != NULL) return tk_sign_keys_parse(keys, text, err, err_len);
-    char *buffer = malloc(COMMAND_KEYS_FILE_MAX_BYTES);
-    if (buffer == NULL) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    int rc = read_text_file("COMMAND_KEYS_FILE", path, buffer, COMMAND_KEYS_FILE_MAX_BYTES, err, err_len);
-    if (rc == 0) rc = tk_sign_keys_parse(keys, buffer, err, err_len);
-    memset(buffer, 0, COMMAND_KEYS_FILE_MAX_BYTES);
-    free(buffer);
+    int rc = tk_sign_keys_parse(keys, text, err, err_len);
+    memset(text, 0, text_len);
+    free(text);
     return rc;
 }
 
