@@ -13,6 +13,8 @@ cd "$TK_ROOT"
 source "$TK_ROOT/scripts/common.sh"
 # shellcheck source=scripts/stack.sh
 source "$TK_ROOT/scripts/stack.sh"
+# shellcheck source=scripts/service.sh
+source "$TK_ROOT/scripts/service.sh"
 # shellcheck source=scripts/deps.sh
 source "$TK_ROOT/scripts/deps.sh" # tk_apt_install, for perf on demand
 
@@ -209,39 +211,10 @@ worker_pids() {
     echo "${pids[*]}"
 }
 
-start_kafka() {
-    local attempt cport
-    for attempt in 1 2 3; do
-        KAFKA_PORT=$(stk_free_port)
-        cport=$(stk_free_port)
-        [[ $KAFKA_PORT != "$cport" ]] || continue
-        if stk_start_kafka "$RUN" "$KAFKA_PORT" "$cport"; then
-            return 0
-        fi
-        grep -q 'Address already in use' "$RUN/kafka.log" 2>/dev/null || return 1
-        tk_warn "port taken while Kafka started (attempt $attempt); retrying"
-        stk_stop_kafka "$RUN"
-        rm -rf "$RUN/kafka"
-    done
-    return 1
-}
-
-start_ferretdb() {
-    local attempt
-    for attempt in 1 2 3; do
-        MONGO_PORT=$(stk_free_port)
-        stk_start_ferretdb "$RUN" "$MONGO_PORT" && return 0
-        grep -q 'address already in use' "$RUN/ferretdb.log" 2>/dev/null || return 1
-        tk_warn "port taken while FerretDB started (attempt $attempt); retrying"
-        stk_stop_ferretdb "$RUN"
-    done
-    return 1
-}
-
 # Starts workers 1..N (dynamic group membership: a stopped worker leaves the
 # group at once) and waits until each holds partitions.
 start_workers() {
-    local n=$1 i name deadline
+    local n=$1 i name
     for ((i = 1; i <= n; i++)); do
         name="worker-$i"
         : >"$RUN/$name.log"
@@ -251,14 +224,7 @@ start_workers() {
             BIND_ADDRESS=127.0.0.1 COMMAND_KEYS_FILE="$RUN/command_keys" LOG_LEVEL=info "$WORKER_BIN" || exit 1
     done
     for ((i = 1; i <= n; i++)); do
-        name="worker-$i"
-        deadline=$((SECONDS + 90))
-        until grep -q '"msg":"partitions assigned".*"partitions":\["ticket' "$RUN/$name.log"; do
-            stk_alive "$RUN" "$name" >/dev/null ||
-                { tail -n 20 "$RUN/$name.log" >&2; tk_die "$name exited; see $RUN/$name.log"; }
-            ((SECONDS < deadline)) || tk_die "$name got no partitions within 90s; see $RUN/$name.log"
-            sleep 0.1
-        done
+        svc_wait_worker "$RUN" "worker-$i" 90 || exit 1
     done
     sleep 1 # let a rebalance among several workers settle
 }
@@ -269,39 +235,24 @@ stop_workers() {
 }
 
 start_gateway() {
-    local timeout_ms=${1:-5000} deadline
+    local timeout_ms=${1:-5000}
     GW_PORT=$(stk_free_port)
-    stk_spawn "$RUN" gateway env PORT="$GW_PORT" BIND_ADDRESS=127.0.0.1 GATEWAY_ID=0 \
-        KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" JWT_SECRET="$(<"$RUN/jwt_secret")" ACCESS_LOG=off \
-        COMMAND_KEYS_FILE="$RUN/command_keys" \
-        LOG_LEVEL=warn REQUEST_TIMEOUT_MS="$timeout_ms" RATE_LIMIT_PER_SECOND=0 MAX_CONNECTIONS_PER_IP=0 \
-        "$GATEWAY_BIN" || exit 1
-    deadline=$((SECONDS + 60))
-    until [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$GW_PORT/readyz" 2>/dev/null) == 200 ]]; do
-        stk_alive "$RUN" gateway >/dev/null ||
-            { tail -n 20 "$RUN/gateway.log" >&2; tk_die "the gateway exited; see $RUN/gateway.log"; }
-        ((SECONDS < deadline)) || tk_die "gateway /readyz is not 200 after 60s; see $RUN/gateway.log"
-        sleep 0.1
-    done
+    svc_spawn_gateway "$RUN" "$GATEWAY_BIN" "$GW_PORT" "127.0.0.1:$KAFKA_PORT" ACCESS_LOG=off LOG_LEVEL=warn \
+        REQUEST_TIMEOUT_MS="$timeout_ms" RATE_LIMIT_PER_SECOND=0 MAX_CONNECTIONS_PER_IP=0 || exit 1
+    svc_wait_http "$RUN" gateway "http://127.0.0.1:$GW_PORT/readyz" 200 || exit 1
 }
 
 # The baseline server on a free port, its own database on our FerretDB.
 # Ready once it answers a request without a token with 401 (it listens only
 # after Mongoose has connected).
 start_baseline() {
-    local deadline
     GW_PORT=$(stk_free_port)
     DB_NAME=ticketing_baseline
     stk_spawn "$RUN" baseline env PORT="$GW_PORT" NODE_ENV=production NODE_PATH="$BASELINE_NODE/node_modules" \
         MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" JWT_SECRET="$(<"$RUN/jwt_secret")" \
         node "$BASELINE_SRC/server.js" || tk_die "the baseline (node bench/baseline/server.js) did not start"
-    deadline=$((SECONDS + 60))
-    until [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$GW_PORT$API/get-tickets" 2>/dev/null) == 401 ]]; do
-        stk_alive "$RUN" baseline >/dev/null ||
-            { tail -n 20 "$RUN/baseline.log" >&2; tk_die "the baseline (node bench/baseline/server.js) exited at start; see $RUN/baseline.log"; }
-        ((SECONDS < deadline)) || tk_die "the baseline does not answer on port $GW_PORT after 60s; see $RUN/baseline.log"
-        sleep 0.2
-    done
+    svc_wait_http "$RUN" baseline "http://127.0.0.1:$GW_PORT$API/get-tickets" 401 ||
+        tk_die "the baseline (node bench/baseline/server.js) did not start"
     tk_info "baseline ready on :$GW_PORT (node $(node --version), database $DB_NAME)"
 }
 
@@ -542,9 +493,11 @@ WORKER_BIN="$RUN/bin/ticket-worker"
 rm -f "$RUN/command_keys" && tk_ensure_command_keys "$RUN/command_keys"
 
 tk_info "starting the bench stack in $RUN ..."
-start_kafka || exit 1
+stk_start_kafka_free "$RUN" || exit 1
+KAFKA_PORT=$STK_KAFKA_PORT
 stk_create_topics "$RUN" "$KAFKA_PORT" || exit 1
-start_ferretdb || exit 1
+stk_start_ferretdb_free "$RUN" || exit 1
+MONGO_PORT=$STK_MONGO_PORT
 start_workers "$WORKERS"
 start_gateway 5000
 tk_info "stack ready in $(tk_since "$T0"): Kafka :$KAFKA_PORT, FerretDB :$MONGO_PORT ($STK_FERRETDB_BACKEND), $WORKERS worker(s), gateway :$GW_PORT"

@@ -847,6 +847,52 @@ stk_stop_database() {
     stk_stop_postgres "$1"
 }
 
+# ------------------------------------------------------------ on free ports
+
+# Kafka and FerretDB of a private stack (./dev test, ./dev bench) on ports the
+# kernel picks; when another stack binds one between the pick and the start,
+# they start again on new ones (3 attempts).
+
+# True, after a warning, when RUN/NAME.log says that a port was taken.
+stk_port_was_taken() {
+    grep -qi 'address already in use' "$1/$2.log" 2>/dev/null || return 1
+    tk_warn "port taken while $2 started (attempt $3); retrying"
+}
+
+# Starts Kafka of RUN and sets STK_KAFKA_PORT; with --sasl-ssl also a SASL_SSL
+# listener (on STK_KAFKA_SASL_SSL_PORT). Usage: stk_start_kafka_free RUN [--sasl-ssl]
+stk_start_kafka_free() {
+    local run=$1 attempt cport sport=()
+    if [[ ${2:-} == --sasl-ssl ]]; then stk_kafka_tls "$run" || return 1; fi
+    for attempt in 1 2 3; do
+        STK_KAFKA_PORT=$(stk_free_port)
+        cport=$(stk_free_port)
+        [[ -z ${2:-} ]] || sport=("$(stk_free_port)")
+        [[ " $cport ${sport[*]} " != *" $STK_KAFKA_PORT "* && ${sport[0]:-} != "$cport" ]] || continue
+        if stk_start_kafka "$run" "$STK_KAFKA_PORT" "$cport" "${sport[@]}"; then
+            # shellcheck disable=SC2034 # read by ./dev test
+            STK_KAFKA_SASL_SSL_PORT=${sport[0]:-}
+            return 0
+        fi
+        stk_port_was_taken "$run" kafka "$attempt" || return 1
+        stk_stop_kafka "$run"
+        rm -rf "$run/kafka"
+    done
+    return 1
+}
+
+# Starts FerretDB of RUN (and its PostgreSQL) and sets STK_MONGO_PORT.
+stk_start_ferretdb_free() {
+    local run=$1 attempt
+    for attempt in 1 2 3; do
+        STK_MONGO_PORT=$(stk_free_port)
+        stk_start_ferretdb "$run" "$STK_MONGO_PORT" && return 0
+        stk_port_was_taken "$run" ferretdb "$attempt" || return 1
+        stk_stop_ferretdb "$run"
+    done
+    return 1
+}
+
 # ------------------------------------------------------------------------ both
 
 # Stops the database and Kafka of RUN, in parallel (each takes about a second).
