@@ -6,6 +6,6 @@
 #include <stddef.h>
 
 /** @returns the type that holds ptr as its member (ptr must point into one). */
-#define tk_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define tk_container_of(ptr, type, member) ((type *)(void *)(((char *)(ptr)) - offsetof(type, member)))
 
 #endif

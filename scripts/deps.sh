@@ -13,6 +13,7 @@ TK_APT_PACKAGES=(
     openjdk-17-jre-headless openjdk-17-jdk-headless maven
     curl patch procps
     shellcheck       # the shell scripts' check in ./dev test (tests/CMakeLists.txt)
+    clang-format     # ./dev format, and its check in ./dev test (.clang-format)
     postgresql-15    # FerretDB's backend; binaries in /usr/lib/postgresql/15/bin
     openssl          # the test CA of the SASL_SSL listener (scripts/stack.sh)
 )
