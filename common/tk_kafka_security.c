@@ -1,3 +1,5 @@
+/* tk_kafka_security — TLS, SASL and other librdkafka properties read from the
+ * environment and applied to a client configuration (contract in the header). */
 #include "tk_kafka_security.h"
 
 #include <ctype.h>

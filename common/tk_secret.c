@@ -1,3 +1,4 @@
+/* tk_secret — a secret setting read from NAME or from the file NAME_FILE names. */
 #include "tk_secret.h"
 
 #include <errno.h>

@@ -1,3 +1,5 @@
+/* tk_sign — command keys, the canonical bytes of a message, HMAC-SHA256 signing
+ * and constant-time verification. */
 #include "tk_sign.h"
 
 #include <openssl/crypto.h>

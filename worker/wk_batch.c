@@ -1,3 +1,5 @@
+/* wk_batch — group commit without the database: taking a batch off a lane,
+ * cutting it into order-keeping groups, reading insertMany's answer. */
 #include "wk_batch.h"
 
 #include <string.h>

@@ -1,3 +1,5 @@
+/* wk_group — a lane's batch applied in as few database round trips as the
+ * partition order allows. */
 #include "wk_group.h"
 
 #include <stdlib.h>

@@ -1,3 +1,5 @@
+/* wk_verify — a consumed message's signature, its key's role and its reply
+ * address checked before anything is applied. */
 #include "wk_verify.h"
 
 #include <jansson.h>

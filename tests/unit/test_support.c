@@ -1,3 +1,4 @@
+/* test_support — files, folders and strings for the unit tests; failures abort the test. */
 #include "test_support.h"
 
 #include <dirent.h>
