@@ -11,7 +11,6 @@
 #include "tk_secret.h"
 
 #define JWT_SECRET_MIN_BYTES 32
-#define JWT_KEY_FILE_MAX_BYTES (64 * 1024)
 
 /* Trust settings, defined at the end of this file. */
 static int load_gateway_trust(tk_gateway_config *config, char *err, size_t err_len);
@@ -48,36 +47,15 @@ static int load_log_level(tk_log_level *out, char *err, size_t err_len) {
     return 0;
 }
 
+/* A PEM public key file (JWT_PUBLIC_KEY_FILE, JWT_PREVIOUS_PUBLIC_KEY_FILE). */
 static int read_key_file(const char *variable, const char *path, char **out, size_t *out_len, char *err,
                          size_t err_len) {
-    FILE *file = fopen(path, "rb");
-    char *buffer = NULL;
-    if (file == NULL) {
-        snprintf(err, err_len, "%s: cannot open '%s': %s", variable, path, strerror(errno));
-        return -1;
-    }
-    buffer = malloc(JWT_KEY_FILE_MAX_BYTES + 1);
-    if (buffer == NULL) {
-        snprintf(err, err_len, "%s: out of memory", variable);
-        goto fail;
-    }
-    size_t len = fread(buffer, 1, JWT_KEY_FILE_MAX_BYTES + 1, file);
-    if (ferror(file) || len == 0 || len > JWT_KEY_FILE_MAX_BYTES) {
-        snprintf(err, err_len, "%s: '%s' is empty, unreadable or larger than 64 KiB", variable, path);
-        goto fail;
-    }
-    buffer[len] = '\0';
-    if (strstr(buffer, "-----BEGIN") == NULL) {
-        snprintf(err, err_len, "%s: '%s' is not a PEM file", variable, path);
-        goto fail;
-    }
-    fclose(file);
-    *out = buffer;
-    *out_len = len;
-    return 0;
-fail:
-    free(buffer);
-    fclose(file);
+    if (tk_secret_read_file(variable, path, false, out, out_len, err, err_len) != 0) return -1;
+    if (strstr(*out, "-----BEGIN") != NULL) return 0;
+    snprintf(err, err_len, "%s: '%s' is not a PEM file", variable, path);
+    free(*out);
+    *out = NULL;
+    *out_len = 0;
     return -1;
 }
 

@@ -11,8 +11,8 @@ static const char *env_value(const char *name) {
     return value != NULL && value[0] != '\0' ? value : NULL;
 }
 
-static int read_secret_file(const char *variable, const char *path, char **out, size_t *out_len, char *err,
-                            size_t err_len) {
+int tk_secret_read_file(const char *variable, const char *path, bool is_trimmed, char **out, size_t *out_len,
+                        char *err, size_t err_len) {
     char *buffer = NULL;
     FILE *file = fopen(path, "rb");
     if (file == NULL) {
@@ -33,7 +33,7 @@ static int read_secret_file(const char *variable, const char *path, char **out, 
         snprintf(err, err_len, "%s: '%s' is larger than 64 KiB", variable, path);
         goto fail;
     }
-    while (len > 0 && (buffer[len - 1] == '\n' || buffer[len - 1] == '\r')) len--;
+    while (is_trimmed && len > 0 && (buffer[len - 1] == '\n' || buffer[len - 1] == '\r')) len--;
     if (len == 0) {
         snprintf(err, err_len, "%s: '%s' is empty", variable, path);
         goto fail;
@@ -60,7 +60,7 @@ int tk_secret_load(const char *name, char **out, size_t *out_len, char *err, siz
         snprintf(err, err_len, "set either %s or %s, not both", name, file_variable);
         return -1;
     }
-    if (path != NULL) return read_secret_file(file_variable, path, out, out_len, err, err_len);
+    if (path != NULL) return tk_secret_read_file(file_variable, path, true, out, out_len, err, err_len);
     if (value == NULL) return 0;
     *out = strdup(value);
     if (*out == NULL) {

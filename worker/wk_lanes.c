@@ -104,6 +104,16 @@ static void *run_lane(void *arg) {
     return NULL;
 }
 
+/* The queue ring, the batch and the busy flags; NULL again (closing twice is harmless). */
+static void lane_free_buffers(wk_lane *lane) {
+    free(lane->busy);
+    free(lane->batch);
+    free(lane->ring);
+    lane->ring = NULL;
+    lane->batch = NULL;
+    lane->busy = NULL;
+}
+
 static int lane_init(wk_lane *lane, wk_lanes *owner, rd_kafka_t *consumer) {
     memset(lane, 0, sizeof *lane);
     lane->owner = owner;
@@ -120,12 +130,7 @@ fail_cond:
 fail_lock:
     pthread_mutex_destroy(&lane->lock);
 fail_ring:
-    free(lane->busy);
-    free(lane->batch);
-    free(lane->ring);
-    lane->ring = NULL;
-    lane->batch = NULL;
-    lane->busy = NULL;
+    lane_free_buffers(lane);
     return -1;
 }
 
@@ -142,12 +147,7 @@ static void lane_close(wk_lane *lane) {
     wk_progress_close(&lane->progress);
     pthread_cond_destroy(&lane->changed);
     pthread_mutex_destroy(&lane->lock);
-    free(lane->busy);
-    free(lane->batch);
-    free(lane->ring);
-    lane->ring = NULL;
-    lane->batch = NULL;
-    lane->busy = NULL;
+    lane_free_buffers(lane);
 }
 
 /* Starts count threads; lanes' other fields are set already. */
