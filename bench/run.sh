@@ -183,12 +183,7 @@ cleanup() {
 }
 
 worker_names() {
-    local f
-    for f in "$RUN"/worker-*.pid; do
-        [[ -e $f ]] || continue
-        f=${f##*/}
-        echo "${f%.pid}"
-    done | sort -t- -k2 -n
+    svc_workers "$RUN"
 }
 
 pid_of() { stk_alive "$RUN" "$1" || tk_die "$1 is not running; see $RUN/$1.log"; }

@@ -19,29 +19,32 @@ svc_spawn_gateway() {
     echo "$port" >"$run/gateway.port"
 }
 
+# True when a GET of URL answers STATUS.
+svc_http_is() {
+    [[ $(svc_http_status "$1") == "$2" ]]
+}
+
 # Waits (60 s at most) until a GET of URL answers STATUS while RUN/NAME lives.
 # Usage: svc_wait_http RUN NAME URL STATUS
 svc_wait_http() {
-    local run=$1 name=$2 url=$3 status=$4 deadline=$((SECONDS + 60))
-    until [[ $(svc_http_status "$url") == "$status" ]]; do
-        stk_alive "$run" "$name" >/dev/null ||
-            { tail -n 20 "$run/$name.log" >&2; tk_fail "$name exited; see $run/$name.log"; return 1; }
-        ((SECONDS < deadline)) || { tk_fail "$url is not $status after 60s; see $run/$name.log"; return 1; }
-        sleep 0.1
-    done
+    stk_wait_for "$1" "$2" 60 "$3 answering $4" svc_http_is "$3" "$4"
 }
 
-# Waits until worker NAME of RUN logged an assignment of partitions after the
-# byte offset in RUN/NAME.logoffset (0 without one), TIMEOUT s at most.
+# True when worker NAME of RUN logged an assignment of partitions after the
+# byte offset in RUN/NAME.logoffset (0 without one).
+svc_worker_assigned() {
+    local offset=0
+    [[ -f $1/$2.logoffset ]] && offset=$(<"$1/$2.logoffset")
+    tail -c +$((offset + 1)) "$1/$2.log" 2>/dev/null | grep -q '"msg":"partitions assigned".*"partitions":\["ticket'
+}
+
+# Waits until worker NAME of RUN holds partitions, TIMEOUT s at most.
 # Usage: svc_wait_worker RUN NAME TIMEOUT
 svc_wait_worker() {
-    local run=$1 name=$2 deadline=$((SECONDS + $3)) offset=0
-    [[ -f $run/$name.logoffset ]] && offset=$(<"$run/$name.logoffset")
-    until tail -c +$((offset + 1)) "$run/$name.log" 2>/dev/null |
-            grep -q '"msg":"partitions assigned".*"partitions":\["ticket'; do
-        stk_alive "$run" "$name" >/dev/null ||
-            { tail -n 20 "$run/$name.log" >&2; tk_fail "$name exited; see $run/$name.log"; return 1; }
-        ((SECONDS < deadline)) || { tk_fail "$name got no partitions within $3s; see $run/$name.log"; return 1; }
-        sleep 0.1
-    done
+    stk_wait_for "$1" "$2" "$3" "partitions assigned" svc_worker_assigned "$1" "$2"
+}
+
+# Names of the workers recorded in RUN (worker-1 ...), in number order.
+svc_workers() {
+    stk_numbered "$1" worker pid
 }

@@ -229,23 +229,41 @@ stk_stop() {
     rm -f "$run/$name.pid"
 }
 
-# Waits until PORT accepts connections while RUN/NAME stays alive.
-# Usage: stk_wait_port RUN NAME PORT TIMEOUT_SECONDS
-stk_wait_port() {
-    local run=$1 name=$2 port=$3 timeout=$4 deadline
-    deadline=$((SECONDS + timeout))
-    while ! stk_port_open "$port"; do
+# Runs CMD... every 0.1 s until it succeeds while RUN/NAME stays alive, for
+# TIMEOUT seconds at most (WHAT: the awaited state, for the message). The
+# one readiness wait of every process of a stack.
+# Usage: stk_wait_for RUN NAME TIMEOUT WHAT CMD...
+stk_wait_for() {
+    local run=$1 name=$2 timeout=$3 what=$4 deadline=$((SECONDS + $3))
+    shift 4
+    until "$@"; do
         if ! stk_alive "$run" "$name" >/dev/null; then
             tk_fail "$name exited during startup; see $run/$name.log"
             tail -n 20 "$run/$name.log" >&2 || true
             return 1
         fi
         if ((SECONDS >= deadline)); then
-            tk_fail "$name did not open port $port within ${timeout}s; see $run/$name.log"
+            tk_fail "$name: $what, not within ${timeout}s; see $run/$name.log"
             return 1
         fi
-        sleep 0.05
+        sleep 0.1
     done
+}
+
+# Waits until PORT accepts connections. Usage: stk_wait_port RUN NAME PORT TIMEOUT_SECONDS
+stk_wait_port() {
+    stk_wait_for "$1" "$2" "$4" "port $3 open" stk_port_open "$3"
+}
+
+# Names of the numbered processes PREFIX-1, PREFIX-2 ... of RUN, by the files
+# RUN/PREFIX-I.SUFFIX, one a line in number order. Usage: stk_numbered RUN PREFIX SUFFIX
+stk_numbered() {
+    local f
+    for f in "$1/$2"-[0-9]*."$3"; do
+        [[ -e $f ]] || continue
+        f=${f##*/}
+        echo "${f%."$3"}"
+    done | sort -t- -k2 -n
 }
 
 # ---------------------------------------------------------------------- Kafka
@@ -447,12 +465,7 @@ STK_KAFKA_CLUSTER_HEAP_OPTS="${KAFKA_CLUSTER_HEAP_OPTS:--Xms128m -Xmx320m}"
 
 # Names of the cluster nodes recorded in RUN (kafka-1 ...), one a line.
 stk_cluster_nodes() {
-    local f
-    for f in "$1"/kafka-[0-9]*.port; do
-        [[ -e $f ]] || continue
-        f=${f##*/}
-        echo "${f%.port}"
-    done | sort -t- -k2 -n
+    stk_numbered "$1" kafka port
 }
 
 # Prints the bootstrap list of the cluster of RUN: 127.0.0.1:P1,127.0.0.1:P2,...
@@ -739,20 +752,8 @@ EOF
 
 # Waits until RUN's PostgreSQL accepts connections. Usage: stk_pg_wait RUN TIMEOUT_S
 stk_pg_wait() {
-    local run=$1 timeout=$2 deadline
-    deadline=$((SECONDS + timeout))
-    until "$STK_PG_BIN/pg_isready" -q -h "$(stk_pg_dir "$run")" -p "$STK_PG_PORT" -d postgres -U ferretdb; do
-        if ! stk_alive "$run" postgres >/dev/null; then
-            tk_fail "PostgreSQL exited during startup; see $run/postgres.log"
-            tail -n 20 "$run/postgres.log" >&2 || true
-            return 1
-        fi
-        if ((SECONDS >= deadline)); then
-            tk_fail "PostgreSQL not ready within ${timeout}s; see $run/postgres.log"
-            return 1
-        fi
-        sleep 0.1
-    done
+    stk_wait_for "$1" postgres "$2" "accepting connections" \
+        "$STK_PG_BIN/pg_isready" -q -h "$(stk_pg_dir "$1")" -p "$STK_PG_PORT" -d postgres -U ferretdb
 }
 
 # Starts RUN's PostgreSQL (initdb on first use); returns once it accepts
