@@ -33,7 +33,8 @@ int wk_progress_init(wk_progress *progress, rd_kafka_t *consumer);
 /** @brief Frees remaining records (their offsets are not stored). */
 void wk_progress_close(wk_progress *progress);
 
-/** @brief Starts tracking a message; it holds one outstanding unit until wk_progress_done. @returns NULL when out of memory. */
+/** @brief Starts tracking a message; it holds one outstanding unit until wk_progress_done.
+ * @returns NULL when out of memory. */
 wk_progress_record *wk_progress_begin(wk_progress *progress, const char *topic, int32_t partition, int64_t offset);
 
 /** @brief One more produced message to wait for. */
