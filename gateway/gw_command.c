@@ -34,6 +34,13 @@ static int address_request(gw_command *command, const gw_admitted *admitted) {
         out->ticket_id = admitted->ticket_id;
         snprintf(command->key, sizeof command->key, "%s", query_key);
         return 0;
+    case TK_REQUEST_TICKET_UPDATE:
+    case TK_REQUEST_TICKET_RESOLVE:
+        strcpy(command->key, admitted->ticket_id);
+        out->ticket_id = admitted->ticket_id;
+        tk_object_id_new(command->command_id);
+        out->command_id = command->command_id;
+        return 0;
     case TK_REQUEST_TYPE_COUNT:
         break;
     }

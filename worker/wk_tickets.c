@@ -476,6 +476,10 @@ static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *req
 wk_outcome wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                               wk_result *result) {
     memset(result, 0, sizeof *result);
+    if (OPERATIONS[request->type] == NULL) { /* a type the parser knows and this table not yet */
+        set_answer(result, 500, MSG_INTERNAL, NULL);
+        return WK_DONE;
+    }
     int64_t started_us = tk_monotonic_us();
     wk_outcome rc = OPERATIONS[request->type](tickets, request, guard, result);
     wk_metrics_db_duration(request->type, (double)(tk_monotonic_us() - started_us) / 1e6);
