@@ -91,7 +91,7 @@ def _kind(msg: dict) -> str:
     if "status" in msg:
         return "reply"
     t = msg["type"]
-    if t in ("ticket.create", "ticket.reply"):
+    if t in ("ticket.create", "ticket.reply", "ticket.update", "ticket.resolve"):
         return "command." + t
     if t in ("tickets.list", "ticket.get"):
         return "query." + t
@@ -157,6 +157,8 @@ def test_openapi_routes_are_the_five_plus_health():
         ("POST", "/api/ticket/admin-create-reply"),
         ("GET", "/api/ticket/get-ticket"),
         ("GET", "/api/ticket/admin-get-ticket"),
+        ("POST", "/api/ticket/admin-update-ticket"),
+        ("POST", "/api/ticket/resolve-ticket"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/metrics"),
@@ -167,9 +169,10 @@ def test_openapi_routes_are_the_five_plus_health():
 def test_openapi_and_kafka_agree_on_ticket_and_reply():
     defs = json.loads((sc.KAFKA_DIR / "defs.json").read_text(encoding="utf-8"))["$defs"]
     comps = sc.openapi()["components"]["schemas"]
-    for oas, kafka, order in (("Ticket", "ticket", sc.TICKET_FIELDS), ("Reply", "replyEntry", sc.REPLY_FIELDS)):
-        assert tuple(comps[oas]["properties"]) == order
-        assert tuple(defs[kafka]["properties"]) == order
+    for oas, kafka, order, optional in (("Ticket", "ticket", sc.TICKET_FIELDS, sc.TICKET_OPTIONAL_FIELDS),
+                                        ("Reply", "replyEntry", sc.REPLY_FIELDS, sc.REPLY_OPTIONAL_FIELDS)):
+        assert tuple(comps[oas]["properties"]) == order + optional
+        assert tuple(defs[kafka]["properties"]) == order + optional
         assert tuple(comps[oas]["required"]) == order
         assert tuple(defs[kafka]["required"]) == order
         assert comps[oas]["additionalProperties"] is False and defs[kafka]["additionalProperties"] is False
@@ -217,7 +220,8 @@ def test_every_status_and_message_of_the_contract_table_is_documented():
     assert len(rows) >= 25, rows
     candidates = [(m.upper(), "/api/ticket" + r) for m, r in
                   [("post", "/create-ticket"), ("get", "/get-tickets"), ("post", "/create-reply"),
-                   ("get", "/admin-get-tickets"), ("post", "/admin-create-reply")]]
+                   ("get", "/admin-get-tickets"), ("post", "/admin-create-reply"),
+                   ("post", "/admin-update-ticket"), ("post", "/resolve-ticket")]]
     candidates += [("GET", "/api/ticket/no-such-route"), ("GET", "/api/ticket/create-ticket")]
     for status, message in rows:
         status = int(status)
@@ -296,7 +300,7 @@ def _mutations():
         ("command.ticket.create", "empty subject", setv(["ticket", "subject"], "")),
         ("command.ticket.create", "whitespace subject", setv(["ticket", "subject"], " \t ")),
         ("command.ticket.create", "subject over 200", setv(["ticket", "subject"], "x" * 201)),
-        ("command.ticket.create", "bad priority", setv(["ticket", "priority"], "urgent")),
+        ("command.ticket.create", "bad priority", setv(["ticket", "priority"], "critical")),
         ("command.ticket.create", "version 2", setv(["version"], 2)),
         ("command.ticket.create", "version as string", setv(["version"], "1")),
         ("command.ticket.create", "actor id over 128", setv(["actor", "id"], "u" * 129)),
@@ -454,7 +458,7 @@ def test_invalid_request_bodies_fail(seed_blocks):
                  dict(create, subject=""),
                  dict(create, subject="   "),
                  dict(create, category="c" * 101),
-                 dict(create, priority="urgent"),
+                 dict(create, priority="critical"),
                  dict(create, description=5),
                  [create]):
         _fails(sc.validate_http_request, "/create-ticket", "POST", body)
