@@ -170,6 +170,44 @@ def baseline_section(res):
     return rows
 
 
+def ratio_of(res, ours_name, base_name):
+    ours, base = res.get(ours_name), res.get(base_name)
+    if ours is None or base is None or float(base["rps"]) <= 0:
+        return None
+    return float(ours["rps"]) / float(base["rps"])
+
+
+def issue11_section(res):
+    """The targets of issue 11 that one run of ours and the baseline measures."""
+    rows = []
+    ratio = ratio_of(res, "create", "baseline-create")
+    if ratio is not None:
+        rows.append(f"| create-ticket peak, c={res.get('create')['connections']}, against the baseline | "
+                    f"{ratio:.2f}× | ≥ 2.5×: {verdict(ratio, '>=', 2.5)} |")
+    r = res.get("create")
+    if r:
+        parts = {p: cpu(r, p) for p in ("gateway", "worker", "broker", "db")}
+        total = sum(parts.values())
+        split = ", ".join(f"{p} {f0(v)}" for p, v in parts.items())
+        rows.append(f"| CPU per create at c={r['connections']}, all four processes | {total / 1000:.3f} ms ({split} µs) | "
+                    f"≤ 0.6 ms: {verdict(total / 1000, '<=', 0.6)} |")
+    r = res.get("create-open")
+    if r:
+        rows.append(f"| p99 at half our peak, open loop | {f2(r['p99_ms'])} ms at {f0(r['rate'])} req/s | "
+                    f"≤ 25 ms: {verdict(r['p99_ms'], '<=', 25)} |")
+    r = res.get("latency-create")
+    if r:
+        rows.append(f"| one connection, create-ticket | p50 {f2(r['p50_ms'])} ms, p99 {f2(r['p99_ms'])} ms | "
+                    f"p50 ≤ 2 ms: {verdict(r['p50_ms'], '<=', 2)}, p99 ≤ 6 ms: {verdict(r['p99_ms'], '<=', 6)} |")
+    ratio = ratio_of(res, "mix", "baseline-mix")
+    if ratio is not None:
+        rows.append(f"| mix 80 % team list, 10 % create, 10 % reply, against the baseline | {ratio:.2f}× | "
+                    f"≥ 3×: {verdict(ratio, '>=', 3)} |")
+    if not rows:
+        return []
+    return ["", "### Against the targets of issue 11", "", "| target | measured | |", "|---|---|---|"] + rows
+
+
 def git_commit(root):
     try:
         commit = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -283,6 +321,7 @@ def report(res, s):
             p("")
             p(f"(baseline peak RSS during create c={base.get('connections')}: "
               f"{mb(base.get('hwm_baseline_kb', 0))} MB)")
+    out.extend(issue11_section(res))
     p("")
     p("### Against the targets of issue 4")
     p("")

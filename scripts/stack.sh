@@ -31,7 +31,9 @@ STK_TOPICS=(
 
 # Heap and GC of the broker; override with KAFKA_HEAP_OPTS / KAFKA_JVM_OPTS.
 STK_KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
-STK_KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dlog4j2.shutdownHookEnabled=false}"
+# SerialGC: no concurrent GC threads to compete for two shared cores; the
+# broker cost less CPU per request with it than with G1 (BENCHMARKS.md, issue 11).
+STK_KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dlog4j2.shutdownHookEnabled=false}"
 # Short-lived helper JVMs (storage format, topic creation): start fast.
 STK_TOOL_JVM_OPTS=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
 

@@ -100,7 +100,9 @@ int wk_consumer_init(wk_consumer *consumer, const tk_worker_config *config, char
         {"partition.assignment.strategy", "range"},
         {"session.timeout.ms", "6000"},
         {"heartbeat.interval.ms", "1000"},
-        {"fetch.wait.max.ms", "100"},
+        /* The broker answers a fetch as soon as one byte is there: the wait
+         * only bounds the polling of an idle worker (each poll costs the broker). */
+        {"fetch.wait.max.ms", "500"},
         {"fetch.error.backoff.ms", "100"},
         {"socket.nagle.disable", "true"},
         {"queued.max.messages.kbytes", "16384"},

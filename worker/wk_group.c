@@ -136,6 +136,19 @@ static void handle_alone(const wk_process_context *context, const wk_collections
     wk_process_message(context, db, progress, slot->message, &lease);
 }
 
+/* A member handled alone; a query may be answered from an identical one's
+ * read. A write in between ends the sharing: later reads read again. */
+static void handle_member(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
+                          wk_fence *fence, const wk_lane_slot *slot, wk_share *share) {
+    if (strcmp(rd_kafka_topic_name(slot->message->rkt), TK_TOPIC_QUERIES) != 0) {
+        wk_share_clear(share);
+        handle_alone(context, db, progress, fence, slot);
+        return;
+    }
+    wk_lease lease = lease_of(fence, slot);
+    wk_process_message_shared(context, db, progress, slot->message, &lease, share);
+}
+
 /* A run of count creates: one insertMany, then each member in order. */
 static void commit_creates(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
                            wk_fence *fence, const wk_lane_slot *slots, const tk_request *requests, size_t count) {
@@ -179,14 +192,18 @@ void wk_group_handle(const wk_process_context *context, const wk_collections *db
         goto cleanup;
     }
     classify_members(slots, count, requests, kinds);
+    wk_share share;
+    wk_share_init(&share);
     for (size_t start = 0, end; start < count; start = end) {
         end = wk_batch_group_end(kinds, count, start);
         if (end - start > 1) {
+            wk_share_clear(&share);
             commit_creates(context, db, progress, fence, slots + start, requests + start, end - start);
         } else {
-            handle_alone(context, db, progress, fence, &slots[start]);
+            handle_member(context, db, progress, fence, &slots[start], &share);
         }
     }
+    wk_share_clear(&share);
     for (size_t i = 0; i < count; i++) tk_request_close(&requests[i]);
 cleanup:
     free(kinds);

@@ -15,7 +15,8 @@
 /**
  * @brief Handles slots[0..count) completely and in order, as
  * wk_process_message would one by one: every reply and event is produced and
- * each offset stored only once its record is done. A create's insert starts
+ * each offset stored only once its record is done. Identical queries with
+ * no write between them share one read (wk_share.h). A create's insert starts
  * only while its lease on fence holds. Does not free the messages.
  */
 void wk_group_handle(const wk_process_context *context, const wk_collections *db, wk_progress *progress,

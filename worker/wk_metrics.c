@@ -18,6 +18,8 @@
 #define DLQ_HELP "Messages sent to ticket.dlq"
 #define EXPIRED_NAME "ticket_worker_queries_expired_total"
 #define EXPIRED_HELP "Queries skipped because their deadline had passed"
+#define SHARED_NAME "ticket_worker_queries_shared_total"
+#define SHARED_HELP "Queries answered from the read of an identical query of the same batch"
 #define DB_ERRORS_NAME "ticket_worker_db_errors_total"
 #define DB_ERRORS_HELP "Database operations that failed"
 #define DB_DURATION_NAME "ticket_worker_db_operation_duration_seconds"
@@ -43,6 +45,7 @@ static struct {
     tk_series *produce_retries[COUNT_OF(OUTPUT_TOPICS)];
     tk_series *dlq;
     tk_series *queries_expired;
+    tk_series *queries_shared;
 } handles;
 
 static size_t index_of(const char *const *names, size_t count, const char *name) {
@@ -95,6 +98,7 @@ void wk_metrics_register(void) {
     }
     handles.dlq = tk_metrics_counter(DLQ_NAME, DLQ_HELP, "");
     handles.queries_expired = tk_metrics_counter(EXPIRED_NAME, EXPIRED_HELP, "");
+    handles.queries_shared = tk_metrics_counter(SHARED_NAME, SHARED_HELP, "");
 }
 
 void wk_metrics_message(const char *topic, tk_request_type type, int status, double seconds) {
@@ -108,6 +112,8 @@ void wk_metrics_message(const char *topic, tk_request_type type, int status, dou
 void wk_metrics_dead_letter(void) { tk_counter_add(handles.dlq, 1); }
 
 void wk_metrics_query_expired(void) { tk_counter_add(handles.queries_expired, 1); }
+
+void wk_metrics_query_shared(void) { tk_counter_add(handles.queries_shared, 1); }
 
 void wk_metrics_db_error(const char *operation, bool is_transient) {
     size_t o = index_of(DB_OPERATIONS, COUNT_OF(DB_OPERATIONS), operation);

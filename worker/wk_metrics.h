@@ -18,6 +18,9 @@ void wk_metrics_message(const char *topic, tk_request_type type, int status, dou
 /** @brief One query skipped because its requester's deadline had passed. */
 void wk_metrics_query_expired(void);
 
+/** @brief One query answered from an identical query's read (wk_share.h). */
+void wk_metrics_query_shared(void);
+
 /** @brief One message sent to ticket.dlq. */
 void wk_metrics_dead_letter(void);
 

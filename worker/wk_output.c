@@ -181,10 +181,12 @@ static void *serve_delivery_reports(void *arg) {
 int wk_output_init(wk_output *output, const char *brokers, const char *client_id, char *err, size_t err_len) {
     /* Never give up on a message (timeout 0): an event or reply that cannot
      * be sent holds back its offset instead of being dropped. No linger: a
-     * reply is on a client's critical path; under load messages still batch
-     * behind the requests in flight. */
+     * reply is on a client's critical path. One produce request in flight:
+     * what is produced meanwhile (a batch's replies and events) waits for
+     * it and goes as one request, not one each (BENCHMARKS.md, issue 11). */
     const tk_kafka_setting settings[] = {
         {"enable.idempotence", "true"}, {"linger.ms", "0"},          {"socket.nagle.disable", "true"},
+        {"max.in.flight.requests.per.connection", "1"},
         {"message.timeout.ms", "0"},    {"message.max.bytes", "1000000"},
         {"topic.metadata.propagation.max.ms", TOPIC_PROPAGATION_MS},
         {NULL, NULL},

@@ -176,8 +176,27 @@ static void log_handled(const rd_kafka_message_t *message, const wk_address *add
                   fields);
 }
 
+/* A query answered before in this batch is answered again from that read;
+ * anything else is executed (and a query's answer kept for the next one). */
+static wk_outcome apply(const wk_process_context *context, const wk_collections *db, const wk_lease *lease,
+                        const rd_kafka_message_t *message, tk_request *request, wk_result *result, wk_share *share) {
+    bool is_query = share != NULL && tk_request_type_is_query(request->type);
+    if (is_query && wk_share_lookup(share, message, result)) {
+        wk_metrics_query_shared();
+        return WK_DONE;
+    }
+    wk_outcome outcome = execute_with_retry(context, db, lease, request, result);
+    if (is_query && outcome == WK_DONE) wk_share_keep(share, message, result);
+    return outcome;
+}
+
 void wk_process_message(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
                         const rd_kafka_message_t *message, const wk_lease *lease) {
+    wk_process_message_shared(context, db, progress, message, lease, NULL);
+}
+
+void wk_process_message_shared(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
+                               const rd_kafka_message_t *message, const wk_lease *lease, wk_share *share) {
     wk_address address;
     tk_request request;
     wk_result result;
@@ -190,7 +209,7 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
         return;
     }
     if (!admit(context, message, &address, &request, progress, record)) return;
-    wk_outcome outcome = execute_with_retry(context, db, lease, &request, &result);
+    wk_outcome outcome = apply(context, db, lease, message, &request, &result, share);
     if (outcome != WK_DONE) {
         tk_request_close(&request);
         /* Fenced: nothing written, the partition's next owner applies it;

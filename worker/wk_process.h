@@ -10,6 +10,7 @@
 #include "wk_fence.h"
 #include "wk_output.h"
 #include "wk_progress.h"
+#include "wk_share.h"
 #include "wk_store.h"
 
 /** A lane's handles on the collections (its own client's). */
@@ -33,5 +34,13 @@ typedef struct {
  */
 void wk_process_message(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
                         const rd_kafka_message_t *message, const wk_lease *lease);
+
+/**
+ * @brief wk_process_message for a member of a batch: a query byte for byte
+ * the same as the one share kept is answered from that read (wk_share.h),
+ * after its own verification and expiry check; share may be NULL.
+ */
+void wk_process_message_shared(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
+                               const rd_kafka_message_t *message, const wk_lease *lease, wk_share *share);
 
 #endif

@@ -1,0 +1,35 @@
+/* wk_share — identical reads of one batch answered from one database read. */
+#include "wk_share.h"
+
+#include <string.h>
+
+void wk_share_init(wk_share *share) { memset(share, 0, sizeof *share); }
+
+/* A copy whose data is shared by reference; a read has no event. */
+static void result_copy(wk_result *to, const wk_result *from) {
+    *to = *from;
+    to->event = NULL;
+    to->data = json_incref(from->data);
+}
+
+bool wk_share_lookup(const wk_share *share, const rd_kafka_message_t *message, wk_result *result) {
+    if (!share->is_set || message->len != share->len || message->payload == NULL ||
+        memcmp(message->payload, share->payload, share->len) != 0)
+        return false;
+    result_copy(result, &share->result);
+    return true;
+}
+
+void wk_share_keep(wk_share *share, const rd_kafka_message_t *message, const wk_result *result) {
+    wk_share_clear(share);
+    if (message->payload == NULL || result->event != NULL) return;
+    share->payload = message->payload;
+    share->len = message->len;
+    result_copy(&share->result, result);
+    share->is_set = true;
+}
+
+void wk_share_clear(wk_share *share) {
+    if (share->is_set) wk_result_close(&share->result);
+    wk_share_init(share);
+}
