@@ -51,6 +51,7 @@ scaling_latency_step() {
     for n in $LAT_WORKERS; do latency_run "$n" 4; done
     for t in $LAT_THREADS; do [[ $t == 4 ]] || latency_run 1 "$t"; done
     stop_workers
+    # shellcheck disable=SC2153 # WORKERS: the --workers option of bench/run.sh
     start_workers "$WORKERS"
     stk_stop "$RUN" delayproxy 5
     tk_python "$TK_ROOT/bench/latency_report.py" "$RUN/results" "$DB_LATENCY_MS" "$RUN/results/lat-ping.md" \
