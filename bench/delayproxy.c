@@ -8,7 +8,11 @@
  * Listens on a free port of 127.0.0.1, prints it on stdout (one line), then
  * forwards each connection to 127.0.0.1:UPSTREAM_PORT. One thread, epoll and
  * one timerfd: a chunk read at t is written at t + DELAY_US, in order. Runs
- * until killed. Built by bench/run.sh with cc, no dependencies. */
+ * until killed. Built by bench/run.sh with cc, no dependencies.
+ *
+ * SIGUSR1 prints "round_trips=N" on stdout: how many times a client spoke
+ * after its server had (a request/response protocol: one per round trip),
+ * so the bench can tell how many round trips the workers made. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,11 +56,19 @@ typedef struct conn {
     int fd[2];    /* 0: client, 1: upstream */
     flow way[2];  /* 0: client -> upstream, 1: upstream -> client */
     bool is_dead;
+    int last_side; /* which end sent last: a client that speaks after the server starts a round trip */
 } conn;
 
 static int g_epoll, g_timer;
 static int64_t g_delay_us;
 static conn *g_conns;
+static uint64_t g_round_trips;
+static volatile sig_atomic_t g_wants_stats;
+
+static void on_usr1(int sig) {
+    (void)sig;
+    g_wants_stats = 1;
+}
 
 static int64_t now_us(void) {
     struct timespec ts;
@@ -143,6 +155,8 @@ static void take_in(conn *c, int side) {
             flush(c, side, now_us()); /* shuts down at once if nothing is queued */
             return;
         }
+        if (side == 0 && c->last_side != 0) g_round_trips++;
+        c->last_side = side;
         *k = (chunk){NULL, now_us() + g_delay_us, (size_t)n, 0};
         if (n < CHUNK_MAX) k = realloc(k, sizeof *k + (size_t)n); /* shrinking: never fails in practice */
         if (f->tail != NULL) f->tail->next = k; else f->head = k;
@@ -180,7 +194,7 @@ static void accept_one(int listener, uint16_t upstream) {
     if (fcntl(up, F_SETFL, O_NONBLOCK) != 0) die("fcntl");
     conn *c = malloc(sizeof *c); /* 8-aligned at least: the low bit is free for the side */
     if (c == NULL) die("malloc");
-    *c = (conn){.next = g_conns, .fd = {client, up}};
+    *c = (conn){.next = g_conns, .fd = {client, up}, .last_side = 1};
     c->way[0] = (flow){.from = client, .to = up};
     c->way[1] = (flow){.from = up, .to = client};
     g_conns = c;
@@ -225,6 +239,7 @@ int main(int argc, char **argv) {
     uint16_t upstream = (uint16_t)atoi(argv[1]), port;
     g_delay_us = atoll(argv[2]);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR1, on_usr1);
     prctl(PR_SET_TIMERSLACK, 1UL); /* wake at the due time, not up to 50 us later */
     int listener = listen_on_free_port(&port);
     g_epoll = epoll_create1(0);
@@ -241,6 +256,11 @@ int main(int argc, char **argv) {
     for (;;) {
         int n = epoll_wait(g_epoll, events, MAX_EVENTS, -1);
         if (n < 0 && errno != EINTR) die("epoll_wait");
+        if (g_wants_stats) {
+            g_wants_stats = 0;
+            printf("round_trips=%llu\n", (unsigned long long)g_round_trips);
+            fflush(stdout);
+        }
         for (int i = 0; i < n; i++) {
             uint64_t tag = events[i].data.u64;
             if (tag == 2) {

@@ -38,7 +38,28 @@ latency_run() {
     WORKER_THREADS=$threads WORKER_MONGO_PORT=$PROXY_PORT start_workers "$workers"
     WORKER_THREADS=$saved
     tk_info "scaling with ${DB_LATENCY_MS} ms to the database: $workers worker(s) x $threads thread(s)"
-    closed "lat-w$workers-t$threads" create "$CONNS" "$SCALE_DURATION" --cpu "proxy=$(pid_of delayproxy)"
+    local name="lat-w$workers-t$threads" trips0 trips1 tickets0 tickets1
+    tickets0=$(db_count)
+    trips0=$(latency_round_trips)
+    closed "$name" create "$CONNS" "$SCALE_DURATION" --cpu "proxy=$(pid_of delayproxy)"
+    settle
+    trips1=$(latency_round_trips)
+    tickets1=$(db_count)
+    # Warm-up and window together: creates per database round trip (the
+    # insertMany batch size reached, less the worker's few other requests).
+    echo "{\"round_trips\":$((trips1 - trips0)),\"creates\":$((tickets1 - tickets0))}" >"$RUN/results/$name.trips"
+}
+
+# The proxy's count of round trips so far (SIGUSR1: it prints it on its log).
+latency_round_trips() {
+    local before after deadline=$((SECONDS + 5))
+    before=$(grep -c '^round_trips=' "$RUN/delayproxy.log" || true)
+    kill -USR1 "$(pid_of delayproxy)"
+    until after=$(grep -c '^round_trips=' "$RUN/delayproxy.log" || true) && ((after > before)); do
+        ((SECONDS < deadline)) || tk_die "the delay proxy did not report its round trips"
+        sleep 0.02
+    done
+    grep '^round_trips=' "$RUN/delayproxy.log" | tail -n 1 | cut -d= -f2
 }
 
 scaling_latency_step() {

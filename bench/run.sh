@@ -38,9 +38,9 @@ usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--work
   --hold N         waiting requests of the memory test (default 10000, quick 2000)
   --profile        also profile gateway and worker under create-ticket load (perf)
   --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,
-                   dbprobe,baseline,profile,scaling-latency (scaling-latency, not in the default list:
-                   workers 1, 2, 4 and WORKER_THREADS 1..8 with DB_LATENCY_MS=2 between workers and
-                   database, bench/latency.sh; reads: get-ticket and a team list's first page at one
+                   dbprobe,baseline,profile,scaling-latency (scaling-latency, full runs only: workers
+                   1, 2, 4 and WORKER_THREADS 1..8 with DB_LATENCY_MS=2 between workers and database,
+                   bench/latency.sh; reads: get-ticket and a team list's first page at one
                    connection; walk: the admin list page by page; both skip themselves
                    while the API has no such route or paging; baseline: bench/baseline, Express +
                    Mongoose on the same FerretDB, after ours: mix, create at c=1 and at c=N, and
@@ -100,6 +100,8 @@ OPEN_CONNS=256           # connections of the open-loop runs (a pool, not the lo
 DB_CONNS=$((CONNS / 8 > 0 ? CONNS / 8 : 1))
 
 STEPS=${ONLY:-healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,dbprobe,baseline}
+# Workers with the database DB_LATENCY_MS away: about 3 minutes, full runs only.
+[[ -n $ONLY ]] || ((QUICK)) || STEPS+=",scaling-latency"
 ((PROFILE)) && STEPS+=",profile"
 want() { [[ ,$STEPS, == *,$1,* ]]; }
 
