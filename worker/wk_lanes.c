@@ -20,8 +20,8 @@
 
 int wk_lanes_lane_of(const wk_lanes *lanes, const char *topic, int32_t partition) {
     /* Commands spread over every lane: with the database far away a lane
-     * spends its time waiting on round trips, so each lane is throughput
-     * (`partition * 2 + is_query` left half of them without writes).
+     * handling messages one by one waits on round trips, so each lane is
+     * throughput (`partition * 2 + is_query` left half of them without writes).
      * Queries are shifted by half the lanes: command and query partitions of
      * the same number never share a lane. The price: a lane may now hold a
      * query partition next to its command partitions, so a slow list can
