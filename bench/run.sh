@@ -100,7 +100,7 @@ OPEN_CONNS=256           # connections of the open-loop runs (a pool, not the lo
 DB_CONNS=$((CONNS / 8 > 0 ? CONNS / 8 : 1))
 
 STEPS=${ONLY:-healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,dbprobe,baseline}
-# Workers with the database DB_LATENCY_MS away: about 3 minutes, full runs only.
+# Workers with the database DB_LATENCY_MS away: about 4 minutes, full runs only.
 [[ -n $ONLY ]] || ((QUICK)) || STEPS+=",scaling-latency"
 ((PROFILE)) && STEPS+=",profile"
 want() { [[ ,$STEPS, == *,$1,* ]]; }
