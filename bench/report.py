@@ -294,7 +294,8 @@ def report(res, s):
         p(f"| {hold['held']} | {mb(hold['rss_before_kb'])} | {mb(hold['rss_after_kb'])} | "
           f"{f2(hold['kb_per_request'])} | {f2(hold['connect_s'])} | {f2(hold['drain_s'])} | {hold['ok']} | "
           f"{errors_text(hold)} |")
-    for file, title in (("walk.md", "Admin list, page by page over HTTP"),
+    for file, title in (("scaling-latency.md", "Workers with latency to the database (scaling-latency, bench/latency.sh)"),
+                        ("walk.md", "Admin list, page by page over HTTP"),
                         ("dbprobe.md", "Database probe (the worker's query shapes, timed directly with pymongo "
                                        "at the end)")):
         text = res.text(file)

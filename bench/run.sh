@@ -17,6 +17,8 @@ source "$TK_ROOT/scripts/stack.sh"
 source "$TK_ROOT/scripts/service.sh"
 # shellcheck source=scripts/deps.sh
 source "$TK_ROOT/scripts/deps.sh" # tk_apt_install, for perf on demand
+# shellcheck source=bench/latency.sh
+source "$TK_ROOT/bench/latency.sh" # the scaling-latency step
 
 BUILD="${TICKET_BUILD_DIR:-$TK_ROOT/build}"
 GATEWAY_BIN="$BUILD/gateway/ticket-gateway"
@@ -38,7 +40,9 @@ usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--work
   --hold N         waiting requests of the memory test (default 10000, quick 2000)
   --profile        also profile gateway and worker under create-ticket load (perf)
   --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,
-                   dbprobe,baseline,profile (reads: get-ticket and a team list's first page at one
+                   dbprobe,baseline,profile,scaling-latency (scaling-latency, full runs only: workers
+                   1, 2, 4 and WORKER_THREADS 1..8 with DB_LATENCY_MS=2 between workers and database,
+                   bench/latency.sh; reads: get-ticket and a team list's first page at one
                    connection; walk: the admin list page by page; both skip themselves
                    while the API has no such route or paging; baseline: bench/baseline, Express +
                    Mongoose on the same FerretDB, after ours: mix, create at c=1 and at c=N, and
@@ -98,6 +102,8 @@ OPEN_CONNS=256           # connections of the open-loop runs (a pool, not the lo
 DB_CONNS=$((CONNS / 8 > 0 ? CONNS / 8 : 1))
 
 STEPS=${ONLY:-healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,dbprobe,baseline}
+# Workers with the database DB_LATENCY_MS away: about 4 minutes, full runs only.
+[[ -n $ONLY ]] || ((QUICK)) || STEPS+=",scaling-latency"
 ((PROFILE)) && STEPS+=",profile"
 want() { [[ ,$STEPS, == *,$1,* ]]; }
 
@@ -170,6 +176,7 @@ cleanup() {
         done
         stk_stop "$RUN" gateway 20
         stk_stop "$RUN" baseline 20
+        stk_stop "$RUN" delayproxy 5
         for name in $(worker_names); do stk_stop "$RUN" "$name" 20; done
         stk_stop_database "$RUN"
         stk_stop_kafka "$RUN"
@@ -214,8 +221,8 @@ start_workers() {
         name="worker-$i"
         : >"$RUN/$name.log"
         stk_spawn "$RUN" "$name" env KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" \
-            MONGODB_URI="mongodb://127.0.0.1:$MONGO_PORT/$DB_NAME" WORKER_THREADS="$WORKER_THREADS" \
-            WORKER_BATCH_MAX="${WORKER_BATCH_MAX:-256}" \
+            MONGODB_URI="mongodb://127.0.0.1:${WORKER_MONGO_PORT:-$MONGO_PORT}/$DB_NAME" \
+            WORKER_THREADS="$WORKER_THREADS" WORKER_BATCH_MAX="${WORKER_BATCH_MAX:-256}" \
             BIND_ADDRESS=127.0.0.1 COMMAND_KEYS_FILE="$RUN/command_keys" LOG_LEVEL=info "$WORKER_BIN" || exit 1
     done
     for ((i = 1; i <= n; i++)); do
@@ -579,6 +586,7 @@ if want scaling; then
     stop_workers
     start_workers "$WORKERS"
 fi
+want scaling-latency && scaling_latency_step
 
 if want hold; then
     # A gateway that waits a minute for answers, warmed up, then the workers stop.

@@ -19,10 +19,15 @@
 #define POLL_IDLE_US (10 * 1000)
 
 int wk_lanes_lane_of(const wk_lanes *lanes, const char *topic, int32_t partition) {
-    int is_query = strcmp(topic, TK_TOPIC_QUERIES) == 0;
-    /* Commands and queries of the same partition number go to different
-     * lanes, so a slow list does not delay writes. */
-    return (int)((partition * 2 + is_query) % lanes->count);
+    /* Commands spread over every lane: with the database far away a lane
+     * handling messages one by one waits on round trips, so each lane is
+     * throughput (`partition * 2 + is_query` left half of them without writes).
+     * Queries are shifted by half the lanes: command and query partitions of
+     * the same number never share a lane. The price: a lane may now hold a
+     * query partition next to its command partitions, so a slow list can
+     * delay that lane's writes. */
+    int shift = strcmp(topic, TK_TOPIC_QUERIES) == 0 ? lanes->count / 2 : 0;
+    return (int)((partition + shift) % lanes->count);
 }
 
 static wk_lane *lane_for(wk_lanes *lanes, const rd_kafka_message_t *message) {

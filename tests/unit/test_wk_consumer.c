@@ -15,7 +15,7 @@
 #include "wk_consumer.h"
 #include "wk_lanes.h"
 
-#define LANES 4     /* commands partition 0 -> lane 0, partition 1 -> lane 2 */
+#define LANES 4     /* command partition p -> lane p % 4: partition 0 -> lane 0, partition 1 -> lane 1 */
 #define CAPACITY 4  /* lane queue */
 #define SLOW_COUNT 20
 #define FAST_COUNT 10
@@ -115,7 +115,7 @@ static void test_a_full_lane_pauses_only_its_partitions(void **state) {
     while (F.consumer.paused_lanes == 0 && tk_monotonic_ms() < deadline) nap_ms(20);
     assert_int_equal(F.consumer.paused_lanes, UINT64_C(1) << 0);
 
-    /* ... while partition 1 (lane 2) goes on being read and handled. */
+    /* ... while partition 1 (lane 1) goes on being read and handled. */
     produce(1, FAST_COUNT);
     deadline = tk_monotonic_ms() + WAIT_MS;
     while (counter(&F.fast_handled) < FAST_COUNT && tk_monotonic_ms() < deadline) nap_ms(20);

@@ -18,7 +18,7 @@
 #include "wk_lanes.h"
 #include "wk_output.h"
 
-#define LANES 4 /* commands partition p goes to lane (2p) % 4: partitions 0 and 2 share lane 0 */
+#define LANES 2 /* command partition p goes to lane p % 2: partitions 0 and 2 share lane 0 */
 #define PER_PARTITION 5
 #define WAIT_MS 10000
 
@@ -254,9 +254,30 @@ static void test_shutdown_releases_a_lane_blocked_on_a_full_queue(void **state) 
     rd_kafka_topic_partition_list_destroy(assigned);
 }
 
+/* Every lane applies commands (with the database far away each lane is
+ * throughput), and a command partition never shares a lane with the query
+ * partition of the same number. */
+static void test_commands_use_every_lane(void **state) {
+    (void)state;
+    for (int count = 1; count <= 9; count++) {
+        wk_lanes lanes = {.count = count};
+        bool has_commands[9] = {false};
+        for (int32_t p = 0; p < 8; p++) {
+            int command = wk_lanes_lane_of(&lanes, TK_TOPIC_COMMANDS, p);
+            int query = wk_lanes_lane_of(&lanes, TK_TOPIC_QUERIES, p);
+            assert_in_range(command, 0, count - 1);
+            assert_in_range(query, 0, count - 1);
+            if (count > 1) assert_int_not_equal(command, query);
+            has_commands[command] = true;
+        }
+        for (int lane = 0; lane < count && lane < 8; lane++) assert_true(has_commands[lane]);
+    }
+}
+
 int main(void) {
     tk_log_init("unit", TK_LOG_ERROR);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commands_use_every_lane),
         cmocka_unit_test(test_revoke_purges_only_revoked_partitions),
         cmocka_unit_test(test_shutdown_releases_a_lane_blocked_on_a_full_queue),
     };
