@@ -22,10 +22,15 @@ bool gw_validate_is_json_content_type(const char *content_type) {
 
 static int parse_object(const char *body, size_t len, json_t **root, char *err, size_t err_len) {
     *root = NULL;
-    /* Duplicate keys are ambiguous: which one would we store? Refuse them. */
-    json_t *parsed = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+    /* Duplicate keys are ambiguous: which one would we store? Refuse them.
+     * A \u0000 escape is valid JSON: let it through to the field rules, which
+     * refuse it by name (tk_text_member); jansson cannot hold one in a key. */
+    json_error_t error;
+    json_t *parsed = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
     if (parsed == NULL) {
-        snprintf(err, err_len, "Request body is not valid JSON");
+        snprintf(err, err_len, "%s",
+                 json_error_code(&error) == json_error_null_byte_in_key ? "Field names must not contain NUL characters"
+                                                                        : "Request body is not valid JSON");
         return -1;
     }
     if (!json_is_object(parsed)) {
@@ -143,9 +148,10 @@ static int take_cursor(gw_list_query *query, const char *value, size_t value_len
     return 0;
 }
 
+/* A repeated unknown name is not "given twice": the check at the end names it unknown. */
 static bool is_repeated(const gw_list_query *query, const char *name) {
     return (strcmp(name, "limit") == 0 && query->has_limit) || (strcmp(name, "cursor") == 0 && query->has_cursor) ||
-           json_object_get(query->filter, name) != NULL;
+           (json_object_get(query->filter, name) != NULL && tk_list_field_is_known(name));
 }
 
 int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_len, const char *value,
