@@ -15,6 +15,8 @@ static int parse_create(const json_t *root, tk_request *out, char *err, size_t e
 static int parse_reply(const json_t *root, tk_request *out, char *err, size_t err_len);
 static int parse_list(const json_t *root, tk_request *out, char *err, size_t err_len);
 static int parse_get(const json_t *root, tk_request *out, char *err, size_t err_len);
+static int parse_update(const json_t *root, tk_request *out, char *err, size_t err_len);
+static int parse_resolve(const json_t *root, tk_request *out, char *err, size_t err_len);
 
 /* One row per message type: its wire name, the top-level members it may
  * carry, and the parser for its own members. */
@@ -28,13 +30,21 @@ static const struct {
                                   parse_create},
     [TK_REQUEST_TICKET_REPLY] = {"ticket.reply",
                                  (const char *const[]){"version", "type", "actor", "ticketId", "reply",
-                                                       "idempotencyKey", NULL},
+                                                       "internal", "ifMatch", "idempotencyKey", NULL},
                                  parse_reply},
     [TK_REQUEST_TICKETS_LIST] = {"tickets.list",
                                  (const char *const[]){"version", "type", "actor", "filter", "page", NULL},
                                  parse_list},
     [TK_REQUEST_TICKET_GET] = {"ticket.get", (const char *const[]){"version", "type", "actor", "ticketId", NULL},
                                parse_get},
+    [TK_REQUEST_TICKET_UPDATE] = {"ticket.update",
+                                  (const char *const[]){"version", "type", "actor", "ticketId", "commandId", "changes",
+                                                        "ifMatch", "idempotencyKey", NULL},
+                                  parse_update},
+    [TK_REQUEST_TICKET_RESOLVE] = {"ticket.resolve",
+                                   (const char *const[]){"version", "type", "actor", "ticketId", "commandId", "ifMatch",
+                                                         "idempotencyKey", NULL},
+                                   parse_resolve},
 };
 
 bool tk_idempotency_key_is_valid(const char *key) {
@@ -55,6 +65,25 @@ static int parse_idempotency_key(const json_t *root, tk_request *out, char *err,
     }
     out->idempotency_key = json_string_value(key);
     return 0;
+}
+
+/* The optional ifMatch: the __v the issuer read, 0..2^53-1. */
+static int parse_if_match(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    json_t *value = json_object_get(root, "ifMatch");
+    if (value == NULL) return 0;
+    if (!json_is_integer(value) || json_integer_value(value) < 0 || json_integer_value(value) > TK_IF_MATCH_MAX) {
+        snprintf(err, err_len, "Field 'ifMatch' must be an integer from 0 to %lld", TK_IF_MATCH_MAX);
+        return -1;
+    }
+    out->has_if_match = true;
+    out->if_match = (long long)json_integer_value(value);
+    return 0;
+}
+
+/* What every write but create carries besides its own members. */
+static int parse_write_options(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    if (parse_if_match(root, out, err, err_len) != 0) return -1;
+    return parse_idempotency_key(root, out, err, err_len);
 }
 
 bool tk_request_type_is_query(tk_request_type type) {
@@ -134,7 +163,40 @@ static int parse_reply(const json_t *root, tk_request *out, char *err, size_t er
         id_member(reply, "_id", "reply._id", &out->response_id, err, err_len) != 0 ||
         tk_fields_take(reply, &TK_RESPONSE_FIELDS, "reply.", out, err, err_len) != 0)
         return -1;
-    return parse_idempotency_key(root, out, err, err_len);
+    json_t *internal = json_object_get(root, "internal");
+    if (internal != NULL && !json_is_boolean(internal)) {
+        snprintf(err, err_len, "Field 'internal' must be true or false");
+        return -1;
+    }
+    out->internal = json_is_true(internal);
+    if (out->internal && !out->actor.is_admin) {
+        snprintf(err, err_len, "Only admins write internal notes");
+        return -1;
+    }
+    return parse_write_options(root, out, err, err_len);
+}
+
+static int parse_update(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    json_t *changes;
+    if (id_member(root, "ticketId", "ticketId", &out->ticket_id, err, err_len) != 0 ||
+        id_member(root, "commandId", "commandId", &out->command_id, err, err_len) != 0 ||
+        object_member(root, "changes", "changes", &changes, err, err_len) != 0 ||
+        tk_fields_only_members(changes, &TK_CHANGE_FIELDS, NULL, "changes.", err, err_len) != 0 ||
+        tk_fields_take_changes(changes, "changes.", out, err, err_len) != 0)
+        return -1;
+    if (!out->actor.is_admin) {
+        snprintf(err, err_len, "Only admins update tickets");
+        return -1;
+    }
+    return parse_write_options(root, out, err, err_len);
+}
+
+/* Customers resolve their own team's tickets; an admin may too. */
+static int parse_resolve(const json_t *root, tk_request *out, char *err, size_t err_len) {
+    if (id_member(root, "ticketId", "ticketId", &out->ticket_id, err, err_len) != 0 ||
+        id_member(root, "commandId", "commandId", &out->command_id, err, err_len) != 0)
+        return -1;
+    return parse_write_options(root, out, err, err_len);
 }
 
 static int parse_page(const json_t *root, tk_request *out, char *err, size_t err_len) {
@@ -255,6 +317,47 @@ static json_t *with_idempotency_key(json_t *message, const tk_request *request) 
     return message;
 }
 
+/* A write's optional members, only when set: a request that uses none of
+ * them is the message it was before they existed. Takes message. */
+static json_t *with_write_options(json_t *message, const tk_request *request) {
+    if (message != NULL && ((request->internal && json_object_set_new(message, "internal", json_true()) != 0) ||
+                            (request->has_if_match &&
+                             json_object_set_new(message, "ifMatch", json_integer(request->if_match)) != 0))) {
+        json_decref(message);
+        return NULL;
+    }
+    return with_idempotency_key(message, request);
+}
+
+/* The changes object of an update: only what changes, assigneeId null to unassign. */
+static json_t *changes_json_new(const tk_request *request) {
+    json_t *changes = json_object();
+    if (changes == NULL) return NULL;
+    json_t *assignee = request->is_unassign ? json_null()
+                       : request->assignee_id != NULL ? json_string(request->assignee_id)
+                                                      : NULL;
+    if ((request->status != NULL && json_object_set_new(changes, "status", json_string(request->status)) != 0) ||
+        (request->priority != NULL && json_object_set_new(changes, "priority", json_string(request->priority)) != 0) ||
+        (request->category != NULL && json_object_set_new(changes, "category", json_string(request->category)) != 0) ||
+        (assignee != NULL && json_object_set_new(changes, "assigneeId", assignee) != 0)) {
+        json_decref(changes);
+        return NULL;
+    }
+    return changes;
+}
+
+static json_t *write_json_new(const tk_request *request, json_t *actor) {
+    const char *type = tk_request_type_name(request->type);
+    json_t *message = json_pack("{s:i, s:s, s:o, s:s, s:s}", "version", TK_ENVELOPE_VERSION, "type", type, "actor",
+                                actor, "ticketId", request->ticket_id, "commandId", request->command_id);
+    if (message != NULL && request->type == TK_REQUEST_TICKET_UPDATE &&
+        json_object_set_new(message, "changes", changes_json_new(request)) != 0) {
+        json_decref(message);
+        return NULL;
+    }
+    return with_write_options(message, request);
+}
+
 /* Adds the filter (when not empty) and the page to message. @returns 0 or -1. */
 static int add_page(json_t *message, const tk_request *request) {
     json_t *page = json_pack("{s:i}", "limit", request->limit > 0 ? request->limit : TK_LIST_LIMIT_DEFAULT);
@@ -290,16 +393,19 @@ json_t *tk_request_json_new(const tk_request *request) {
                          "subject", request->subject, "description", request->description, "priority",
                          request->priority ? request->priority : "low"), request);
     case TK_REQUEST_TICKET_REPLY:
-        return with_idempotency_key(json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:s}}", "version", TK_ENVELOPE_VERSION,
-                                              "type", type, "actor", actor, "ticketId", request->ticket_id, "reply",
-                                              "_id", request->response_id, "description", request->description),
-                                    request);
+        return with_write_options(json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:s}}", "version", TK_ENVELOPE_VERSION,
+                                            "type", type, "actor", actor, "ticketId", request->ticket_id, "reply",
+                                            "_id", request->response_id, "description", request->description),
+                                  request);
     case TK_REQUEST_TICKETS_LIST:
         return list_json_new(json_pack("{s:i, s:s, s:o}", "version", TK_ENVELOPE_VERSION, "type", type, "actor", actor),
                              request);
     case TK_REQUEST_TICKET_GET:
         return json_pack("{s:i, s:s, s:o, s:s}", "version", TK_ENVELOPE_VERSION, "type", type, "actor", actor,
                          "ticketId", request->ticket_id);
+    case TK_REQUEST_TICKET_UPDATE:
+    case TK_REQUEST_TICKET_RESOLVE:
+        return write_json_new(request, actor);
     case TK_REQUEST_TYPE_COUNT:
         break;
     }

@@ -17,6 +17,8 @@ typedef enum {
     TK_REQUEST_TICKET_REPLY,
     TK_REQUEST_TICKETS_LIST,
     TK_REQUEST_TICKET_GET,
+    TK_REQUEST_TICKET_UPDATE,
+    TK_REQUEST_TICKET_RESOLVE,
     TK_REQUEST_TYPE_COUNT
 } tk_request_type;
 
@@ -35,12 +37,19 @@ typedef struct {
     json_t *root;
     tk_request_type type;
     tk_actor actor;
-    const char *ticket_id;   /* create: ticket._id; reply, get: ticketId */
+    const char *ticket_id;   /* create: ticket._id; reply, get, update, resolve: ticketId */
     const char *response_id; /* ticket.reply only: the new ticket response's _id */
-    const char *category;    /* create only */
+    const char *command_id;  /* update, resolve: the issuer's id for this change (effect-once, eventIds) */
+    const char *category;    /* create; update: NULL when unchanged */
     const char *subject;     /* create only */
     const char *description; /* create, reply */
-    const char *priority;    /* create: "low" when absent */
+    const char *priority;    /* create: "low" when absent; update: NULL when unchanged */
+    const char *status;      /* update: the new status, or NULL when unchanged */
+    const char *assignee_id; /* update: the new assignee, or NULL (see is_unassign) */
+    bool is_unassign;        /* update: "assigneeId": null, the ticket loses its assignee */
+    bool internal;           /* reply: an admin's internal note, never shown to customers */
+    bool has_if_match;       /* reply, update, resolve: ifMatch was given */
+    long long if_match;      /* the __v the issuer expects; a mismatch changes nothing (412) */
     const char *idempotency_key; /* commands: the client's Idempotency-Key, or NULL */
     const json_t *filter;        /* list: the checked filter object, or NULL */
     int limit;                   /* list: page size, 1..TK_LIST_LIMIT_MAX; 0 without a page: the default */
@@ -49,6 +58,7 @@ typedef struct {
 } tk_request;
 
 #define TK_IDEMPOTENCY_KEY_MAX 255
+#define TK_IF_MATCH_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON reader */
 
 /** @returns true for 1..255 printable ASCII characters without spaces (0x21..0x7E). */
 bool tk_idempotency_key_is_valid(const char *key);

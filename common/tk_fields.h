@@ -29,6 +29,7 @@ typedef struct {
 
 extern const tk_field_set TK_TICKET_FIELDS;   /* a new ticket: category, subject, description, priority */
 extern const tk_field_set TK_RESPONSE_FIELDS; /* a ticket response: description */
+extern const tk_field_set TK_CHANGE_FIELDS;   /* an update: status, priority, category, assigneeId */
 
 /**
  * @brief Refuses a member of object that is neither in set nor extra_member
@@ -45,5 +46,13 @@ int tk_fields_only_members(const json_t *object, const tk_field_set *set, const 
  */
 int tk_fields_take(const json_t *object, const tk_field_set *set, const char *prefix, tk_request *out, char *err,
                    size_t err_len);
+
+/**
+ * @brief Reads an update's changes (the HTTP body or the command's "changes"):
+ * at least one member, each by TK_CHANGE_FIELDS, assigneeId null as
+ * is_unassign. Unknown members are the caller's check.
+ * @returns 0, or -1 with err.
+ */
+int tk_fields_take_changes(const json_t *object, const char *prefix, tk_request *out, char *err, size_t err_len);
 
 #endif

@@ -13,8 +13,6 @@
 #define CURSOR_VERSION 1
 #define CURSOR_BYTES 29 /* version, createdAt (8, big-endian), _id (12), check (8) */
 
-static const char *const STATUSES[] = {"created", "open", "pending", "resolved", "closed", NULL};
-static const char *const PRIORITIES[] = {"low", "medium", "high", NULL};
 
 /* One row per filter member, in the canonical order: its values (an enum,
  * or free text up to max_chars), whether it takes a list, and whether only
@@ -27,8 +25,8 @@ static const struct {
     bool is_multi;
     bool is_admin_only;
 } FILTER_FIELDS[] = {
-    {"status", STATUSES, "created, open, pending, resolved, closed", 0, true, false},
-    {"priority", PRIORITIES, "low, medium, high", 0, true, false},
+    {"status", TK_STATUSES, TK_STATUSES_TEXT, 0, true, false},
+    {"priority", TK_PRIORITIES, TK_PRIORITIES_TEXT, 0, true, false},
     {"category", NULL, NULL, TK_CATEGORY_MAX_CHARS, true, false},
     {"creatorId", NULL, NULL, TK_PRINCIPAL_MAX_CHARS, false, false},
     {"team", NULL, NULL, TK_PRINCIPAL_MAX_CHARS, false, true},

@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const PRIORITIES[] = {"low", "medium", "high", NULL};
+const char *const TK_PRIORITIES[] = {"low", "medium", "high", "urgent", NULL};
+const char *const TK_STATUSES[] = {"created", "open", "pending", "resolved", "closed", NULL};
 
 size_t tk_utf8_length(const char *text, size_t len) {
     size_t count = 0;
@@ -156,9 +157,21 @@ int tk_only_members(const json_t *object, const char *const allowed[], const cha
     return 0;
 }
 
-bool tk_priority_is_valid(const char *value) {
-    for (size_t i = 0; PRIORITIES[i] != NULL; i++) {
-        if (strcmp(value, PRIORITIES[i]) == 0) return true;
+static bool is_one_of(const char *value, const char *const values[]) {
+    for (size_t i = 0; values[i] != NULL; i++) {
+        if (strcmp(value, values[i]) == 0) return true;
     }
     return false;
+}
+
+bool tk_priority_is_valid(const char *value) {
+    return is_one_of(value, TK_PRIORITIES);
+}
+
+bool tk_status_is_valid(const char *value) {
+    return is_one_of(value, TK_STATUSES);
+}
+
+bool tk_status_is_target(const char *value) {
+    return strcmp(value, "created") != 0 && tk_status_is_valid(value);
 }

@@ -46,7 +46,23 @@ int tk_text_member(const json_t *object, const char *name, const char *label, si
 int tk_only_members(const json_t *object, const char *const allowed[], const char *prefix, char *err,
                     size_t err_len);
 
-/** @returns true when value is one of the ticket priorities (low, medium, high). */
+/* The ticket priorities and statuses, NULL-terminated, and as a message lists them. */
+extern const char *const TK_PRIORITIES[];
+extern const char *const TK_STATUSES[];
+#define TK_PRIORITIES_TEXT "low, medium, high, urgent"
+#define TK_STATUSES_TEXT "created, open, pending, resolved, closed"
+#define TK_STATUS_TARGETS_TEXT "open, pending, resolved, closed"
+
+/** @returns true when value is one of the ticket priorities (low, medium, high, urgent). */
 bool tk_priority_is_valid(const char *value);
+
+/** @returns true when value is one of the ticket statuses. */
+bool tk_status_is_valid(const char *value);
+
+/**
+ * @returns true when a ticket may be set to value: any status but "created",
+ * which only a new ticket has (leaving it is one way).
+ */
+bool tk_status_is_target(const char *value);
 
 #endif

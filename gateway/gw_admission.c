@@ -28,7 +28,7 @@ static bool is_token_char(char c) {
 
 /* Headers whose silent loss would change what a request means. */
 static const char *const MEANINGFUL_HEADERS[] = {"Idempotency-Key", "Authorization", "Content-Type", "traceparent",
-                                                 NULL};
+                                                 "If-Match", NULL};
 
 static bool is_header_name_sane(void *arg, const char *key, size_t key_len, const char *value, size_t value_len) {
     (void)value;
@@ -148,9 +148,36 @@ static int check_body_headers(const gw_admission *admission, const gw_route *rou
     return 0;
 }
 
+/* "\"<digits>\"": 1 to 15 digits, no leading zero. */
+static bool is_version_etag(const char *value) {
+    size_t len = strlen(value);
+    if (len < 3 || len > 17 || value[0] != '"' || value[len - 1] != '"') return false;
+    return strspn(value + 1, "0123456789") == len - 2 && (len == 3 || value[1] != '0');
+}
+
+/* If-Match on the writes to one ticket: one strong ETag as get-ticket sends
+ * it ("<__v>", up to 15 digits: exact in every JSON reader), or "*" (any
+ * version: no condition). */
+static int check_if_match(const gw_admission *admission, const gw_route *route, const gw_request_view *view,
+                          gw_admitted *out, char *message, size_t message_len) {
+    (void)admission;
+    tk_request_type type = route->request_type;
+    if (type != TK_REQUEST_TICKET_REPLY && type != TK_REQUEST_TICKET_UPDATE && type != TK_REQUEST_TICKET_RESOLVE)
+        return 0;
+    bool is_malformed = false;
+    const char *value = view->lookup(view->ctx, GW_VALUE_HEADER, "If-Match", &is_malformed);
+    if (value == NULL && !is_malformed) return 0;
+    if (value != NULL && strcmp(value, "*") == 0) return 0;
+    if (is_malformed || !is_version_etag(value))
+        return refuse(400, "Header 'If-Match' must be the ticket's ETag, e.g. \"3\"", message, message_len);
+    out->has_if_match = true;
+    out->if_match = strtoll(value + 1, NULL, 10);
+    return 0;
+}
+
 /* In order: the first failing step decides the answer. */
-static const admission_step PROTECTED_STEPS[] = {check_token,      check_role,       check_rate,
-                                                 check_ticket_id,  check_list_query, check_body_headers};
+static const admission_step PROTECTED_STEPS[] = {check_token,      check_role,         check_rate,     check_ticket_id,
+                                                 check_list_query, check_body_headers, check_if_match};
 
 int gw_admission_check(const gw_admission *admission, const gw_route *route, const gw_request_view *view,
                        gw_admitted *out, char *message, size_t message_len) {

@@ -46,6 +46,8 @@ typedef struct {
     char ticket_id[TK_OBJECT_ID_LEN + 1];
     gw_list_query list;          /* list routes: filter, limit, cursor; closed by the caller */
     const char *idempotency_key; /* borrowed from the view, valid for the request */
+    bool has_if_match;           /* writes to one ticket: If-Match: "<__v>" was given */
+    long long if_match;          /* ...and its __v */
     int retry_after_seconds;     /* with 429 */
 } gw_admitted;
 

@@ -34,6 +34,13 @@ static int address_request(gw_command *command, const gw_admitted *admitted) {
         out->ticket_id = admitted->ticket_id;
         snprintf(command->key, sizeof command->key, "%s", query_key);
         return 0;
+    case TK_REQUEST_TICKET_UPDATE:
+    case TK_REQUEST_TICKET_RESOLVE:
+        strcpy(command->key, admitted->ticket_id);
+        out->ticket_id = admitted->ticket_id;
+        tk_object_id_new(command->command_id);
+        out->command_id = command->command_id;
+        return 0;
     case TK_REQUEST_TYPE_COUNT:
         break;
     }
@@ -50,6 +57,8 @@ int gw_command_init(gw_command *command, const gw_route *route, const gw_admitte
     out->actor.is_admin = identity->is_admin;
     out->actor.team = identity->team[0] != '\0' ? identity->team : NULL;
     out->idempotency_key = admitted->idempotency_key;
+    out->has_if_match = admitted->has_if_match;
+    out->if_match = admitted->if_match;
     if (route->has_body && gw_validate_body(route, body, body_len, &command->body_root, out, err, err_len) != 0)
         return -1;
     return address_request(command, admitted);

@@ -18,6 +18,11 @@ static const gw_route ROUTES[] = {
     {GW_ROUTE_GET_TICKET, "get-ticket", "GET", API_BASE "/get-ticket", GW_ROLE_CUSTOMER, TK_REQUEST_TICKET_GET, false, true},
     {GW_ROUTE_ADMIN_GET_TICKET, "admin-get-ticket", "GET", API_BASE "/admin-get-ticket", GW_ROLE_ADMIN, TK_REQUEST_TICKET_GET,
      false, true},
+    {GW_ROUTE_ADMIN_UPDATE_TICKET, "admin-update-ticket", "POST", API_BASE "/admin-update-ticket", GW_ROLE_ADMIN,
+     TK_REQUEST_TICKET_UPDATE, true, true},
+    /* No body: what it does is all in the route. */
+    {GW_ROUTE_RESOLVE_TICKET, "resolve-ticket", "POST", API_BASE "/resolve-ticket", GW_ROLE_CUSTOMER,
+     TK_REQUEST_TICKET_RESOLVE, false, true},
     {GW_ROUTE_HEALTHZ, "healthz", "GET", "/healthz", GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
     {GW_ROUTE_READYZ, "readyz", "GET", "/readyz", GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
     {GW_ROUTE_METRICS, "metrics", "GET", "/metrics", GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},

@@ -52,11 +52,18 @@ static int check_reply(const json_t *root, tk_request *request, char *err, size_
     return tk_fields_take(root, &TK_RESPONSE_FIELDS, "", request, err, err_len);
 }
 
+/* Any of status, priority, category, assigneeId (null: unassign); at least one. */
+static int check_update(const json_t *root, tk_request *request, char *err, size_t err_len) {
+    if (tk_fields_only_members(root, &TK_CHANGE_FIELDS, NULL, "", err, err_len) != 0) return -1;
+    return tk_fields_take_changes(root, "", request, err, err_len);
+}
+
 int gw_validate_body(const gw_route *route, const char *body, size_t len, json_t **root, tk_request *request,
                      char *err, size_t err_len) {
     if (parse_object(body, len, root, err, err_len) != 0) return -1;
-    int rc = route->request_type == TK_REQUEST_TICKET_CREATE ? check_create(*root, request, err, err_len)
-                                                             : check_reply(*root, request, err, err_len);
+    int rc = route->request_type == TK_REQUEST_TICKET_CREATE   ? check_create(*root, request, err, err_len)
+             : route->request_type == TK_REQUEST_TICKET_UPDATE ? check_update(*root, request, err, err_len)
+                                                               : check_reply(*root, request, err, err_len);
     if (rc != 0) {
         json_decref(*root);
         *root = NULL;

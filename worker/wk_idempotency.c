@@ -17,16 +17,33 @@
 static const char MSG_KEY_REUSED[] = "Idempotency-Key was already used with a different request body";
 
 /* 128 bits of FNV-1a over what makes two requests "the same": the type, the
- * target ticket of a reply, and the content. Fields are NUL-separated. */
+ * target ticket of a write to one, and the content. Fields are NUL-separated;
+ * the lifecycle's (status, assignee, internal, If-Match) follow only when a
+ * request has them, so that records stored before they existed still match. */
+static const char *or_empty(const char *text) { return text != NULL ? text : ""; }
+
+static bool has_lifecycle_parts(const tk_request *request) {
+    return request->status != NULL || request->assignee_id != NULL || request->is_unassign || request->internal ||
+           request->has_if_match || request->type == TK_REQUEST_TICKET_RESOLVE;
+}
+
 static void fingerprint(const tk_request *request, char out[FINGERPRINT_HEX + 1]) {
+    char if_match[24] = "";
+    if (request->has_if_match) snprintf(if_match, sizeof if_match, "%lld", request->if_match);
+    bool has_lifecycle = has_lifecycle_parts(request);
     const char *parts[] = {tk_request_type_name(request->type),
-                           request->type == TK_REQUEST_TICKET_REPLY ? request->ticket_id : "",
-                           request->category != NULL ? request->category : "",
-                           request->subject != NULL ? request->subject : "",
-                           request->description != NULL ? request->description : "",
-                           request->priority != NULL ? request->priority : ""};
+                           request->type != TK_REQUEST_TICKET_CREATE ? request->ticket_id : "",
+                           or_empty(request->category),
+                           or_empty(request->subject),
+                           or_empty(request->description),
+                           or_empty(request->priority),
+                           or_empty(request->status),
+                           request->is_unassign ? "\x01" : or_empty(request->assignee_id),
+                           request->internal ? "internal" : "",
+                           if_match};
+    size_t part_count = has_lifecycle ? sizeof parts / sizeof parts[0] : 6;
     uint64_t low = 1469598103934665603ULL, high = 0x6c62272e07bb0142ULL;
-    for (size_t p = 0; p < sizeof parts / sizeof parts[0]; p++) {
+    for (size_t p = 0; p < part_count; p++) {
         for (const char *c = parts[p];; c++) {
             low = (low ^ (unsigned char)*c) * 1099511628211ULL;
             high = (high ^ (unsigned char)*c) * 0x100000001b3ULL + (low >> 29);
@@ -40,12 +57,21 @@ static bson_t *record_new(const char *record_id, const char *print, const tk_req
     bson_t *record = BCON_NEW("_id", BCON_UTF8(record_id), "fingerprint", BCON_UTF8(print), "ticketId",
                               BCON_UTF8(request->ticket_id), "createdAt", BCON_DATE_TIME(now_ms));
     if (request->response_id != NULL) BSON_APPEND_UTF8(record, "replyId", request->response_id);
+    if (request->command_id != NULL) BSON_APPEND_UTF8(record, "commandId", request->command_id);
     return record;
 }
 
 static const char *record_text(const bson_t *record, const char *name) {
     bson_iter_t iter;
     return bson_iter_init_find(&iter, record, name) && BSON_ITER_HOLDS_UTF8(&iter) ? bson_iter_utf8(&iter, NULL) : "";
+}
+
+/* Points *id (when the request has one) at the record's stored id, copied to buffer. */
+static void adopt_id(const bson_t *record, const char *name, const char **id, char buffer[TK_OBJECT_ID_LEN + 1]) {
+    const char *stored = record_text(record, name);
+    if (*id == NULL || !tk_object_id_is_valid(stored, strlen(stored))) return;
+    memcpy(buffer, stored, TK_OBJECT_ID_LEN + 1);
+    *id = buffer;
 }
 
 /* Loads the record and applies it. @returns as wk_idempotency_resolve. */
@@ -78,14 +104,10 @@ static wk_outcome follow_record(mongoc_collection_t *keys, const bson_t *filter,
         goto cleanup;
     }
     const char *ticket_id = record_text(record, "ticketId");
-    const char *response_id = record_text(record, "replyId");
     if (!tk_object_id_is_valid(ticket_id, strlen(ticket_id))) goto cleanup;
-    memcpy(original->ticket_id, ticket_id, TK_OBJECT_ID_LEN + 1);
-    request->ticket_id = original->ticket_id;
-    if (request->response_id != NULL && tk_object_id_is_valid(response_id, strlen(response_id))) {
-        memcpy(original->response_id, response_id, TK_OBJECT_ID_LEN + 1);
-        request->response_id = original->response_id;
-    }
+    adopt_id(record, "ticketId", &request->ticket_id, original->ticket_id);
+    adopt_id(record, "replyId", &request->response_id, original->response_id);
+    adopt_id(record, "commandId", &request->command_id, original->command_id);
 cleanup:
     mongoc_cursor_destroy(cursor);
     return rc;

@@ -15,6 +15,7 @@
 typedef struct {
     char ticket_id[TK_OBJECT_ID_LEN + 1];
     char response_id[TK_OBJECT_ID_LEN + 1];
+    char command_id[TK_OBJECT_ID_LEN + 1];
 } wk_original_ids;
 
 /**

@@ -205,9 +205,12 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
         return;
     }
     if (address.wants_reply) answer_result(context, &address, &result, progress, record);
-    if (result.event != NULL &&
-        wk_output_event(context->output, result.event_key, result.event, &address, progress, record) != 0)
-        tk_log_fields(TK_LOG_WARN, "event not sent, message left for redelivery", NULL);
+    const json_t *events[] = {result.event, result.status_event};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
+        if (events[i] != NULL &&
+            wk_output_event(context->output, result.event_key, events[i], &address, progress, record) != 0)
+            tk_log_fields(TK_LOG_WARN, "event not sent, message left for redelivery", NULL);
+    }
     int64_t elapsed_us = tk_monotonic_us() - started_us;
     wk_metrics_message(static_topic_name(message), request.type, result.status, (double)elapsed_us / 1e6);
     log_handled(message, &address, &request, &result, elapsed_us);

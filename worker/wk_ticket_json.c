@@ -7,22 +7,28 @@
 #include "tk_clock.h"
 #include "tk_ids.h"
 
-typedef enum { FIELD_ID, FIELD_TEXT, FIELD_TIME, FIELD_INT, FIELD_REPLIES } field_kind;
+typedef enum { FIELD_ID, FIELD_TEXT, FIELD_TIME, FIELD_INT, FIELD_REPLIES, FIELD_TRUE } field_kind;
 
 typedef struct {
     const char *name;
     field_kind kind;
+    bool is_optional; /* shown only when stored (FIELD_TRUE: only when true) */
 } field;
 
+/* The seed's fields, then the lifecycle's, each only when set: a ticket that
+ * never used them is byte-identical to the seed's. */
 static const field TICKET_FIELDS[] = {
-    {"_id", FIELD_ID},         {"creatorId", FIELD_TEXT}, {"creatorType", FIELD_TEXT}, {"category", FIELD_TEXT},
-    {"subject", FIELD_TEXT},   {"description", FIELD_TEXT}, {"priority", FIELD_TEXT}, {"status", FIELD_TEXT},
-    {"response", FIELD_REPLIES}, {"createdAt", FIELD_TIME}, {"updatedAt", FIELD_TIME}, {"__v", FIELD_INT},
+    {"_id", FIELD_ID, false},           {"creatorId", FIELD_TEXT, false},    {"creatorType", FIELD_TEXT, false},
+    {"category", FIELD_TEXT, false},    {"subject", FIELD_TEXT, false},      {"description", FIELD_TEXT, false},
+    {"priority", FIELD_TEXT, false},    {"status", FIELD_TEXT, false},       {"response", FIELD_REPLIES, false},
+    {"createdAt", FIELD_TIME, false},   {"updatedAt", FIELD_TIME, false},    {"__v", FIELD_INT, false},
+    {"assigneeId", FIELD_TEXT, true},   {"statusChangedAt", FIELD_TIME, true}, {"resolvedAt", FIELD_TIME, true},
 };
 
 static const field RESPONSE_FIELDS[] = {
-    {"_id", FIELD_ID},         {"creatorId", FIELD_TEXT}, {"creatorType", FIELD_TEXT},
-    {"description", FIELD_TEXT}, {"createdAt", FIELD_TIME}, {"updatedAt", FIELD_TIME},
+    {"_id", FIELD_ID, false},          {"creatorId", FIELD_TEXT, false}, {"creatorType", FIELD_TEXT, false},
+    {"description", FIELD_TEXT, false}, {"createdAt", FIELD_TIME, false}, {"updatedAt", FIELD_TIME, false},
+    {"internal", FIELD_TRUE, true},
 };
 
 static json_t *responses_json_new(bson_iter_t *iter) {
@@ -69,6 +75,8 @@ static json_t *field_json_new(bson_iter_t *iter, field_kind kind) {
         return json_integer(bson_iter_as_int64(iter));
     case FIELD_REPLIES:
         return responses_json_new(iter);
+    case FIELD_TRUE:
+        return BSON_ITER_HOLDS_BOOL(iter) ? json_true() : NULL;
     }
     return NULL;
 }
@@ -78,7 +86,11 @@ static json_t *document_json_new(const bson_t *document, const field *fields, si
     if (object == NULL) return NULL;
     for (size_t i = 0; i < count; i++) {
         bson_iter_t iter;
-        if (!bson_iter_init_find(&iter, document, fields[i].name)) goto fail;
+        bool is_found = bson_iter_init_find(&iter, document, fields[i].name);
+        if (fields[i].is_optional &&
+            (!is_found || BSON_ITER_HOLDS_NULL(&iter) || (fields[i].kind == FIELD_TRUE && !bson_iter_as_bool(&iter))))
+            continue;
+        if (!is_found) goto fail;
         if (json_object_set_new(object, fields[i].name, field_json_new(&iter, fields[i].kind)) != 0) goto fail;
     }
     return object;

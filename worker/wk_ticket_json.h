@@ -8,8 +8,11 @@
 
 /**
  * @brief Builds the public ticket: _id, creatorId, creatorType, category,
- * subject, description, priority, status, response[], createdAt, updatedAt, __v.
- * The stored teamId is left out.
+ * subject, description, priority, status, response[], createdAt, updatedAt, __v,
+ * then assigneeId, statusChangedAt, resolvedAt only when set; a response
+ * entry's "internal" only when true. The stored teamId and changeLog, and a
+ * reply's statusFrom/statusTo, are left out. Every entry is shown: hiding
+ * internal notes from customers is the caller's (the read paths') choice.
  * @returns a new reference, or NULL when a field is missing or mistyped.
  */
 json_t *wk_ticket_json_new(const bson_t *ticket);

@@ -9,6 +9,7 @@
 #include "tk_clock.h"
 #include "tk_ids.h"
 #include "tk_log.h"
+#include "wk_lifecycle.h"
 #include "wk_metrics.h"
 #include "wk_store.h"
 #include "wk_ticket_json.h"
@@ -17,6 +18,8 @@ static const char MSG_CREATED[] = "Ticket created successfullly!";
 static const char MSG_FETCHED[] = "Ticket fetched successfullly!";
 static const char MSG_REPLIED[] = "Response added successfully!";
 static const char MSG_NOT_FOUND[] = "Ticket not found";
+static const char MSG_CLOSED[] = "Ticket is closed";
+static const char MSG_MODIFIED[] = "Ticket was modified by someone else";
 static const char MSG_ID_TAKEN[] = "Ticket id already in use";
 static const char MSG_INTERNAL[] = "Internal error, the request was not applied";
 
@@ -37,9 +40,11 @@ static const operation_fn OPERATIONS[TK_REQUEST_TYPE_COUNT] = {
     [TK_REQUEST_TICKET_REPLY] = add_response,
     [TK_REQUEST_TICKETS_LIST] = list_tickets,
     [TK_REQUEST_TICKET_GET] = get_ticket,
+    [TK_REQUEST_TICKET_UPDATE] = wk_lifecycle_change,
+    [TK_REQUEST_TICKET_RESOLVE] = wk_lifecycle_change,
 };
 
-static void set_answer(wk_result *result, int status, const char *message, json_t *data) {
+void wk_tickets_set_answer(wk_result *result, int status, const char *message, json_t *data) {
     result->status = status;
     result->message = message;
     result->data = data;
@@ -48,28 +53,28 @@ static void set_answer(wk_result *result, int status, const char *message, json_
 /* A database error: retry when it may pass or when a write's outcome is
  * unknown (the retry reads before it writes, see wk_store_is_transient),
  * otherwise answer 500 (logged, never a stack trace to the client). */
-static wk_outcome database_failure(const char *operation, const bson_error_t *error, wk_result *result) {
+wk_outcome wk_tickets_database_failure(const char *operation, const bson_error_t *error, wk_result *result) {
     bool is_transient = wk_store_is_transient(error);
     wk_metrics_db_error(operation, is_transient);
     tk_log_fields(is_transient ? TK_LOG_WARN : TK_LOG_ERROR, "database error",
                   json_pack("{s:s, s:i, s:i, s:s, s:b}", "operation", operation, "domain", (int)error->domain, "code",
                             (int)error->code, "error", error->message, "willRetry", is_transient));
     if (is_transient) return WK_RETRY;
-    set_answer(result, 500, MSG_INTERNAL, NULL);
+    wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
     return WK_DONE;
 }
 
 /* Right before a write: a partition revoked since the message was taken
  * belongs to another worker now, which applies the command itself. */
-static bool may_write(const wk_write_guard *guard) { return guard == NULL || wk_lease_holds(guard->lease); }
+bool wk_tickets_may_write(const wk_write_guard *guard) { return guard == NULL || wk_lease_holds(guard->lease); }
 
 /* Every read and write carries maxTimeMS, so a stuck server gives up before
  * the driver's socket timeout and the lane learns of it. */
-static bson_t *max_time_opts_new(void) { return BCON_NEW("maxTimeMS", BCON_INT64(WK_STORE_MAX_TIME_MS)); }
+bson_t *wk_tickets_max_time_opts_new(void) { return BCON_NEW("maxTimeMS", BCON_INT64(WK_STORE_MAX_TIME_MS)); }
 
 /* The members every event starts with; the caller adds its own, then the
  * ticket last (the contract's order). @returns NULL when out of memory. */
-static json_t *event_new(const char *type, const char *event_id_prefix, const char *event_id, const char *team) {
+json_t *wk_tickets_event_new(const char *type, const char *event_id_prefix, const char *event_id, const char *team) {
     char now[TK_ISO_TIME_LEN + 1];
     char id[64];
     tk_iso_time_format(tk_now_ms(), now);
@@ -80,22 +85,22 @@ static json_t *event_new(const char *type, const char *event_id_prefix, const ch
 
 /* The stored team of a ticket, NULL when it has none (created by an admin
  * through Kafka). */
-static const char *stored_team(const bson_t *ticket) {
+const char *wk_tickets_stored_team(const bson_t *ticket) {
     bson_iter_t iter;
     if (!bson_iter_init_find(&iter, ticket, "teamId") || !BSON_ITER_HOLDS_UTF8(&iter)) return NULL;
     return bson_iter_utf8(&iter, NULL);
 }
 
-static bool is_visible_to(const bson_t *ticket, const tk_actor *actor) {
+bool wk_tickets_is_visible_to(const bson_t *ticket, const tk_actor *actor) {
     if (actor->is_admin) return true;
-    const char *team = stored_team(ticket);
+    const char *team = wk_tickets_stored_team(ticket);
     return team != NULL && strcmp(team, actor->team) == 0;
 }
 
 /* Loads one ticket by id. @returns 1 found, 0 absent, -1 error (in *error). */
-static int find_ticket(mongoc_collection_t *tickets, const bson_oid_t *id, bson_t *out, bson_error_t *error) {
+int wk_tickets_find(mongoc_collection_t *tickets, const bson_oid_t *id, bson_t *out, bson_error_t *error) {
     bson_t *filter = BCON_NEW("_id", BCON_OID(id));
-    bson_t *opts = max_time_opts_new();
+    bson_t *opts = wk_tickets_max_time_opts_new();
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(tickets, filter, opts, NULL);
     const bson_t *found = NULL;
     int rc = 0;
@@ -114,13 +119,13 @@ static int find_ticket(mongoc_collection_t *tickets, const bson_oid_t *id, bson_
 static wk_outcome answer_created(const bson_t *ticket, const char *ticket_id, wk_result *result) {
     json_t *data = wk_ticket_json_new(ticket);
     if (data == NULL) {
-        set_answer(result, 500, MSG_INTERNAL, NULL);
+        wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
         return WK_DONE;
     }
-    result->event = event_new("ticket.created", "created", ticket_id, stored_team(ticket));
+    result->event = wk_tickets_event_new("ticket.created", "created", ticket_id, wk_tickets_stored_team(ticket));
     if (result->event != NULL) json_object_set(result->event, "ticket", data);
     memcpy(result->event_key, ticket_id, TK_OBJECT_ID_LEN + 1);
-    set_answer(result, 201, MSG_CREATED, data);
+    wk_tickets_set_answer(result, 201, MSG_CREATED, data);
     return WK_DONE;
 }
 
@@ -149,11 +154,11 @@ wk_outcome wk_tickets_answer_repeated_create(mongoc_collection_t *tickets, const
     memset(result, 0, sizeof *result);
     bson_oid_init_from_string(&id, request->ticket_id);
     /* Seen before: answer as the first time, if it is the same creator's. */
-    int found = find_ticket(tickets, &id, &existing, &error);
+    int found = wk_tickets_find(tickets, &id, &existing, &error);
     if (found < 0) {
-        rc = database_failure("find", &error, result);
-    } else if (found == 0 || !is_visible_to(&existing, &request->actor)) {
-        set_answer(result, 409, MSG_ID_TAKEN, NULL);
+        rc = wk_tickets_database_failure("find", &error, result);
+    } else if (found == 0 || !wk_tickets_is_visible_to(&existing, &request->actor)) {
+        wk_tickets_set_answer(result, 409, MSG_ID_TAKEN, NULL);
     } else {
         rc = answer_created(&existing, request->ticket_id, result);
     }
@@ -167,7 +172,7 @@ static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *
     wk_outcome rc = WK_DONE;
     bson_t *ticket = wk_tickets_create_document_new(request, tk_now_ms());
 
-    if (!may_write(guard)) {
+    if (!wk_tickets_may_write(guard)) {
         rc = WK_FENCED;
         goto cleanup;
     }
@@ -176,7 +181,7 @@ static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *
         goto cleanup;
     }
     if (error.code != WK_DUPLICATE_KEY) {
-        rc = database_failure("insert", &error, result);
+        rc = wk_tickets_database_failure("insert", &error, result);
         goto cleanup;
     }
     rc = wk_tickets_answer_repeated_create(tickets, request, result);
@@ -185,7 +190,9 @@ cleanup:
     return rc;
 }
 
-static bool has_response(const bson_t *ticket, const bson_oid_t *response_id) {
+/* Finds the response entry with response_id; *entry (may be NULL) then
+ * iterates its fields. */
+static bool has_response(const bson_t *ticket, const bson_oid_t *response_id, bson_iter_t *entry) {
     bson_iter_t iter, entries, field;
     if (!bson_iter_init_find(&iter, ticket, "response") || !BSON_ITER_HOLDS_ARRAY(&iter) ||
         !bson_iter_recurse(&iter, &entries))
@@ -193,9 +200,25 @@ static bool has_response(const bson_t *ticket, const bson_oid_t *response_id) {
     while (bson_iter_next(&entries)) {
         if (bson_iter_recurse(&entries, &field) && bson_iter_find(&field, "_id") && BSON_ITER_HOLDS_OID(&field) &&
             bson_oid_equal(bson_iter_oid(&field), response_id))
-            return true;
+            return entry == NULL || bson_iter_recurse(&entries, entry);
     }
     return false;
+}
+
+/* The status change a reply made, kept (hidden) on its entry so that a
+ * redelivery announces it again: ticket.status_changed, or NULL. */
+static json_t *reply_status_event_new(const bson_t *ticket, const tk_request *request) {
+    bson_oid_t response_id;
+    bson_iter_t entry, from, to;
+    bson_oid_init_from_string(&response_id, request->response_id);
+    if (!has_response(ticket, &response_id, &entry)) return NULL;
+    from = entry;
+    to = entry;
+    if (!bson_iter_find(&from, "statusFrom") || !BSON_ITER_HOLDS_UTF8(&from) || !bson_iter_find(&to, "statusTo") ||
+        !BSON_ITER_HOLDS_UTF8(&to))
+        return NULL;
+    return wk_lifecycle_status_event_new(request->response_id, request->ticket_id, wk_tickets_stored_team(ticket),
+                                         &request->actor, bson_iter_utf8(&from, NULL), bson_iter_utf8(&to, NULL));
 }
 
 static wk_outcome answer_response_added(const bson_t *ticket, const tk_request *request, wk_result *result) {
@@ -209,18 +232,33 @@ static wk_outcome answer_response_added(const bson_t *ticket, const tk_request *
     }
     if (data == NULL || response == NULL) {
         json_decref(data);
-        set_answer(result, 500, MSG_INTERNAL, NULL);
+        wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
         return WK_DONE;
     }
-    result->event = event_new("ticket.replied", "replied", request->response_id, stored_team(ticket));
+    result->event = wk_tickets_event_new("ticket.replied", "replied", request->response_id, wk_tickets_stored_team(ticket));
     if (result->event != NULL) {
         json_object_set_new(result->event, "ticketId", json_string(request->ticket_id));
         json_object_set(result->event, "reply", response);
         json_object_set(result->event, "ticket", data);
     }
+    result->status_event = reply_status_event_new(ticket, request);
     memcpy(result->event_key, request->ticket_id, TK_OBJECT_ID_LEN + 1);
-    set_answer(result, 200, MSG_REPLIED, data);
+    wk_tickets_set_answer(result, 200, MSG_REPLIED, data);
     return WK_DONE;
+}
+
+/* A new reply to a closed ticket is 409; one with a stale If-Match, 412.
+ * @returns true with the refusal in *result. */
+static bool refuse_reply(const bson_t *ticket, const tk_request *request, wk_result *result) {
+    bson_iter_t iter;
+    bool is_closed = bson_iter_init_find(&iter, ticket, "status") && BSON_ITER_HOLDS_UTF8(&iter) &&
+                     strcmp(bson_iter_utf8(&iter, NULL), "closed") == 0;
+    bool is_stale = request->has_if_match &&
+                    !(bson_iter_init_find(&iter, ticket, "__v") && BSON_ITER_HOLDS_NUMBER(&iter) &&
+                      bson_iter_as_int64(&iter) == request->if_match);
+    if (is_stale || is_closed)
+        wk_tickets_set_answer(result, is_stale ? 412 : 409, is_stale ? MSG_MODIFIED : MSG_CLOSED, NULL);
+    return is_stale || is_closed;
 }
 
 /* The answer for a ticket as it is now: 404 when gone or not the actor's,
@@ -230,17 +268,61 @@ static wk_outcome answer_from_current(mongoc_collection_t *tickets, const tk_req
                                       wk_result *result) {
     bson_error_t error;
     bson_reinit(current);
-    int found = find_ticket(tickets, ticket_id, current, &error);
-    if (found < 0) return database_failure("find", &error, result) == WK_RETRY ? WK_RETRY : WK_ANSWERED;
-    if (found == 0 || !is_visible_to(current, &request->actor)) {
-        set_answer(result, 404, MSG_NOT_FOUND, NULL);
+    int found = wk_tickets_find(tickets, ticket_id, current, &error);
+    if (found < 0) return wk_tickets_database_failure("find", &error, result) == WK_RETRY ? WK_RETRY : WK_ANSWERED;
+    if (found == 0 || !wk_tickets_is_visible_to(current, &request->actor)) {
+        wk_tickets_set_answer(result, 404, MSG_NOT_FOUND, NULL);
         return WK_ANSWERED;
     }
-    if (has_response(current, response_id)) { /* seen before: answer as the first time */
+    if (has_response(current, response_id, NULL)) { /* seen before: answer as the first time */
         answer_response_added(current, request, result);
         return WK_ANSWERED;
     }
-    return WK_DONE;
+    return refuse_reply(current, request, result) ? WK_ANSWERED : WK_DONE;
+}
+
+/* The stored status of ticket, or NULL. */
+static const char *stored_status(const bson_t *ticket) {
+    bson_iter_t iter;
+    return bson_iter_init_find(&iter, ticket, "status") && BSON_ITER_HOLDS_UTF8(&iter) ? bson_iter_utf8(&iter, NULL)
+                                                                                       : NULL;
+}
+
+/* The push of the new entry (internal only when true; the status change it
+ * makes, hidden, for a redelivery's event), and the status it moves to. */
+static bson_t *reply_update_new(const tk_request *request, const bson_oid_t *response_id, const char *from,
+                                const char *to, int64_t now) {
+    bson_t *update = bson_new();
+    bson_t push, entry, set;
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$push", &push);
+    BSON_APPEND_DOCUMENT_BEGIN(&push, "response", &entry);
+    BCON_APPEND(&entry, "_id", BCON_OID(response_id), "creatorId", BCON_UTF8(request->actor.id), "creatorType",
+                BCON_UTF8(request->actor.is_admin ? "admin" : "customer"), "description",
+                BCON_UTF8(request->description), "createdAt", BCON_DATE_TIME(now), "updatedAt", BCON_DATE_TIME(now));
+    if (request->internal) BSON_APPEND_BOOL(&entry, "internal", true);
+    if (to != NULL) BCON_APPEND(&entry, "statusFrom", BCON_UTF8(from), "statusTo", BCON_UTF8(to));
+    bson_append_document_end(&push, &entry);
+    bson_append_document_end(update, &push);
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_DATE_TIME(&set, "updatedAt", now);
+    if (to != NULL) BCON_APPEND(&set, "status", BCON_UTF8(to), "statusChangedAt", BCON_DATE_TIME(now));
+    bson_append_document_end(update, &set);
+    BCON_APPEND(update, "$inc", "{", "__v", BCON_INT32(1), "}");
+    return update;
+}
+
+/* {_id}, and when conditional: the reply not stored yet, the status it was
+ * decided on (closed, the automatic move), the __v of If-Match. */
+static bson_t *reply_query_new(const tk_request *request, const bson_oid_t *ticket_id, const bson_oid_t *response_id,
+                               const char *status, bool is_conditional) {
+    bson_t *query = BCON_NEW("_id", BCON_OID(ticket_id));
+    if (!is_conditional) return query;
+    BCON_APPEND(query, "response._id", "{", "$ne", BCON_OID(response_id), "}");
+    if (status != NULL) BSON_APPEND_UTF8(query, "status", status);
+    /* As stored ($inc keeps int32): FerretDB compares pushed-down JSON exactly. */
+    if (request->has_if_match && request->if_match <= INT32_MAX) BSON_APPEND_INT32(query, "__v", (int32_t)request->if_match);
+    else if (request->has_if_match) BSON_APPEND_INT64(query, "__v", request->if_match);
+    return query;
 }
 
 /* Read, check, then push, and only if the partition is still ours. The
@@ -270,23 +352,17 @@ static wk_outcome add_response(mongoc_collection_t *tickets, const tk_request *r
 
     rc = answer_from_current(tickets, request, &ticket_id, &response_id, &current, result);
     if (rc != WK_DONE) goto cleanup;
-    if (!may_write(guard)) {
+    if (!wk_tickets_may_write(guard)) {
         rc = WK_FENCED;
         goto cleanup;
     }
 
-    int64_t now = tk_now_ms();
-    bool is_conditional = guard != NULL && guard->has_conditional_push;
-    bson_t *query = is_conditional ? BCON_NEW("_id", BCON_OID(&ticket_id), "response._id", "{", "$ne",
-                                              BCON_OID(&response_id), "}")
-                                   : BCON_NEW("_id", BCON_OID(&ticket_id));
-    bson_t *update = BCON_NEW("$push", "{", "response", "{", "_id", BCON_OID(&response_id), "creatorId",
-                              BCON_UTF8(request->actor.id), "creatorType",
-                              BCON_UTF8(request->actor.is_admin ? "admin" : "customer"), "description",
-                              BCON_UTF8(request->description), "createdAt", BCON_DATE_TIME(now), "updatedAt",
-                              BCON_DATE_TIME(now), "}", "}", "$set", "{", "updatedAt", BCON_DATE_TIME(now), "}", "$inc",
-                              "{", "__v", BCON_INT32(1), "}");
-    bson_t *extra = max_time_opts_new();
+    const char *status = stored_status(&current);
+    const char *to = wk_lifecycle_status_after_reply(status, request);
+    bson_t *query = reply_query_new(request, &ticket_id, &response_id, status,
+                                    guard != NULL && guard->has_conditional_push);
+    bson_t *update = reply_update_new(request, &response_id, status, to, tk_now_ms());
+    bson_t *extra = wk_tickets_max_time_opts_new();
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
     mongoc_find_and_modify_opts_set_update(opts, update);
     mongoc_find_and_modify_opts_set_flags(opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
@@ -294,14 +370,14 @@ static wk_outcome add_response(mongoc_collection_t *tickets, const tk_request *r
     bson_t command_reply;
     bson_iter_t value;
     if (!mongoc_collection_find_and_modify_with_opts(tickets, query, opts, &command_reply, &error)) {
-        rc = database_failure("findAndModify", &error, result);
+        rc = wk_tickets_database_failure("findAndModify", &error, result);
     } else if (bson_iter_init_find(&value, &command_reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&value)) {
         const uint8_t *data;
         uint32_t len;
         bson_t updated;
         bson_iter_document(&value, &len, &data);
         if (bson_init_static(&updated, data, len)) rc = answer_response_added(&updated, request, result);
-        else set_answer(result, 500, MSG_INTERNAL, NULL);
+        else wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
     } else {
         /* No match: another writer stored the reply first, or the ticket went. */
         rc = answer_from_current(tickets, request, &ticket_id, &response_id, &current, result);
@@ -409,7 +485,7 @@ static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *r
     wk_outcome rc = WK_DONE;
     int read_rc = 0;
     if (list == NULL) {
-        set_answer(result, 500, MSG_INTERNAL, NULL);
+        wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
         goto cleanup;
     }
     if (request->after == NULL) {
@@ -430,7 +506,7 @@ static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *r
         }
     }
     if (read_rc != 0) {
-        rc = database_failure("find", &error, result);
+        rc = wk_tickets_database_failure("find", &error, result);
         goto cleanup;
     }
     if (page.read == wanted) {
@@ -440,7 +516,7 @@ static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *r
                          tk_list_binding(request->actor.is_admin, request->actor.team, request->filter),
                          result->next_cursor);
     }
-    set_answer(result, 200, MSG_FETCHED, list);
+    wk_tickets_set_answer(result, 200, MSG_FETCHED, list);
     list = NULL;
 cleanup:
     json_decref(list);
@@ -458,16 +534,16 @@ static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *req
     bson_iter_t version;
     wk_outcome rc = WK_DONE;
     bson_oid_init_from_string(&id, request->ticket_id);
-    int found = find_ticket(tickets, &id, &ticket, &error);
+    int found = wk_tickets_find(tickets, &id, &ticket, &error);
     if (found < 0) {
-        rc = database_failure("find", &error, result);
-    } else if (found == 0 || !is_visible_to(&ticket, &request->actor)) {
-        set_answer(result, 404, MSG_NOT_FOUND, NULL);
+        rc = wk_tickets_database_failure("find", &error, result);
+    } else if (found == 0 || !wk_tickets_is_visible_to(&ticket, &request->actor)) {
+        wk_tickets_set_answer(result, 404, MSG_NOT_FOUND, NULL);
     } else {
         json_t *data = wk_ticket_json_new(&ticket);
         if (data != NULL && bson_iter_init_find(&version, &ticket, "__v") && BSON_ITER_HOLDS_NUMBER(&version))
             snprintf(result->etag, sizeof result->etag, "\"%lld\"", (long long)bson_iter_as_int64(&version));
-        set_answer(result, data != NULL ? 200 : 500, data != NULL ? MSG_FETCHED : MSG_INTERNAL, data);
+        wk_tickets_set_answer(result, data != NULL ? 200 : 500, data != NULL ? MSG_FETCHED : MSG_INTERNAL, data);
     }
     bson_destroy(&ticket);
     return rc;
@@ -476,6 +552,10 @@ static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *req
 wk_outcome wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                               wk_result *result) {
     memset(result, 0, sizeof *result);
+    if (OPERATIONS[request->type] == NULL) { /* a type the parser knows and this table not yet */
+        wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+        return WK_DONE;
+    }
     int64_t started_us = tk_monotonic_us();
     wk_outcome rc = OPERATIONS[request->type](tickets, request, guard, result);
     wk_metrics_db_duration(request->type, (double)(tk_monotonic_us() - started_us) / 1e6);
@@ -487,6 +567,8 @@ void wk_result_close(wk_result *result) {
     if (result == NULL) return;
     json_decref(result->data);
     json_decref(result->event);
+    json_decref(result->status_event);
     result->data = NULL;
     result->event = NULL;
+    result->status_event = NULL;
 }

@@ -18,6 +18,7 @@ typedef struct {
     const char *message; /* static text */
     json_t *data;        /* owned; NULL on errors */
     json_t *event;       /* owned; NULL when nothing changed that others must hear of */
+    json_t *status_event; /* owned; ticket.status_changed when the status changed too, or NULL */
     char event_key[TK_OBJECT_ID_LEN + 1];
     char next_cursor[TK_CURSOR_LEN + 1]; /* lists: "" on the last page */
     char etag[24];                       /* one ticket: "\"<__v>\"", else "" */
@@ -67,7 +68,36 @@ wk_outcome wk_tickets_answer_created(const bson_t *ticket, const char *ticket_id
 wk_outcome wk_tickets_answer_repeated_create(mongoc_collection_t *tickets, const tk_request *request,
                                              wk_result *result);
 
-/** @brief Frees data and event. Accepts a zeroed struct. */
+/** @brief Frees data and events. Accepts a zeroed struct. */
 void wk_result_close(wk_result *result);
+
+/* ---- shared by the ticket operations (wk_tickets, wk_lifecycle) ---- */
+
+/** @brief Sets the answer; takes data. */
+void wk_tickets_set_answer(wk_result *result, int status, const char *message, json_t *data);
+
+/**
+ * @brief A database error: WK_RETRY (logged) when it may pass or a write's
+ * outcome is unknown, else WK_DONE with 500 in *result.
+ */
+wk_outcome wk_tickets_database_failure(const char *operation, const bson_error_t *error, wk_result *result);
+
+/** @returns true while guard's partition is still this worker's: check right before a write. */
+bool wk_tickets_may_write(const wk_write_guard *guard);
+
+/** @returns new {"maxTimeMS": ...} options (caller destroys). */
+bson_t *wk_tickets_max_time_opts_new(void);
+
+/** @returns a new event {version, type, eventId "<prefix>:<id>", occurredAt, teamId?}, or NULL when out of memory. */
+json_t *wk_tickets_event_new(const char *type, const char *event_id_prefix, const char *event_id, const char *team);
+
+/** @returns the stored teamId of ticket (borrowed), or NULL when it has none. */
+const char *wk_tickets_stored_team(const bson_t *ticket);
+
+/** @returns true when actor may see ticket: admins all, customers their team's. */
+bool wk_tickets_is_visible_to(const bson_t *ticket, const tk_actor *actor);
+
+/** @brief Loads one ticket by id into out. @returns 1 found, 0 absent, -1 error (in *error). */
+int wk_tickets_find(mongoc_collection_t *tickets, const bson_oid_t *id, bson_t *out, bson_error_t *error);
 
 #endif

@@ -44,21 +44,29 @@ API_PREFIX = "/api/ticket"
 KAFKA_FILES = {
     "command.ticket.create": "command.ticket.create.v1.json",
     "command.ticket.reply": "command.ticket.reply.v1.json",
+    "command.ticket.update": "command.ticket.update.v1.json",
+    "command.ticket.resolve": "command.ticket.resolve.v1.json",
     "query.tickets.list": "query.tickets.list.v1.json",
     "query.ticket.get": "query.ticket.get.v1.json",
     "reply": "reply.v1.json",
     "event.ticket.created": "event.ticket.created.v1.json",
     "event.ticket.replied": "event.ticket.replied.v1.json",
+    "event.ticket.updated": "event.ticket.updated.v1.json",
+    "event.ticket.status_changed": "event.ticket.status_changed.v1.json",
     "dlq": "dlq.v1.json",
 }
 HEADER_DEFS = {
     "command.ticket.create": "request",
     "command.ticket.reply": "request",
+    "command.ticket.update": "request",
+    "command.ticket.resolve": "request",
     "query.tickets.list": "request",
     "query.ticket.get": "request",
     "reply": "reply",
     "event.ticket.created": "event",
     "event.ticket.replied": "event",
+    "event.ticket.updated": "event",
+    "event.ticket.status_changed": "event",
     "dlq": "dlq",
 }
 TOPIC_PREFIX = {
@@ -70,6 +78,9 @@ TOPIC_PREFIX = {
 TICKET_FIELDS = ("_id", "creatorId", "creatorType", "category", "subject", "description",
                  "priority", "status", "response", "createdAt", "updatedAt", "__v")
 REPLY_FIELDS = ("_id", "creatorId", "creatorType", "description", "createdAt", "updatedAt")
+# Optional fields, each only when set, after the seed's (docs/contract.md).
+TICKET_OPTIONAL_FIELDS = ("assigneeId", "statusChangedAt", "resolvedAt")
+REPLY_OPTIONAL_FIELDS = ("internal",)
 
 
 # ---------------------------------------------------------------- loading
@@ -183,17 +194,21 @@ def _check(validator: Draft202012Validator, instance: Any, what: str) -> None:
     raise AssertionError("\n".join(lines))
 
 
-def _check_order(obj: Any, expected: tuple, what: str) -> None:
-    if isinstance(obj, dict) and set(obj) == set(expected) and tuple(obj) != expected:
-        raise AssertionError(f"{what}: fields out of order: {list(obj)}; expected {list(expected)}")
+def _check_order(obj: Any, expected: tuple, what: str, optional: tuple = ()) -> None:
+    """The required fields in order, then the optional ones present, in theirs."""
+    if not isinstance(obj, dict) or not set(expected) <= set(obj) or not set(obj) <= set(expected + optional):
+        return  # the schema check reports missing or unknown fields
+    want = expected + tuple(f for f in optional if f in obj)
+    if tuple(obj) != want:
+        raise AssertionError(f"{what}: fields out of order: {list(obj)}; expected {list(want)}")
 
 
 def check_ticket_order(ticket: Any, what: str = "ticket") -> None:
     """Fields of a ticket and of each reply entry in the contract's order."""
-    _check_order(ticket, TICKET_FIELDS, what)
+    _check_order(ticket, TICKET_FIELDS, what, TICKET_OPTIONAL_FIELDS)
     if isinstance(ticket, dict) and isinstance(ticket.get("response"), list):
         for i, entry in enumerate(ticket["response"]):
-            _check_order(entry, REPLY_FIELDS, f"{what}.response[{i}]")
+            _check_order(entry, REPLY_FIELDS, f"{what}.response[{i}]", REPLY_OPTIONAL_FIELDS)
 
 
 def _check_data_order(data: Any, what: str) -> None:
@@ -266,13 +281,13 @@ def _check_key(k: str, obj: dict, key: Any, headers: dict | None) -> None:
     expected = None
     if k == "command.ticket.create":
         expected = obj["ticket"]["_id"]
-    elif k == "command.ticket.reply":
+    elif k in ("command.ticket.reply", "command.ticket.update", "command.ticket.resolve"):
         expected = obj["ticketId"]
     elif k in ("query.tickets.list", "query.ticket.get"):
         expected = "admin" if obj["actor"]["role"] == "admin" else obj["actor"].get("team")
     elif k == "event.ticket.created":
         expected = obj["ticket"]["_id"]
-    elif k == "event.ticket.replied":
+    elif k in ("event.ticket.replied", "event.ticket.updated", "event.ticket.status_changed"):
         expected = obj["ticketId"]
     elif k == "reply" and headers is not None:
         expected = headers.get("correlation-id")
@@ -295,9 +310,13 @@ def validate_kafka(kind: str, value: Any, headers: Any = None, key: Any = None) 
         check_ticket_order(obj["ticket"], "event.ticket")
     elif k == "event.ticket.replied":
         check_ticket_order(obj["ticket"], "event.ticket")
-        _check_order(obj["reply"], REPLY_FIELDS, "event.reply")
+        _check_order(obj["reply"], REPLY_FIELDS, "event.reply", REPLY_OPTIONAL_FIELDS)
         if obj["eventId"] != "replied:" + obj["reply"]["_id"]:
             raise AssertionError(f"eventId {obj['eventId']!r} is not 'replied:' + reply._id")
+        if obj["ticket"]["_id"] != obj["ticketId"]:
+            raise AssertionError("ticket._id differs from ticketId")
+    elif k == "event.ticket.updated" and "ticket" in obj:
+        check_ticket_order(obj["ticket"], "event.ticket")
         if obj["ticket"]["_id"] != obj["ticketId"]:
             raise AssertionError("ticket._id differs from ticketId")
     if k == "event.ticket.created" and obj["eventId"] != "created:" + obj["ticket"]["_id"]:

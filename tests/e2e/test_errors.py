@@ -69,10 +69,10 @@ def _create_cases():
             too_long(field, LIMITS[field]))
         add("too-long-multibyte-" + field, seed_with(**{field: "é" * (LIMITS[field] + 1)}),
             too_long(field, LIMITS[field]))
-    add("invalid-priority", seed_with(priority="urgent"),
-        "Field 'priority' must be one of: low, medium, high")
+    add("invalid-priority", seed_with(priority="critical"),
+        "Field 'priority' must be one of: low, medium, high, urgent")
     add("uppercase-priority", seed_with(priority="High"),
-        "Field 'priority' must be one of: low, medium, high")
+        "Field 'priority' must be one of: low, medium, high, urgent")
     add("unknown-field", seed_with(foo="bar"), "Unknown field 'foo'")
     add("client-sets-status", seed_with(status="closed"), "Unknown field 'status'")
     add("client-sets-id", seed_with(_id=str(ObjectId())), "Unknown field '_id'")

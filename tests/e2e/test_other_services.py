@@ -143,7 +143,7 @@ def _bad_commands(key, team):
         ("subject-wrong-type", mutate(setv(["ticket", "subject"], 42))),
         ("blank-description", mutate(setv(["ticket", "description"], "   "))),
         ("subject-too-long", mutate(setv(["ticket", "subject"], "s" * 201))),
-        ("invalid-priority", mutate(setv(["ticket", "priority"], "urgent"))),
+        ("invalid-priority", mutate(setv(["ticket", "priority"], "critical"))),
         ("unknown-ticket-field", mutate(setv(["ticket", "status"], "closed"))),
         ("unknown-top-level-field", mutate(setv(["extra"], True))),
         ("bad-ticket-id", mutate(setv(["ticket", "_id"], "xyz"))),

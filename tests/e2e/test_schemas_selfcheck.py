@@ -296,7 +296,7 @@ def _mutations():
         ("command.ticket.create", "empty subject", setv(["ticket", "subject"], "")),
         ("command.ticket.create", "whitespace subject", setv(["ticket", "subject"], " \t ")),
         ("command.ticket.create", "subject over 200", setv(["ticket", "subject"], "x" * 201)),
-        ("command.ticket.create", "bad priority", setv(["ticket", "priority"], "urgent")),
+        ("command.ticket.create", "bad priority", setv(["ticket", "priority"], "critical")),
         ("command.ticket.create", "version 2", setv(["version"], 2)),
         ("command.ticket.create", "version as string", setv(["version"], "1")),
         ("command.ticket.create", "actor id over 128", setv(["actor", "id"], "u" * 129)),
@@ -454,7 +454,7 @@ def test_invalid_request_bodies_fail(seed_blocks):
                  dict(create, subject=""),
                  dict(create, subject="   "),
                  dict(create, category="c" * 101),
-                 dict(create, priority="urgent"),
+                 dict(create, priority="critical"),
                  dict(create, description=5),
                  [create]):
         _fails(sc.validate_http_request, "/create-ticket", "POST", body)

@@ -351,7 +351,7 @@ static void test_list_query_refuses(void **state) {
                       "Query parameter 'status' must be one of: created, open, pending, resolved, closed");
     assert_list_error("status=", false,
                       "Query parameter 'status' must be one of: created, open, pending, resolved, closed");
-    assert_list_error("priority=urgent", true, "Query parameter 'priority' must be one of: low, medium, high");
+    assert_list_error("priority=critical", true, "Query parameter 'priority' must be one of: low, medium, high, urgent");
     assert_list_error("category=a,,b", false, "Query parameter 'category' must not be empty");
     assert_list_error("creatorId=", false, "Query parameter 'creatorId' must not be empty");
     assert_list_error("category=\xff", false, "Query parameter 'category' must be valid UTF-8");

@@ -44,7 +44,15 @@ static int compare_requests(const char *name, const tk_request *a, const tk_requ
     SAME_TEXT(description)
     SAME_TEXT(priority)
     SAME_TEXT(idempotency_key)
+    SAME_TEXT(command_id)
+    SAME_TEXT(status)
+    SAME_TEXT(assignee_id)
 #undef SAME_TEXT
+    if (a->is_unassign != b->is_unassign || a->internal != b->internal || a->has_if_match != b->has_if_match ||
+        a->if_match != b->if_match) {
+        print_error("%s: unassign, internal or ifMatch differs\n", name);
+        differences++;
+    }
     return differences;
 }
 
@@ -53,7 +61,9 @@ static tk_request_type type_from_case_name(const char *name) {
     if (strncmp(name, "reply-", 6) == 0) return TK_REQUEST_TICKET_REPLY;
     if (strncmp(name, "list-", 5) == 0) return TK_REQUEST_TICKETS_LIST;
     if (strncmp(name, "get-", 4) == 0) return TK_REQUEST_TICKET_GET;
-    fail_msg("valid case %s must start with create-, reply-, list- or get-", name);
+    if (strncmp(name, "update-", 7) == 0) return TK_REQUEST_TICKET_UPDATE;
+    if (strncmp(name, "resolve-", 8) == 0) return TK_REQUEST_TICKET_RESOLVE;
+    fail_msg("valid case %s must start with create-, reply-, list-, get-, update- or resolve-", name);
     return TK_REQUEST_TYPE_COUNT;
 }
 
@@ -281,7 +291,55 @@ static void test_type_names(void **state) {
     assert_string_equal(tk_request_type_name(TK_REQUEST_TICKET_REPLY), "ticket.reply");
     assert_string_equal(tk_request_type_name(TK_REQUEST_TICKETS_LIST), "tickets.list");
     assert_string_equal(tk_request_type_name(TK_REQUEST_TICKET_GET), "ticket.get");
+    assert_string_equal(tk_request_type_name(TK_REQUEST_TICKET_UPDATE), "ticket.update");
+    assert_string_equal(tk_request_type_name(TK_REQUEST_TICKET_RESOLVE), "ticket.resolve");
     assert_string_equal(tk_request_type_name(TK_REQUEST_TYPE_COUNT), "unknown");
+}
+
+static void test_parse_update_fills_changes(void **state) {
+    (void)state;
+    static const char text[] =
+        "{\"version\":1,\"type\":\"ticket.update\",\"actor\":{\"id\":\"a1\",\"role\":\"admin\"},"
+        "\"ticketId\":\"6720b1c8f1c2b3a5e4d90130\",\"commandId\":\"6720b473f1c2b3a5e4d90140\","
+        "\"changes\":{\"priority\":\"urgent\",\"assigneeId\":null},\"ifMatch\":0}";
+    tk_request request;
+    char err[TK_ERROR_TEXT_MAX] = "";
+    assert_int_equal(parse_text(text, &request, err), 0);
+    assert_int_equal(request.type, TK_REQUEST_TICKET_UPDATE);
+    assert_string_equal(request.command_id, "6720b473f1c2b3a5e4d90140");
+    assert_string_equal(request.priority, "urgent"); /* no default on an update: absent is unchanged */
+    assert_null(request.status);
+    assert_null(request.category);
+    assert_null(request.assignee_id);
+    assert_true(request.is_unassign);
+    assert_true(request.has_if_match);
+    assert_int_equal(request.if_match, 0);
+    /* Built again: only what changes, the null kept, ifMatch 0 kept. */
+    json_t *rebuilt = tk_request_json_new(&request);
+    char *dump = json_dumps(rebuilt, JSON_COMPACT);
+    assert_string_equal(dump, "{\"version\":1,\"type\":\"ticket.update\",\"actor\":{\"id\":\"a1\",\"role\":"
+                              "\"admin\"},\"ticketId\":\"6720b1c8f1c2b3a5e4d90130\",\"commandId\":"
+                              "\"6720b473f1c2b3a5e4d90140\",\"changes\":{\"priority\":\"urgent\",\"assigneeId\":null},"
+                              "\"ifMatch\":0}");
+    free(dump);
+    json_decref(rebuilt);
+    tk_request_close(&request);
+}
+
+/* A reply that uses no new option is built exactly as before they existed. */
+static void test_reply_without_options_is_unchanged(void **state) {
+    (void)state;
+    tk_request request;
+    char err[TK_ERROR_TEXT_MAX] = "";
+    assert_int_equal(parse_text(REPLY_EXAMPLE, &request, err), 0);
+    assert_false(request.internal);
+    assert_false(request.has_if_match);
+    json_t *rebuilt = tk_request_json_new(&request);
+    char *dump = json_dumps(rebuilt, JSON_COMPACT);
+    assert_string_equal(dump, REPLY_EXAMPLE);
+    free(dump);
+    json_decref(rebuilt);
+    tk_request_close(&request);
 }
 
 /* ---- building ---- */
@@ -554,6 +612,8 @@ int main(void) {
         cmocka_unit_test(test_reply_meta_round_trip),
         cmocka_unit_test(test_reply_parse_gives_the_http_body),
         cmocka_unit_test(test_reply_round_trip),
+        cmocka_unit_test(test_parse_update_fills_changes),
+        cmocka_unit_test(test_reply_without_options_is_unchanged),
         cmocka_unit_test(test_reply_parse_refuses_malformed_replies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

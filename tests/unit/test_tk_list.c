@@ -128,7 +128,7 @@ static void test_filter_rules(void **state) {
                   "Query parameter 'status' must be one of: created, open, pending, resolved, closed");
     assert_filter(false, "{\"status\":[\"\"]}", K,
                   "Field 'filter.status' must be one of: created, open, pending, resolved, closed");
-    assert_filter(false, "{\"priority\":[\"urgent\"]}", H, "Query parameter 'priority' must be one of: low, medium, high");
+    assert_filter(false, "{\"priority\":[\"critical\"]}", H, "Query parameter 'priority' must be one of: low, medium, high, urgent");
     assert_filter(false, "{\"category\":[\"\"]}", H, "Query parameter 'category' must not be empty");
     assert_filter(false, "{\"category\":[\"  \"]}", H, "Query parameter 'category' must not be empty");
     assert_filter(false, "{\"creatorId\":\"\"}", H, "Query parameter 'creatorId' must not be empty");

@@ -345,7 +345,8 @@ static void test_priority_is_valid(void **state) {
     assert_false(tk_priority_is_valid("Low"));
     assert_false(tk_priority_is_valid("HIGH"));
     assert_false(tk_priority_is_valid("low "));
-    assert_false(tk_priority_is_valid("urgent"));
+    assert_true(tk_priority_is_valid("urgent"));
+    assert_false(tk_priority_is_valid("critical"));
     assert_false(tk_priority_is_valid("lo"));
 }
 
