@@ -17,6 +17,15 @@
  */
 json_t *wk_ticket_json_new(const bson_t *ticket);
 
+/**
+ * @brief What a customer may see of data, one shown ticket or a list of them:
+ * the same without internal entries. Takes data's reference. Data itself
+ * comes back when it has none; otherwise a copy, since data may also be in
+ * an event, which services get whole.
+ * @returns a reference, or NULL when out of memory.
+ */
+json_t *wk_ticket_json_hide_internal(json_t *data);
+
 /** @brief The public form of one response entry. @returns NULL on a malformed entry. */
 json_t *wk_response_json_new(const bson_t *response);
 

@@ -44,9 +44,10 @@ def test_the_api_keeps_its_openapi_contract(stack, procs, tokens, api, tmp_path)
                "--request-timeout", "10", "--generation-database", "none",
                "--output-truncate", "true",
                "--report", "junit", "--report-dir", str(tmp_path)]
+    # In tmp_path: Schemathesis keeps a cache in .schemathesis/ of its working directory.
     # One worker: Python 3.11's parser is not thread-safe (a second worker
     # made Schemathesis itself fail with "AST constructor recursion depth mismatch").
-    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    result = subprocess.run(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, timeout=budget + 240)
     log = tmp_path / "schemathesis.log"
     log.write_text(result.stdout)
