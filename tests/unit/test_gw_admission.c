@@ -194,6 +194,47 @@ static void test_body_headers(void **state) {
     assert_string_equal(out.idempotency_key, "k-1");
 }
 
+/* Each admission spends a token of the one user's bucket (burst 5): one
+ * test for the refusals, one for what is taken. */
+static void test_if_match_malformed(void **state) {
+    fixture *f = *state;
+    const char *message = "Header 'If-Match' must be the ticket's ETag, e.g. \"3\"";
+    const char *bad[] = {"3", "W/\"3\"", "\"03\"", "\"1234567890123456\"", NULL};
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        fake_request request = {.headers = {{"Authorization", f->admin, 0},
+                                            {"Content-Type", "application/json", 0},
+                                            {"If-Match", bad[i], 0}},
+                                .arguments = {{"id", TICKET_ID, 0}}};
+        expect(f, "/api/ticket/admin-update-ticket", "POST", &request, 400, message);
+    }
+}
+
+static void test_if_match_taken(void **state) {
+    fixture *f = *state;
+    const char *path = "/api/ticket/admin-update-ticket";
+    gw_admitted out;
+    char text[TK_ERROR_TEXT_MAX];
+    fake_request good = {.headers = {{"Authorization", f->admin, 0},
+                                     {"Content-Type", "application/json", 0},
+                                     {"If-Match", "\"123456789012345\"", 0}},
+                         .arguments = {{"id", TICKET_ID, 0}}};
+    assert_int_equal(admit(f, path, "POST", &good, &out, text), 0);
+    assert_true(out.has_if_match);
+    assert_true(out.if_match == 123456789012345LL);
+    fake_request any = {.headers = {{"Authorization", f->admin, 0},
+                                    {"Content-Type", "application/json", 0},
+                                    {"If-Match", "*", 0}},
+                        .arguments = {{"id", TICKET_ID, 0}}};
+    assert_int_equal(admit(f, path, "POST", &any, &out, text), 0);
+    assert_false(out.has_if_match);
+    /* resolve-ticket has no body, and takes If-Match all the same */
+    fake_request resolve = {.headers = {{"Authorization", f->customer, 0}, {"If-Match", "\"0\"", 0}},
+                            .arguments = {{"id", TICKET_ID, 0}}};
+    assert_int_equal(admit(f, "/api/ticket/resolve-ticket", "POST", &resolve, &out, text), 0);
+    assert_true(out.has_if_match);
+    assert_true(out.if_match == 0);
+}
+
 static void test_rate_limit_after_burst(void **state) {
     fixture *f = *state;
     fake_request request = {.headers = {{"Authorization", f->admin, 0}}};
@@ -217,6 +258,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_admitted_list_carries_identity_and_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ticket_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_if_match_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_if_match_taken, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_after_burst, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -109,6 +109,41 @@ static void test_ticket_with_replies(void **state) {
     bson_destroy(ticket);
 }
 
+/* The lifecycle's fields follow __v, in their order whatever the stored
+ * order, only when set; internal only when true; hidden members stay hidden. */
+static void test_lifecycle_fields_follow_version(void **state) {
+    (void)state;
+    bson_oid_t id = oid("6720b1c8f1c2b3a5e4d90130");
+    bson_oid_t note = oid("6720b473f1c2b3a5e4d90132");
+    bson_oid_t reply = oid("6720b4a1f1c2b3a5e4d90135");
+    bson_t *ticket = BCON_NEW(
+        "resolvedAt", BCON_DATE_TIME(UPDATED_MS), "_id", BCON_OID(&id), "creatorId", BCON_UTF8("c1"), "creatorType",
+        BCON_UTF8("customer"), "category", BCON_UTF8("Support"), "subject", BCON_UTF8("s"), "description",
+        BCON_UTF8("d"), "priority", BCON_UTF8("urgent"), "status", BCON_UTF8("resolved"), "response", "[",
+            "{", "_id", BCON_OID(&note), "creatorId", BCON_UTF8("a1"), "creatorType", BCON_UTF8("admin"),
+                 "description", BCON_UTF8("note"), "createdAt", BCON_DATE_TIME(UPDATED_MS), "updatedAt",
+                 BCON_DATE_TIME(UPDATED_MS), "internal", BCON_BOOL(true), "}",
+            "{", "_id", BCON_OID(&reply), "creatorId", BCON_UTF8("c1"), "creatorType", BCON_UTF8("customer"),
+                 "description", BCON_UTF8("r"), "createdAt", BCON_DATE_TIME(UPDATED_MS), "updatedAt",
+                 BCON_DATE_TIME(UPDATED_MS), "internal", BCON_BOOL(false), "statusFrom", BCON_UTF8("pending"),
+                 "statusTo", BCON_UTF8("open"), "}",
+        "]", "createdAt", BCON_DATE_TIME(CREATED_MS), "updatedAt", BCON_DATE_TIME(UPDATED_MS), "__v", BCON_INT32(4),
+        "statusChangedAt", BCON_DATE_TIME(UPDATED_MS), "assigneeId", BCON_UTF8("a1"), "teamId", BCON_UTF8("team-a"),
+        "changeLog", "[", "{", "_id", BCON_OID(&id), "}", "]");
+    assert_ticket_json(ticket,
+                       "{\"_id\":\"6720b1c8f1c2b3a5e4d90130\",\"creatorId\":\"c1\",\"creatorType\":\"customer\","
+                       "\"category\":\"Support\",\"subject\":\"s\",\"description\":\"d\",\"priority\":\"urgent\","
+                       "\"status\":\"resolved\",\"response\":[{\"_id\":\"6720b473f1c2b3a5e4d90132\",\"creatorId\":\"a1\","
+                       "\"creatorType\":\"admin\",\"description\":\"note\",\"createdAt\":\"2024-10-28T11:10:00.000Z\","
+                       "\"updatedAt\":\"2024-10-28T11:10:00.000Z\",\"internal\":true},{\"_id\":\"6720b4a1f1c2b3a5e4d90135\","
+                       "\"creatorId\":\"c1\",\"creatorType\":\"customer\",\"description\":\"r\","
+                       "\"createdAt\":\"2024-10-28T11:10:00.000Z\",\"updatedAt\":\"2024-10-28T11:10:00.000Z\"}],"
+                       "\"createdAt\":\"2024-10-28T11:00:00.000Z\",\"updatedAt\":\"2024-10-28T11:10:00.000Z\",\"__v\":4,"
+                       "\"assigneeId\":\"a1\",\"statusChangedAt\":\"2024-10-28T11:10:00.000Z\","
+                       "\"resolvedAt\":\"2024-10-28T11:10:00.000Z\"}");
+    bson_destroy(ticket);
+}
+
 static void test_version_counter_types(void **state) {
     (void)state;
     static const struct {
@@ -338,6 +373,7 @@ static void test_hide_internal(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_ticket),
+        cmocka_unit_test(test_lifecycle_fields_follow_version),
         cmocka_unit_test(test_ticket_with_replies),
         cmocka_unit_test(test_version_counter_types),
         cmocka_unit_test(test_dates),

@@ -120,7 +120,7 @@ def assert_ticket_shape(ticket):
     assert ticket["creatorType"] in ("customer", "admin")
     for field in ("category", "subject", "description"):
         assert isinstance(ticket[field], str) and ticket[field], (field, ticket[field])
-    assert ticket["priority"] in ("low", "medium", "high")
+    assert ticket["priority"] in ("low", "medium", "high", "urgent")
     assert isinstance(ticket["status"], str)
     assert isinstance(ticket["response"], list)
     for entry in ticket["response"]:
