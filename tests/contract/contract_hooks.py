@@ -11,6 +11,9 @@ count the service's documented refusal as a rejected valid request:
 - `Idempotency-Key`: the same key with another body is 422 by design; every
   valid request gets a key of its own (the repeat rules are tested in
   tests/e2e/test_idempotency.py).
+- `If-Match`: an ETag other than the ticket's current one is 412 by design;
+  a valid request sends `*`, which matches any version (stale and concurrent
+  If-Match are tested in tests/e2e/test_lifecycle.py).
 
 Requests generated as invalid ("negative") keep whatever was generated."""
 
@@ -29,3 +32,5 @@ def before_call(context, case, kwargs):
         del case.query["cursor"]
     if case.headers and "Idempotency-Key" in case.headers:
         case.headers["Idempotency-Key"] = str(uuid.uuid4())
+    if case.headers and "If-Match" in case.headers:
+        case.headers["If-Match"] = "*"

@@ -30,12 +30,14 @@ def test_the_api_keeps_its_openapi_contract(stack, procs, tokens, api, tmp_path)
                                                "RATE_LIMIT_BURST": "1000000"})
     customer = tokens.customer()
     admin = tokens.admin()
-    ticket = expect_ok(api.create_ticket(customer, dict(SEED_CREATE_REQUEST)), 201, MSG_CREATED)
+    ticket, lifecycle_ticket = (expect_ok(api.create_ticket(customer, dict(SEED_CREATE_REQUEST)), 201,
+                                          MSG_CREATED) for _ in range(2))
     budget = _budget_seconds()
     env = dict(os.environ,
                TICKET_CONTRACT_CUSTOMER_TOKEN=customer.token,
                TICKET_CONTRACT_ADMIN_TOKEN=admin.token,
                TICKET_CONTRACT_TICKET_ID=ticket["_id"],
+               TICKET_CONTRACT_LIFECYCLE_TICKET_ID=lifecycle_ticket["_id"],
                SCHEMATHESIS_HOOKS="contract_hooks",
                PYTHONPATH=os.path.dirname(CONFIG))
     command = [sys.executable, "-m", "schemathesis.cli", "--no-color", "--config-file", CONFIG,
