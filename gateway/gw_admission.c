@@ -132,12 +132,14 @@ static int check_list_query(const gw_admission *admission, const gw_route *route
 
 static int check_body_headers(const gw_admission *admission, const gw_route *route, const gw_request_view *view,
                               gw_admitted *out, char *message, size_t message_len) {
-    if (!route->has_body) return 0;
+    bool is_command = strcmp(route->method, "POST") == 0; /* with a body or not (resolve-ticket) */
+    if (!is_command) return 0;
     bool is_malformed = false;
     out->idempotency_key = view->lookup(view->ctx, GW_VALUE_HEADER, "Idempotency-Key", &is_malformed);
     if (is_malformed || (out->idempotency_key != NULL && !tk_idempotency_key_is_valid(out->idempotency_key)))
         return refuse(400, "Header 'Idempotency-Key' must be 1 to 255 printable ASCII characters", message,
                       message_len);
+    if (!route->has_body) return 0;
     /* A malformed Content-Type or Content-Length reads as absent. */
     const char *type = view->lookup(view->ctx, GW_VALUE_HEADER, "Content-Type", &is_malformed);
     const char *length = view->lookup(view->ctx, GW_VALUE_HEADER, "Content-Length", &is_malformed);

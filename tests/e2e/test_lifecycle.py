@@ -397,6 +397,7 @@ def test_update_from_another_service_applies_once(api, kafka, taps, tickets_coll
     sc.validate_kafka("command.ticket.update", command)
     first, second = kafka.request_many([(COMMANDS, command, tid, None)] * 2)
     assert first[0]["status"] == 200 and first[0]["message"] == MSG_UPDATED, first[0]
+    sc.validate_kafka("reply", first[0])
     assert second[0] == first[0], "a redelivery was answered differently"
     data = check_order(first[0]["data"])
     assert data["status"] == "pending" and data["category"] == "Billing" and data["__v"] == 1
@@ -422,6 +423,7 @@ def test_resolve_from_another_service_applies_once(api, kafka, tickets_coll, cus
     _schema_check().validate_kafka("command.ticket.resolve", command)
     first, second = kafka.request_many([(COMMANDS, command, ticket["_id"], None)] * 2)
     assert first[0]["status"] == 200 and first[0]["message"] == MSG_RESOLVED, first[0]
+    _schema_check().validate_kafka("reply", first[0])
     assert second[0] == first[0]
     assert tickets_coll.find_one({"_id": ObjectId(ticket["_id"])})["__v"] == 1
 
@@ -450,3 +452,27 @@ def test_seed_flow_is_unchanged(api, customer, admin):
             assert list(entry.keys()) == SEED_REPLY_KEYS
     assert after_admin["__v"] == 2
     assert MSG_CREATED  # the seed's spelling, imported to fail loudly if renamed
+
+
+def test_the_gateways_commands_validate_against_their_schemas(api, taps, customer, admin):
+    """What the gateway publishes for the new routes and options: the live
+    messages against schemas/kafka (key, headers, members)."""
+    sc = _schema_check()
+    commands = taps(COMMANDS)
+    ticket = api.new_ticket(customer)
+    tid = ticket["_id"]
+    updated(api, admin, tid, {"status": "open", "assigneeId": None, "priority": "urgent"},
+            {"If-Match": '"0"'})
+    expect_ok(api.create_reply(customer, tid, headers={"If-Match": '"1"'}), 200, MSG_REPLIED)
+    expect_ok(resolve(api, customer, tid, {"If-Match": '"2"'}), 200, MSG_RESOLVED)
+    got = commands.wait_for(lambda m: m.json().get("ticketId") == tid, count=3,
+                            what="the gateway's update, reply and resolve")
+    kinds = {}
+    for msg in got:
+        obj = sc.validate_kafka_message(COMMANDS, msg.value, headers=msg.raw_headers, key=msg.key)
+        kinds[obj["type"]] = obj
+    assert set(kinds) == {"ticket.update", "ticket.reply", "ticket.resolve"}, kinds
+    assert kinds["ticket.update"]["changes"] == {"status": "open", "priority": "urgent",
+                                                 "assigneeId": None}
+    assert [kinds[k]["ifMatch"] for k in ("ticket.update", "ticket.reply", "ticket.resolve")] == [0, 1, 2]
+    assert kinds["ticket.update"]["commandId"] != kinds["ticket.resolve"]["commandId"]

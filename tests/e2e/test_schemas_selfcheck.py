@@ -91,7 +91,7 @@ def _kind(msg: dict) -> str:
     if "status" in msg:
         return "reply"
     t = msg["type"]
-    if t in ("ticket.create", "ticket.reply"):
+    if t in ("ticket.create", "ticket.reply", "ticket.update", "ticket.resolve"):
         return "command." + t
     if t in ("tickets.list", "ticket.get"):
         return "query." + t
@@ -157,6 +157,8 @@ def test_openapi_routes_are_the_five_plus_health():
         ("POST", "/api/ticket/admin-create-reply"),
         ("GET", "/api/ticket/get-ticket"),
         ("GET", "/api/ticket/admin-get-ticket"),
+        ("POST", "/api/ticket/admin-update-ticket"),
+        ("POST", "/api/ticket/resolve-ticket"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/metrics"),
@@ -167,9 +169,10 @@ def test_openapi_routes_are_the_five_plus_health():
 def test_openapi_and_kafka_agree_on_ticket_and_reply():
     defs = json.loads((sc.KAFKA_DIR / "defs.json").read_text(encoding="utf-8"))["$defs"]
     comps = sc.openapi()["components"]["schemas"]
-    for oas, kafka, order in (("Ticket", "ticket", sc.TICKET_FIELDS), ("Reply", "replyEntry", sc.REPLY_FIELDS)):
-        assert tuple(comps[oas]["properties"]) == order
-        assert tuple(defs[kafka]["properties"]) == order
+    for oas, kafka, order, optional in (("Ticket", "ticket", sc.TICKET_FIELDS, sc.TICKET_OPTIONAL_FIELDS),
+                                        ("Reply", "replyEntry", sc.REPLY_FIELDS, sc.REPLY_OPTIONAL_FIELDS)):
+        assert tuple(comps[oas]["properties"]) == order + optional
+        assert tuple(defs[kafka]["properties"]) == order + optional
         assert tuple(comps[oas]["required"]) == order
         assert tuple(defs[kafka]["required"]) == order
         assert comps[oas]["additionalProperties"] is False and defs[kafka]["additionalProperties"] is False
@@ -217,7 +220,8 @@ def test_every_status_and_message_of_the_contract_table_is_documented():
     assert len(rows) >= 25, rows
     candidates = [(m.upper(), "/api/ticket" + r) for m, r in
                   [("post", "/create-ticket"), ("get", "/get-tickets"), ("post", "/create-reply"),
-                   ("get", "/admin-get-tickets"), ("post", "/admin-create-reply")]]
+                   ("get", "/admin-get-tickets"), ("post", "/admin-create-reply"),
+                   ("post", "/admin-update-ticket"), ("post", "/resolve-ticket")]]
     candidates += [("GET", "/api/ticket/no-such-route"), ("GET", "/api/ticket/create-ticket")]
     for status, message in rows:
         status = int(status)
