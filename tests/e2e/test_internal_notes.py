@@ -81,6 +81,12 @@ def test_internal_note_hidden_from_customers_shown_to_admins(api, tokens):
     again = expect_ok(api.create_reply(customer, tid, {"description": "Hello?"}), 200, MSG_REPLIED)
     assert len(again["response"]) == 4 and not find_key(again, "internal")
 
+    # The answer to the customer's resolve-ticket does not have them either.
+    resolved = expect_ok(api.request("POST", "/resolve-ticket", customer.token, params={"id": tid}),
+                         200, "Ticket resolved successfully!")
+    assert resolved["status"] == "resolved" and len(resolved["response"]) == 4
+    assert not find_key(resolved, "internal") and NOTE["description"] not in str(resolved)
+
     # Admins see every entry, in order, in admin-get-ticket and their list.
     admin_view, _ = _admin_sees(api, admin, tid)
     assert [e.get("internal") for e in admin_view["response"]] == [None, None, True, None, True, None]
