@@ -1,5 +1,6 @@
 /* wk_ticket_json — a stored ticket (BSON) as the API shows it (JSON), with the
- * seed's field order whatever order the database keeps. */
+ * seed's field order whatever order the database keeps; and the customers' view of
+ * it, without internal notes. */
 #include "wk_ticket_json.h"
 
 #include <string.h>
