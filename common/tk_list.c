@@ -40,6 +40,10 @@ static int field_index(const char *name, bool is_admin) {
     return -1;
 }
 
+bool tk_list_field_is_known(const char *name) {
+    return field_index(name, true) >= 0;
+}
+
 bool tk_list_field_is_multi(const char *name) {
     int index = field_index(name, true);
     return index >= 0 && FILTER_FIELDS[index].is_multi;

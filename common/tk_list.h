@@ -24,6 +24,9 @@ typedef struct {
     char id[TK_OBJECT_ID_LEN + 1];
 } tk_cursor_position;
 
+/** @returns true for a filter member of either role (status ... assigneeId). */
+bool tk_list_field_is_known(const char *name);
+
 /** @returns true for a filter member that takes a list of values (status, priority, category). */
 bool tk_list_field_is_multi(const char *name);
 

@@ -126,7 +126,11 @@ int tk_text_member(const json_t *object, const char *name, const char *label, si
         snprintf(err, err_len, "Field '%s' must not be empty", label);
         return -1;
     }
-    /* jansson refuses NUL unless JSON_ALLOW_NUL, so strlen(text) == len here. */
+    /* Stored text is a C string: a \u0000 (parsed with JSON_ALLOW_NUL) would cut it. */
+    if (strlen(text) != len) {
+        snprintf(err, err_len, "Field '%s' must not contain NUL characters", label);
+        return -1;
+    }
     if (tk_utf8_length(text, len) > max_chars) {
         snprintf(err, err_len, "Field '%s' must be at most %zu characters", label, max_chars);
         return -1;

@@ -22,10 +22,15 @@ bool gw_validate_is_json_content_type(const char *content_type) {
 
 static int parse_object(const char *body, size_t len, json_t **root, char *err, size_t err_len) {
     *root = NULL;
-    /* Duplicate keys are ambiguous: which one would we store? Refuse them. */
-    json_t *parsed = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
+    /* Duplicate keys are ambiguous: which one would we store? Refuse them.
+     * A \u0000 escape is valid JSON: let it through to the field rules, which
+     * refuse it by name (tk_text_member); jansson cannot hold one in a key. */
+    json_error_t error;
+    json_t *parsed = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
     if (parsed == NULL) {
-        snprintf(err, err_len, "Request body is not valid JSON");
+        snprintf(err, err_len, "%s",
+                 json_error_code(&error) == json_error_null_byte_in_key ? "Field names must not contain NUL characters"
+                                                                        : "Request body is not valid JSON");
         return -1;
     }
     if (!json_is_object(parsed)) {
@@ -42,9 +47,24 @@ static int check_create(const json_t *root, tk_request *request, char *err, size
     return tk_fields_take(root, &TK_TICKET_FIELDS, "", request, err, err_len);
 }
 
-static int check_reply(const json_t *root, tk_request *request, char *err, size_t err_len) {
-    if (tk_fields_only_members(root, &TK_RESPONSE_FIELDS, NULL, "", err, err_len) != 0) return -1;
-    return tk_fields_take(root, &TK_RESPONSE_FIELDS, "", request, err, err_len);
+/* A reply: description, and on the admin route "internal" (true: an internal
+ * note). Unknown fields are refused, so a customer's "internal" is too, with
+ * a message that says why rather than "Unknown field". */
+static int check_reply(const json_t *root, bool is_admin, tk_request *request, char *err, size_t err_len) {
+    json_t *internal = json_object_get(root, "internal");
+    if (internal != NULL && !is_admin) {
+        snprintf(err, err_len, "Only admins write internal notes");
+        return -1;
+    }
+    if (tk_fields_only_members(root, &TK_RESPONSE_FIELDS, is_admin ? "internal" : NULL, "", err, err_len) != 0 ||
+        tk_fields_take(root, &TK_RESPONSE_FIELDS, "", request, err, err_len) != 0)
+        return -1;
+    if (internal != NULL && !json_is_boolean(internal)) {
+        snprintf(err, err_len, "Field 'internal' must be true or false");
+        return -1;
+    }
+    request->internal = json_is_true(internal);
+    return 0;
 }
 
 /* Any of status, priority, category, assigneeId (null: unassign); at least one. */
@@ -58,7 +78,8 @@ int gw_validate_body(const gw_route *route, const char *body, size_t len, json_t
     if (parse_object(body, len, root, err, err_len) != 0) return -1;
     int rc = route->request_type == TK_REQUEST_TICKET_CREATE   ? check_create(*root, request, err, err_len)
              : route->request_type == TK_REQUEST_TICKET_UPDATE ? check_update(*root, request, err, err_len)
-                                                               : check_reply(*root, request, err, err_len);
+                                                               : check_reply(*root, route->role == GW_ROLE_ADMIN,
+                                                                             request, err, err_len);
     if (rc != 0) {
         json_decref(*root);
         *root = NULL;
@@ -150,9 +171,10 @@ static int take_cursor(gw_list_query *query, const char *value, size_t value_len
     return 0;
 }
 
+/* A repeated unknown name is not "given twice": the check at the end names it unknown. */
 static bool is_repeated(const gw_list_query *query, const char *name) {
     return (strcmp(name, "limit") == 0 && query->has_limit) || (strcmp(name, "cursor") == 0 && query->has_cursor) ||
-           json_object_get(query->filter, name) != NULL;
+           (json_object_get(query->filter, name) != NULL && tk_list_field_is_known(name));
 }
 
 int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_len, const char *value,

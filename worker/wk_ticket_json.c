@@ -1,5 +1,6 @@
 /* wk_ticket_json — a stored ticket (BSON) as the API shows it (JSON), with the
- * seed's field order whatever order the database keeps. */
+ * seed's field order whatever order the database keeps; and the customers' view of
+ * it, without internal notes. */
 #include "wk_ticket_json.h"
 
 #include <string.h>
@@ -105,4 +106,64 @@ json_t *wk_ticket_json_new(const bson_t *ticket) {
 
 json_t *wk_response_json_new(const bson_t *response) {
     return document_json_new(response, RESPONSE_FIELDS, sizeof RESPONSE_FIELDS / sizeof RESPONSE_FIELDS[0]);
+}
+
+static bool is_internal(const json_t *entry) {
+    return json_is_true(json_object_get(entry, "internal"));
+}
+
+static bool has_internal(const json_t *ticket) {
+    size_t index;
+    json_t *entry;
+    json_array_foreach(json_object_get(ticket, "response"), index, entry) {
+        if (is_internal(entry)) return true;
+    }
+    return false;
+}
+
+/* A copy of ticket whose response list lacks the internal entries; the field
+ * order stays (json_copy keeps it, and a replaced member keeps its place). */
+static json_t *ticket_without_internal(json_t *ticket) {
+    json_t *copy = json_copy(ticket);
+    json_t *kept = json_array();
+    size_t index;
+    json_t *entry;
+    if (copy == NULL || kept == NULL) goto fail;
+    json_array_foreach(json_object_get(ticket, "response"), index, entry) {
+        if (!is_internal(entry) && json_array_append(kept, entry) != 0) goto fail;
+    }
+    if (json_object_set_new(copy, "response", kept) != 0) {
+        kept = NULL; /* taken even on failure */
+        goto fail;
+    }
+    return copy;
+fail:
+    json_decref(kept);
+    json_decref(copy);
+    return NULL;
+}
+
+static json_t *list_without_internal(json_t *list) {
+    json_t *shown = json_array();
+    size_t index;
+    json_t *ticket;
+    json_array_foreach(list, index, ticket) {
+        json_t *kept = has_internal(ticket) ? ticket_without_internal(ticket) : json_incref(ticket);
+        if (shown == NULL || json_array_append_new(shown, kept) != 0) {
+            json_decref(shown);
+            return NULL;
+        }
+    }
+    return shown;
+}
+
+json_t *wk_ticket_json_hide_internal(json_t *data) {
+    size_t index;
+    json_t *ticket;
+    bool is_hiding = json_is_object(data) && has_internal(data);
+    json_array_foreach(data, index, ticket) is_hiding = is_hiding || has_internal(ticket);
+    if (!is_hiding) return data;
+    json_t *shown = json_is_object(data) ? ticket_without_internal(data) : list_without_internal(data);
+    json_decref(data);
+    return shown;
 }

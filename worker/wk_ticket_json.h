@@ -1,5 +1,6 @@
 /* wk_ticket_json — a stored ticket (BSON) as the API shows it (JSON), with the
- * seed's field order whatever order the database keeps. */
+ * seed's field order whatever order the database keeps; and the customers' view of
+ * it, without internal notes. */
 #ifndef WK_TICKET_JSON_H
 #define WK_TICKET_JSON_H
 
@@ -16,6 +17,15 @@
  * @returns a new reference, or NULL when a field is missing or mistyped.
  */
 json_t *wk_ticket_json_new(const bson_t *ticket);
+
+/**
+ * @brief What a customer may see of data, one shown ticket or a list of them:
+ * the same without internal entries. Takes data's reference. Data itself
+ * comes back when it has none; otherwise a copy, since data may also be in
+ * an event, which services get whole.
+ * @returns a reference, or NULL when out of memory.
+ */
+json_t *wk_ticket_json_hide_internal(json_t *data);
 
 /** @brief The public form of one response entry. @returns NULL on a malformed entry. */
 json_t *wk_response_json_new(const bson_t *response);

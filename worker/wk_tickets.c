@@ -50,6 +50,14 @@ void wk_tickets_set_answer(wk_result *result, int status, const char *message, j
     result->data = data;
 }
 
+/* Customers never see internal notes: not in a list, a ticket, or the answer
+ * to their own reply or resolve. The event keeps them: services read events. */
+static void hide_internal_from_customer(const tk_request *request, wk_result *result) {
+    if (request->actor.is_admin || result->data == NULL) return;
+    result->data = wk_ticket_json_hide_internal(result->data);
+    if (result->data == NULL) wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+}
+
 /* A database error: retry when it may pass or when a write's outcome is
  * unknown (the retry reads before it writes, see wk_store_is_transient),
  * otherwise answer 500 (logged, never a stack trace to the client). */
@@ -161,6 +169,7 @@ wk_outcome wk_tickets_answer_repeated_create(mongoc_collection_t *tickets, const
         wk_tickets_set_answer(result, 409, MSG_ID_TAKEN, NULL);
     } else {
         rc = answer_created(&existing, request->ticket_id, result);
+        hide_internal_from_customer(request, result); /* notes may have come since */
     }
     bson_destroy(&existing);
     return rc;
@@ -240,6 +249,8 @@ static wk_outcome answer_response_added(const bson_t *ticket, const tk_request *
         json_object_set_new(result->event, "ticketId", json_string(request->ticket_id));
         json_object_set(result->event, "reply", response);
         json_object_set(result->event, "ticket", data);
+        /* Said at the top too: a consumer that must not pass notes on to customers checks one member. */
+        if (json_is_true(json_object_get(response, "internal"))) json_object_set_new(result->event, "internal", json_true());
     }
     result->status_event = reply_status_event_new(ticket, request);
     memcpy(result->event_key, request->ticket_id, TK_OBJECT_ID_LEN + 1);
@@ -559,6 +570,7 @@ wk_outcome wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *re
     int64_t started_us = tk_monotonic_us();
     wk_outcome rc = OPERATIONS[request->type](tickets, request, guard, result);
     wk_metrics_db_duration(request->type, (double)(tk_monotonic_us() - started_us) / 1e6);
+    if (rc == WK_DONE) hide_internal_from_customer(request, result);
     if (rc != WK_DONE) wk_result_close(result);
     return rc;
 }

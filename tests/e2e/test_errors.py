@@ -82,7 +82,11 @@ def _create_cases():
     add("empty-body", b"", NOT_JSON)
     add("duplicate-keys",
         b'{"category":"a","category":"b","subject":"s","description":"d"}', NOT_JSON)
-    add("nul-in-string", b'{"category":"a\\u0000b","subject":"s","description":"d"}', NOT_JSON)
+    # \u0000 is valid JSON that a C string cannot hold: refused by name, not as "not JSON".
+    add("nul-in-string", b'{"category":"a\\u0000b","subject":"s","description":"d"}',
+        "Field 'category' must not contain NUL characters")
+    add("nul-in-field-name", b'{"category":"a","subject":"s","description":"d","x\\u0000":1}',
+        "Field names must not contain NUL characters")
     add("invalid-utf8", b'{"category":"\xff\xfe","subject":"s","description":"d"}', NOT_JSON)
     add("json-array", json.dumps([SEED_CREATE_REQUEST]).encode(), NOT_OBJECT)
     add("json-string", b'"hello"', NOT_OBJECT)

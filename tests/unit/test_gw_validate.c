@@ -225,6 +225,39 @@ static void test_body_length_is_what_counts(void **state) {
     assert_body_error("/api/ticket/create-reply", body, 0, "Request body is not valid JSON");
 }
 
+static bool reply_internal(const char *url, const char *body) {
+    const gw_route *route = route_for(url, "POST");
+    json_t *root = NULL;
+    tk_request request = {0};
+    char err[TK_ERROR_TEXT_MAX] = "";
+    if (gw_validate_body(route, body, strlen(body), &root, &request, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_string_equal(request.description, "x");
+    json_decref(root);
+    return request.internal;
+}
+
+/* Admins may mark a reply internal (a boolean); customers may not send the field at all. */
+static void test_reply_internal(void **state) {
+    (void)state;
+    static const char ADMIN[] = "/api/ticket/admin-create-reply", CUSTOMER[] = "/api/ticket/create-reply";
+    assert_true(reply_internal(ADMIN, "{\"description\":\"x\",\"internal\":true}"));
+    assert_false(reply_internal(ADMIN, "{\"description\":\"x\",\"internal\":false}"));
+    assert_false(reply_internal(ADMIN, "{\"description\":\"x\"}"));
+    assert_false(reply_internal(CUSTOMER, "{\"description\":\"x\"}"));
+    static const char *const NOT_BOOLEAN[] = {"\"true\"", "1", "null", "[]"};
+    for (size_t i = 0; i < sizeof NOT_BOOLEAN / sizeof NOT_BOOLEAN[0]; i++) {
+        char body[64];
+        snprintf(body, sizeof body, "{\"description\":\"x\",\"internal\":%s}", NOT_BOOLEAN[i]);
+        assert_body_error(ADMIN, body, strlen(body), "Field 'internal' must be true or false");
+    }
+    static const char *const CUSTOMER_BODIES[] = {"{\"description\":\"x\",\"internal\":true}",
+                                                  "{\"description\":\"x\",\"internal\":false}",
+                                                  "{\"internal\":true}"};
+    for (size_t i = 0; i < sizeof CUSTOMER_BODIES / sizeof CUSTOMER_BODIES[0]; i++)
+        assert_body_error(CUSTOMER, CUSTOMER_BODIES[i], strlen(CUSTOMER_BODIES[i]), "Only admins write internal notes");
+    assert_body_error(ADMIN, "{\"internal\":true}", 17, "Field 'description' is required");
+}
+
 static void test_create_body_fields(void **state) {
     (void)state;
     static const char body[] =
@@ -355,6 +388,9 @@ static void test_list_query_refuses(void **state) {
     assert_list_error("limit= 5", false, "Query parameter 'limit' must be an integer from 1 to 200");
     assert_list_error("limit=5&limit=6", false, "Query parameter 'limit' must be given once");
     assert_list_error("status=open&status=closed", false, "Query parameter 'status' must be given once");
+    /* A repeated unknown name is unknown, not "given twice" (found by the contract test). */
+    assert_list_error("=&=s", false, "Unknown query parameter ''");
+    assert_list_error("foo=1&foo=2", false, "Unknown query parameter 'foo'");
     assert_list_error("status=done", false,
                       "Query parameter 'status' must be one of: created, open, pending, resolved, closed");
     assert_list_error("status=open,", false,
@@ -423,6 +459,7 @@ int main(void) {
         cmocka_unit_test(test_invalid_bodies),
         cmocka_unit_test(test_body_length_is_what_counts),
         cmocka_unit_test(test_create_body_fields),
+        cmocka_unit_test(test_reply_internal),
         cmocka_unit_test(test_ticket_id),
         cmocka_unit_test(test_list_query_accepts),
         cmocka_unit_test(test_list_query_refuses),

@@ -312,6 +312,64 @@ static void test_text_with_escapes(void **state) {
     bson_destroy(base);
 }
 
+/* A shown ticket with a public reply, an internal note, another public reply,
+ * and a lifecycle field after __v: what the customer's view keeps. */
+static const char NOTED_TICKET_JSON[] =
+    "{\"_id\":\"6720b1c8f1c2b3a5e4d90130\",\"status\":\"open\",\"response\":["
+    "{\"_id\":\"6720b473f1c2b3a5e4d90132\",\"description\":\"public\"},"
+    "{\"_id\":\"6720b473f1c2b3a5e4d90133\",\"description\":\"secret\",\"internal\":true},"
+    "{\"_id\":\"6720b473f1c2b3a5e4d90134\",\"description\":\"public too\"}],"
+    "\"createdAt\":\"2024-10-28T11:00:00.000Z\",\"__v\":3,\"assigneeId\":\"a1\"}";
+static const char NOTED_TICKET_CUSTOMER_JSON[] =
+    "{\"_id\":\"6720b1c8f1c2b3a5e4d90130\",\"status\":\"open\",\"response\":["
+    "{\"_id\":\"6720b473f1c2b3a5e4d90132\",\"description\":\"public\"},"
+    "{\"_id\":\"6720b473f1c2b3a5e4d90134\",\"description\":\"public too\"}],"
+    "\"createdAt\":\"2024-10-28T11:00:00.000Z\",\"__v\":3,\"assigneeId\":\"a1\"}";
+
+static json_t *load(const char *text) {
+    json_t *value = json_loads(text, 0, NULL);
+    assert_non_null(value);
+    return value;
+}
+
+static void assert_dump(const json_t *value, const char *expected) {
+    char *text = dump(value);
+    assert_string_equal(text, expected);
+    free(text);
+}
+
+static void test_hide_internal(void **state) {
+    (void)state;
+    /* One ticket: a copy without the note, in the same order; the original
+     * (which an event may hold) keeps it. */
+    json_t *original = load(NOTED_TICKET_JSON);
+    json_t *shown = wk_ticket_json_hide_internal(json_incref(original));
+    assert_ptr_not_equal(shown, original);
+    assert_dump(shown, NOTED_TICKET_CUSTOMER_JSON);
+    assert_dump(original, NOTED_TICKET_JSON);
+    json_decref(shown);
+    /* Nothing to hide: the very same object (the seed stays byte-identical). */
+    json_t *seed = load(SEED_TICKET_JSON);
+    assert_ptr_equal(wk_ticket_json_hide_internal(seed), seed);
+    assert_dump(seed, SEED_TICKET_JSON);
+    /* A list: each ticket as above. */
+    json_t *list = json_pack("[O, O]", seed, original);
+    json_t *shown_list = wk_ticket_json_hide_internal(json_incref(list));
+    assert_ptr_not_equal(shown_list, list);
+    assert_int_equal(json_array_size(shown_list), 2);
+    assert_ptr_equal(json_array_get(shown_list, 0), seed);
+    assert_dump(json_array_get(shown_list, 1), NOTED_TICKET_CUSTOMER_JSON);
+    assert_dump(json_array_get(list, 1), NOTED_TICKET_JSON);
+    /* internal:false is not a note. */
+    json_t *not_noted = load("{\"response\":[{\"internal\":false}]}");
+    assert_ptr_equal(wk_ticket_json_hide_internal(not_noted), not_noted);
+    json_decref(not_noted);
+    json_decref(shown_list);
+    json_decref(list);
+    json_decref(seed);
+    json_decref(original);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_ticket),
@@ -324,6 +382,7 @@ int main(void) {
         cmocka_unit_test(test_bad_reply_entry_gives_null),
         cmocka_unit_test(test_reply_json),
         cmocka_unit_test(test_text_with_escapes),
+        cmocka_unit_test(test_hide_internal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
