@@ -46,15 +46,15 @@ typedef struct chunk {
 typedef struct {
     int from, to;
     chunk *head, *tail;
-    bool is_eof;     /* `from` has no more to send */
-    bool is_shut;    /* `to` was told so (shutdown SHUT_WR) */
-    bool wants_out;  /* `to` was full: wait for EPOLLOUT */
+    bool is_eof;    /* `from` has no more to send */
+    bool is_shut;   /* `to` was told so (shutdown SHUT_WR) */
+    bool wants_out; /* `to` was full: wait for EPOLLOUT */
 } flow;
 
 typedef struct conn {
     struct conn *next;
-    int fd[2];    /* 0: client, 1: upstream */
-    flow way[2];  /* 0: client -> upstream, 1: upstream -> client */
+    int fd[2];   /* 0: client, 1: upstream */
+    flow way[2]; /* 0: client -> upstream, 1: upstream -> client */
     bool is_dead;
     int last_side; /* which end sent last: a client that speaks after the server starts a round trip */
 } conn;
@@ -159,7 +159,8 @@ static void take_in(conn *c, int side) {
         c->last_side = side;
         *k = (chunk){NULL, now_us() + g_delay_us, (size_t)n, 0};
         if (n < CHUNK_MAX) k = realloc(k, sizeof *k + (size_t)n); /* shrinking: never fails in practice */
-        if (f->tail != NULL) f->tail->next = k; else f->head = k;
+        if (f->tail != NULL) f->tail->next = k;
+        else f->head = k;
         f->tail = k;
         if (n < CHUNK_MAX) return;
     }
@@ -180,7 +181,8 @@ static void accept_one(int listener, uint16_t upstream) {
     int client = accept4(listener, NULL, NULL, SOCK_NONBLOCK);
     if (client < 0) return;
     int up = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(upstream),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(upstream),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     /* Loopback: a blocking connect returns at once (the handshake is not delayed). */
     if (up < 0 || connect(up, (struct sockaddr *)&a, sizeof a) != 0) {

@@ -766,8 +766,8 @@ static void *thread_main(void *arg) {
             if (t->t_end > now) wake = t->t_end;
             else if (t->t_drain_end > now) wake = t->t_drain_end;
             if (opt.rate > 0) {
-                uint64_t at =
-                    t->t0 + (uint64_t)(((double)t->next_seq + (double)t->index / opt.threads) * t->interval_ns);
+                uint64_t at = t->t0 +
+                              (uint64_t)(((double)t->next_seq + (double)t->index / opt.threads) * t->interval_ns);
                 if (at > now && at < t->t_end && at < wake) wake = at;
             }
         }
@@ -904,8 +904,8 @@ static void out(outbuf *o, const char *fmt, ...) {
 }
 
 /* "503:12,socket:3" or "0" */
-static void errors_text(outbuf *o, const uint64_t *status_counts, uint64_t sock, uint64_t conn_err,
-                        uint64_t timeout, uint64_t parse, uint64_t *total) {
+static void errors_text(outbuf *o, const uint64_t *status_counts, uint64_t sock, uint64_t conn_err, uint64_t timeout,
+                        uint64_t parse, uint64_t *total) {
     *total = 0;
     bool any = false;
     for (int s = 0; s < MAX_STATUS; s++) {
@@ -979,7 +979,8 @@ static char *http_get(const char *path) {
         return NULL;
     }
     char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, opt.host_header);
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
+                     opt.host_header);
     if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
         close(fd);
         return NULL;
@@ -1113,8 +1114,9 @@ static int run_hold(void) {
             "waiting gauge %ld, connect+send %.1fs, drained in %.1fs, ok %" PRIu64 ", errors %s\n",
             sent, opt.hold, rss_before, rss_after, per_req, waiting, connect_s, drain_s, t->ok_window, errs.text);
     outbuf line = {0};
-    out(&line, "label=%s mode=hold held=%d rss_before_kb=%ld rss_after_kb=%ld hwm_kb=%ld kb_per_request=%.2f "
-               "waiting=%ld connect_s=%.2f drain_s=%.2f ok=%" PRIu64 " errors=%" PRIu64 " error_detail=%s",
+    out(&line,
+        "label=%s mode=hold held=%d rss_before_kb=%ld rss_after_kb=%ld hwm_kb=%ld kb_per_request=%.2f "
+        "waiting=%ld connect_s=%.2f drain_s=%.2f ok=%" PRIu64 " errors=%" PRIu64 " error_detail=%s",
         opt.label ? opt.label : "hold", sent, rss_before, rss_after, hwm, per_req, waiting, connect_s, drain_s,
         t->ok_window, nerr, errs.text);
     print_json(line.text);
@@ -1223,14 +1225,19 @@ int main(int argc, char **argv) {
     errors_text(&errs, status_counts, e_sock, e_conn, e_to, e_parse, &nerr);
 
     outbuf line = {0};
-    out(&line, "label=%s mode=%s connections=%d threads=%d rate=%.0f duration_s=%.2f sent=%" PRIu64
-               " done=%" PRIu64 " ok=%" PRIu64 " rps=%.1f",
-        opt.label ? opt.label : "-", opt.requests > 0 ? "count" : opt.rate > 0 ? "open" : "closed", opt.connections,
-        nthreads, opt.rate, seconds, sent, done, ok, rps);
+    out(&line,
+        "label=%s mode=%s connections=%d threads=%d rate=%.0f duration_s=%.2f sent=%" PRIu64 " done=%" PRIu64
+        " ok=%" PRIu64 " rps=%.1f",
+        opt.label ? opt.label : "-",
+        opt.requests > 0 ? "count"
+        : opt.rate > 0   ? "open"
+                         : "closed",
+        opt.connections, nthreads, opt.rate, seconds, sent, done, ok, rps);
     out(&line, " p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f mean_ms=%.3f", h_percentile_ms(h, 50),
         h_percentile_ms(h, 90), h_percentile_ms(h, 99), h_percentile_ms(h, 99.9), (double)h->max_us / 1000.0,
         h->n ? h->sum_us / (double)h->n / 1000.0 : 0.0);
-    out(&line, " errors=%" PRIu64 " error_detail=%s err_p50_ms=%.3f err_p99_ms=%.3f queue_max=%zu server_closes=%" PRIu64,
+    out(&line,
+        " errors=%" PRIu64 " error_detail=%s err_p50_ms=%.3f err_p99_ms=%.3f queue_max=%zu server_closes=%" PRIu64,
         nerr, errs.text, h_percentile_ms(h_err, 50), h_percentile_ms(h_err, 99), q_max, closes);
     /* CPU per 2xx answer: error answers' cost is charged to the useful ones */
     double k_requests = (double)ok / 1000.0;

@@ -34,8 +34,8 @@ void tk_iso_time_format(int64_t epoch_ms, char out[TK_ISO_TIME_LEN + 1]) {
     gmtime_r(&seconds, &utc);
     /* A roomy buffer keeps the compiler's worst case (huge years) happy. */
     char text[64];
-    snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
-             utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
+    snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday,
+             utc.tm_hour, utc.tm_min, utc.tm_sec, millis);
     memcpy(out, text, TK_ISO_TIME_LEN);
     out[TK_ISO_TIME_LEN] = '\0';
 }

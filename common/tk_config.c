@@ -111,7 +111,8 @@ static int load_jwt_key(tk_gateway_config *config, char *err, size_t err_len) {
                  config->jwt_algorithm);
         return -1;
     }
-    if (read_key_file("JWT_PUBLIC_KEY_FILE", key_file, &config->jwt_key, &config->jwt_key_len, err, err_len) != 0) return -1;
+    if (read_key_file("JWT_PUBLIC_KEY_FILE", key_file, &config->jwt_key, &config->jwt_key_len, err, err_len) != 0)
+        return -1;
     return load_previous_key(config, false, err, err_len);
 }
 

@@ -17,8 +17,8 @@ typedef struct {
     const char *bind_address;
     const char *kafka_brokers;
     tk_kafka_security kafka_security; /* KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*, KAFKA_PROPERTY_* */
-    const char *jwt_algorithm; /* "HS256", "RS256" or "ES256" */
-    char *jwt_key;             /* secret or PEM public key; owned */
+    const char *jwt_algorithm;        /* "HS256", "RS256" or "ES256" */
+    char *jwt_key;                    /* secret or PEM public key; owned */
     size_t jwt_key_len;
     char *jwt_previous_key; /* accepted too while keys rotate; owned, NULL when unset */
     size_t jwt_previous_key_len;
@@ -55,7 +55,7 @@ typedef struct {
     int http_port; /* WORKER_HTTP_PORT: health and metrics; 0 = off */
     const char *bind_address;
     tk_log_level log_level;
-    tk_sign_keys command_keys; /* COMMAND_KEYS or COMMAND_KEYS_FILE: whose commands are applied */
+    tk_sign_keys command_keys;                   /* COMMAND_KEYS or COMMAND_KEYS_FILE: whose commands are applied */
     char reply_topics[TK_REPLY_TOPICS_MAX][250]; /* REPLY_TOPICS: the only topics answered on */
     size_t reply_topic_count;
 } tk_worker_config;

@@ -29,12 +29,11 @@ static const struct {
                                   (const char *const[]){"version", "type", "actor", "ticket", "idempotencyKey", NULL},
                                   parse_create},
     [TK_REQUEST_TICKET_REPLY] = {"ticket.reply",
-                                 (const char *const[]){"version", "type", "actor", "ticketId", "reply",
-                                                       "internal", "ifMatch", "idempotencyKey", NULL},
+                                 (const char *const[]){"version", "type", "actor", "ticketId", "reply", "internal",
+                                                       "ifMatch", "idempotencyKey", NULL},
                                  parse_reply},
     [TK_REQUEST_TICKETS_LIST] = {"tickets.list",
-                                 (const char *const[]){"version", "type", "actor", "filter", "page", NULL},
-                                 parse_list},
+                                 (const char *const[]){"version", "type", "actor", "filter", "page", NULL}, parse_list},
     [TK_REQUEST_TICKET_GET] = {"ticket.get", (const char *const[]){"version", "type", "actor", "ticketId", NULL},
                                parse_get},
     [TK_REQUEST_TICKET_UPDATE] = {"ticket.update",
@@ -137,8 +136,8 @@ static int parse_actor(const json_t *root, tk_actor *actor, char *err, size_t er
         return -1;
     }
     bool is_team_required = !actor->is_admin;
-    return tk_text_member(object, "team", "actor.team", TK_PRINCIPAL_MAX_CHARS, is_team_required, &actor->team,
-                          err, err_len);
+    return tk_text_member(object, "team", "actor.team", TK_PRINCIPAL_MAX_CHARS, is_team_required, &actor->team, err,
+                          err_len);
 }
 
 static int parse_create(const json_t *root, tk_request *out, char *err, size_t err_len) {
@@ -320,9 +319,9 @@ static json_t *with_idempotency_key(json_t *message, const tk_request *request) 
 /* A write's optional members, only when set: a request that uses none of
  * them is the message it was before they existed. Takes message. */
 static json_t *with_write_options(json_t *message, const tk_request *request) {
-    if (message != NULL && ((request->internal && json_object_set_new(message, "internal", json_true()) != 0) ||
-                            (request->has_if_match &&
-                             json_object_set_new(message, "ifMatch", json_integer(request->if_match)) != 0))) {
+    if (message != NULL &&
+        ((request->internal && json_object_set_new(message, "internal", json_true()) != 0) ||
+         (request->has_if_match && json_object_set_new(message, "ifMatch", json_integer(request->if_match)) != 0))) {
         json_decref(message);
         return NULL;
     }
@@ -333,7 +332,7 @@ static json_t *with_write_options(json_t *message, const tk_request *request) {
 static json_t *changes_json_new(const tk_request *request) {
     json_t *changes = json_object();
     if (changes == NULL) return NULL;
-    json_t *assignee = request->is_unassign ? json_null()
+    json_t *assignee = request->is_unassign           ? json_null()
                        : request->assignee_id != NULL ? json_string(request->assignee_id)
                                                       : NULL;
     if ((request->status != NULL && json_object_set_new(changes, "status", json_string(request->status)) != 0) ||
@@ -388,10 +387,12 @@ json_t *tk_request_json_new(const tk_request *request) {
     const char *type = tk_request_type_name(request->type);
     switch (request->type) {
     case TK_REQUEST_TICKET_CREATE:
-        return with_idempotency_key(json_pack("{s:i, s:s, s:o, s:{s:s, s:s, s:s, s:s, s:s}}", "version", TK_ENVELOPE_VERSION, "type", type,
-                         "actor", actor, "ticket", "_id", request->ticket_id, "category", request->category,
-                         "subject", request->subject, "description", request->description, "priority",
-                         request->priority ? request->priority : "low"), request);
+        return with_idempotency_key(json_pack("{s:i, s:s, s:o, s:{s:s, s:s, s:s, s:s, s:s}}", "version",
+                                              TK_ENVELOPE_VERSION, "type", type, "actor", actor, "ticket", "_id",
+                                              request->ticket_id, "category", request->category, "subject",
+                                              request->subject, "description", request->description, "priority",
+                                              request->priority ? request->priority : "low"),
+                                    request);
     case TK_REQUEST_TICKET_REPLY:
         return with_write_options(json_pack("{s:i, s:s, s:o, s:s, s:{s:s, s:s}}", "version", TK_ENVELOPE_VERSION,
                                             "type", type, "actor", actor, "ticketId", request->ticket_id, "reply",
@@ -422,10 +423,11 @@ json_t *tk_reply_json_new_meta(int status, const char *message, const char *next
     /* Meta before "success": the gateway's fast path passes a reply that
      * goes on with "success" as the body, so meta must never reach it. */
     json_t *reply = json_pack("{s:i, s:i}", "version", TK_ENVELOPE_VERSION, "status", status);
-    if (reply != NULL && ((next_cursor != NULL && json_object_set_new(reply, "page", json_pack("{s:s}", "next", next_cursor)) != 0) ||
-                          (etag != NULL && json_object_set_new(reply, "etag", json_string(etag)) != 0) ||
-                          json_object_set_new(reply, "success", json_boolean(status >= 200 && status < 300)) != 0 ||
-                          json_object_set_new(reply, "message", json_string(message)) != 0)) {
+    if (reply != NULL &&
+        ((next_cursor != NULL && json_object_set_new(reply, "page", json_pack("{s:s}", "next", next_cursor)) != 0) ||
+         (etag != NULL && json_object_set_new(reply, "etag", json_string(etag)) != 0) ||
+         json_object_set_new(reply, "success", json_boolean(status >= 200 && status < 300)) != 0 ||
+         json_object_set_new(reply, "message", json_string(message)) != 0)) {
         json_decref(reply);
         reply = NULL;
     }

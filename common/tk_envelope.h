@@ -37,23 +37,23 @@ typedef struct {
     json_t *root;
     tk_request_type type;
     tk_actor actor;
-    const char *ticket_id;   /* create: ticket._id; reply, get, update, resolve: ticketId */
-    const char *response_id; /* ticket.reply only: the new ticket response's _id */
-    const char *command_id;  /* update, resolve: the issuer's id for this change (effect-once, eventIds) */
-    const char *category;    /* create; update: NULL when unchanged */
-    const char *subject;     /* create only */
-    const char *description; /* create, reply */
-    const char *priority;    /* create: "low" when absent; update: NULL when unchanged */
-    const char *status;      /* update: the new status, or NULL when unchanged */
-    const char *assignee_id; /* update: the new assignee, or NULL (see is_unassign) */
-    bool is_unassign;        /* update: "assigneeId": null, the ticket loses its assignee */
-    bool internal;           /* reply: an admin's internal note, never shown to customers */
-    bool has_if_match;       /* reply, update, resolve: ifMatch was given */
-    long long if_match;      /* the __v the issuer expects; a mismatch changes nothing (412) */
-    const char *idempotency_key; /* commands: the client's Idempotency-Key, or NULL */
-    const json_t *filter;        /* list: the checked filter object, or NULL */
-    int limit;                   /* list: page size, 1..TK_LIST_LIMIT_MAX; 0 without a page: the default */
-    const char *after;           /* list: the cursor text, or NULL for the first page */
+    const char *ticket_id;             /* create: ticket._id; reply, get, update, resolve: ticketId */
+    const char *response_id;           /* ticket.reply only: the new ticket response's _id */
+    const char *command_id;            /* update, resolve: the issuer's id for this change (effect-once, eventIds) */
+    const char *category;              /* create; update: NULL when unchanged */
+    const char *subject;               /* create only */
+    const char *description;           /* create, reply */
+    const char *priority;              /* create: "low" when absent; update: NULL when unchanged */
+    const char *status;                /* update: the new status, or NULL when unchanged */
+    const char *assignee_id;           /* update: the new assignee, or NULL (see is_unassign) */
+    bool is_unassign;                  /* update: "assigneeId": null, the ticket loses its assignee */
+    bool internal;                     /* reply: an admin's internal note, never shown to customers */
+    bool has_if_match;                 /* reply, update, resolve: ifMatch was given */
+    long long if_match;                /* the __v the issuer expects; a mismatch changes nothing (412) */
+    const char *idempotency_key;       /* commands: the client's Idempotency-Key, or NULL */
+    const json_t *filter;              /* list: the checked filter object, or NULL */
+    int limit;                         /* list: page size, 1..TK_LIST_LIMIT_MAX; 0 without a page: the default */
+    const char *after;                 /* list: the cursor text, or NULL for the first page */
     tk_cursor_position after_position; /* list: decoded from after */
 } tk_request;
 

@@ -55,8 +55,8 @@ int tk_fields_take_changes(const json_t *object, const char *prefix, tk_request 
     return 0;
 }
 
-int tk_fields_only_members(const json_t *object, const tk_field_set *set, const char *extra_member,
-                           const char *prefix, char *err, size_t err_len) {
+int tk_fields_only_members(const json_t *object, const tk_field_set *set, const char *extra_member, const char *prefix,
+                           char *err, size_t err_len) {
     const char *allowed[FIELDS_MAX + 2];
     size_t count = 0;
     if (extra_member != NULL) allowed[count++] = extra_member;

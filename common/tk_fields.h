@@ -16,10 +16,10 @@ typedef struct {
     const char *name;
     size_t max_chars;
     bool is_required;
-    const char *default_value;           /* when absent; NULL: none */
+    const char *default_value;             /* when absent; NULL: none */
     bool (*is_allowed)(const char *value); /* NULL: any text within the limits */
-    const char *allowed_text;            /* the allowed values, for the message */
-    size_t offset;                       /* of its const char * in tk_request */
+    const char *allowed_text;              /* the allowed values, for the message */
+    size_t offset;                         /* of its const char * in tk_request */
 } tk_field;
 
 typedef struct {
@@ -36,8 +36,8 @@ extern const tk_field_set TK_CHANGE_FIELDS;   /* an update: status, priority, ca
  * (NULL: none), named prefix + name in the message.
  * @returns 0, or -1 with err.
  */
-int tk_fields_only_members(const json_t *object, const tk_field_set *set, const char *extra_member,
-                           const char *prefix, char *err, size_t err_len);
+int tk_fields_only_members(const json_t *object, const tk_field_set *set, const char *extra_member, const char *prefix,
+                           char *err, size_t err_len);
 
 /**
  * @brief Checks each field of set in table order and stores it (borrowed

@@ -18,8 +18,7 @@ static pthread_once_t random_once = PTHREAD_ONCE_INIT;
 
 static void init_process_random(void) {
     uint8_t seed[4];
-    if (tk_random_bytes(process_random, sizeof process_random) != 0 ||
-        tk_random_bytes(seed, sizeof seed) != 0) {
+    if (tk_random_bytes(process_random, sizeof process_random) != 0 || tk_random_bytes(seed, sizeof seed) != 0) {
         /* getrandom cannot fail on Linux >= 3.17 with a small buffer; fall
          * back to time and pid rather than abort. */
         uint64_t fallback = (uint64_t)tk_monotonic_ms() ^ ((uint64_t)getpid() << 32);
@@ -35,8 +34,8 @@ void tk_object_id_new(char out[TK_OBJECT_ID_LEN + 1]) {
     uint32_t counter = (uint32_t)atomic_fetch_add(&object_id_counter, 1) & 0xffffffu;
     uint8_t bytes[12] = {
         (uint8_t)(seconds >> 24), (uint8_t)(seconds >> 16), (uint8_t)(seconds >> 8), (uint8_t)seconds,
-        process_random[0], process_random[1], process_random[2], process_random[3], process_random[4],
-        (uint8_t)(counter >> 16), (uint8_t)(counter >> 8), (uint8_t)counter,
+        process_random[0],        process_random[1],        process_random[2],       process_random[3],
+        process_random[4],        (uint8_t)(counter >> 16), (uint8_t)(counter >> 8), (uint8_t)counter,
     };
     tk_hex_encode(bytes, sizeof bytes, out);
     out[TK_OBJECT_ID_LEN] = '\0';
@@ -61,4 +60,3 @@ int tk_correlation_id_new(char out[TK_CORRELATION_ID_LEN + 1]) {
     out[TK_CORRELATION_ID_LEN] = '\0';
     return 0;
 }
-

@@ -17,8 +17,10 @@ static const tk_kafka_security *client_security = NULL;
 
 /* librdkafka logs through here so every line is JSON like ours. */
 static void log_from_kafka(const rd_kafka_t *rk, int level, const char *facility, const char *text) {
-    tk_log_level our_level = level <= 3 ? TK_LOG_ERROR : level <= 4 ? TK_LOG_WARN : level <= 6 ? TK_LOG_INFO
-                                                                                                 : TK_LOG_DEBUG;
+    tk_log_level our_level = level <= 3   ? TK_LOG_ERROR
+                             : level <= 4 ? TK_LOG_WARN
+                             : level <= 6 ? TK_LOG_INFO
+                                          : TK_LOG_DEBUG;
     tk_log_fields(our_level, text, json_pack("{s:s, s:s}", "kafka", rd_kafka_name(rk), "facility", facility));
 }
 
@@ -69,7 +71,7 @@ static void on_preflight_error(rd_kafka_t *rk, int code, const char *reason, voi
  * login, right password or not (confluentinc/librdkafka#4895). Debian
  * bookworm ships 2.0.2: seen here as "invalid credentials". */
 #define SCRAM_FIXED_VERSION 0x020601ff
-#define SCRAM_HINT                                                                                                \
+#define SCRAM_HINT                                                                                                 \
     " (note: this librdkafka is older than 2.6.1 and cannot log in with SCRAM to Kafka 4.x brokers even with the " \
     "right password; use KAFKA_SASL_MECHANISM=PLAIN over sasl_ssl, or a newer librdkafka)"
 
@@ -139,8 +141,9 @@ static int preflight(const char *brokers, char *err, size_t err_len) {
 
 int tk_kafka_init(const tk_kafka_security *security, const char *brokers, char *err, size_t err_len) {
     client_security = security;
-    tk_log_fields(TK_LOG_INFO, "kafka client settings", json_pack("{s:s, s:s, s:o}", "brokers", brokers, "librdkafka", rd_kafka_version_str(), "properties",
-                                                                  tk_kafka_security_describe(security)));
+    tk_log_fields(TK_LOG_INFO, "kafka client settings",
+                  json_pack("{s:s, s:s, s:o}", "brokers", brokers, "librdkafka", rd_kafka_version_str(), "properties",
+                            tk_kafka_security_describe(security)));
     if (!tk_kafka_security_is_secured(security)) return 0;
     return preflight(brokers, err, err_len);
 }

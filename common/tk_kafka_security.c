@@ -113,7 +113,7 @@ static int add_env(tk_kafka_security *security, const char *variable, const char
  * @returns 0 when none is set, or -1 with err naming the first. */
 static int refuse_stray_sasl(const tk_kafka_security *security, const char *mechanism, const char *username,
                              bool has_password, char *err, size_t err_len) {
-    const char *stray = mechanism != NULL ? "KAFKA_SASL_MECHANISM"
+    const char *stray = mechanism != NULL  ? "KAFKA_SASL_MECHANISM"
                         : username != NULL ? "KAFKA_SASL_USERNAME"
                         : has_password     ? "KAFKA_SASL_PASSWORD"
                                            : NULL;
@@ -150,10 +150,8 @@ static int load_sasl(tk_kafka_security *security, bool is_sasl, char *err, size_
         free(password);
         return -1;
     }
-    if (add_property(security, "KAFKA_SASL_MECHANISM", "sasl.mechanism", strdup(mechanism), false, err, err_len) !=
-            0 ||
-        add_property(security, "KAFKA_SASL_USERNAME", "sasl.username", strdup(username), false, err, err_len) != 0)
-    {
+    if (add_property(security, "KAFKA_SASL_MECHANISM", "sasl.mechanism", strdup(mechanism), false, err, err_len) != 0 ||
+        add_property(security, "KAFKA_SASL_USERNAME", "sasl.username", strdup(username), false, err, err_len) != 0) {
         free(password);
         return -1;
     }
@@ -210,9 +208,9 @@ int tk_kafka_security_load(tk_kafka_security *security, char *err, size_t err_le
     rd_kafka_conf_t *scratch = NULL;
     memset(security, 0, sizeof *security);
     const char *protocol_text = env_value("KAFKA_SECURITY_PROTOCOL");
-    security->protocol = protocol_text == NULL ? "plaintext"
-                                               : find_word(PROTOCOLS, sizeof PROTOCOLS / sizeof PROTOCOLS[0],
-                                                           protocol_text);
+    security->protocol = protocol_text == NULL
+                             ? "plaintext"
+                             : find_word(PROTOCOLS, sizeof PROTOCOLS / sizeof PROTOCOLS[0], protocol_text);
     if (security->protocol == NULL) {
         snprintf(err, err_len,
                  "KAFKA_SECURITY_PROTOCOL must be plaintext, ssl, sasl_plaintext or sasl_ssl (got '%.32s')",
@@ -226,8 +224,8 @@ int tk_kafka_security_load(tk_kafka_security *security, char *err, size_t err_le
         snprintf(err, err_len, "out of memory");
         return -1;
     }
-    if (add_property(security, "KAFKA_SECURITY_PROTOCOL", "security.protocol", strdup(security->protocol), false,
-                     err, err_len) != 0 ||
+    if (add_property(security, "KAFKA_SECURITY_PROTOCOL", "security.protocol", strdup(security->protocol), false, err,
+                     err_len) != 0 ||
         load_sasl(security, is_sasl, err, err_len) != 0 || load_tls(security, is_tls, err, err_len) != 0 ||
         load_pass_through(security, err, err_len) != 0)
         goto fail;
@@ -267,8 +265,7 @@ int tk_kafka_security_apply(const tk_kafka_security *security, rd_kafka_conf_t *
             continue;
         if (property->is_secret)
             snprintf(err, err_len, "%s: librdkafka refused %s (value not shown)", property->variable, property->name);
-        else
-            snprintf(err, err_len, "%s: %s", property->variable, detail);
+        else snprintf(err, err_len, "%s: %s", property->variable, detail);
         return -1;
     }
     return 0;

@@ -40,9 +40,7 @@ static int field_index(const char *name, bool is_admin) {
     return -1;
 }
 
-bool tk_list_field_is_known(const char *name) {
-    return field_index(name, true) >= 0;
-}
+bool tk_list_field_is_known(const char *name) { return field_index(name, true) >= 0; }
 
 bool tk_list_field_is_multi(const char *name) {
     int index = field_index(name, true);
@@ -73,8 +71,8 @@ static int check_value(size_t field, const json_t *value, const char *what, char
     json_t *holder = json_pack("{s:O}", "v", value);
     const char *ignored;
     char text_err[256];
-    int rc = holder != NULL ? tk_text_member(holder, "v", "v", FILTER_FIELDS[field].max_chars, true, &ignored,
-                                             text_err, sizeof text_err)
+    int rc = holder != NULL ? tk_text_member(holder, "v", "v", FILTER_FIELDS[field].max_chars, true, &ignored, text_err,
+                                             sizeof text_err)
                             : -1;
     json_decref(holder);
     if (rc != 0) {
@@ -135,7 +133,8 @@ static json_t *canonical_member(const json_t *value) {
         if (values[i] == NULL) values[i] = "";
     qsort(values, count, sizeof *values, compare_strings);
     for (size_t i = 0; i < count; i++)
-        if ((i == 0 || strcmp(values[i], values[i - 1]) != 0) && json_array_append_new(out, json_string(values[i])) != 0)
+        if ((i == 0 || strcmp(values[i], values[i - 1]) != 0) &&
+            json_array_append_new(out, json_string(values[i])) != 0)
             goto fail;
     free(values);
     return out;
@@ -189,7 +188,8 @@ void tk_cursor_encode(const tk_cursor_position *position, uint64_t binding, char
     for (int i = 0; i < 8; i++) bytes[21 + i] = (uint8_t)(check >> (56 - 8 * i));
     size_t o = 0;
     for (size_t i = 0; i < CURSOR_BYTES; i += 3) {
-        uint32_t group = (uint32_t)bytes[i] << 16 | (uint32_t)bytes[i + 1] << 8 | (i + 2 < CURSOR_BYTES ? bytes[i + 2] : 0);
+        uint32_t group = (uint32_t)bytes[i] << 16 | (uint32_t)bytes[i + 1] << 8 |
+                         (i + 2 < CURSOR_BYTES ? bytes[i + 2] : 0);
         out[o++] = BASE64URL[(group >> 18) & 63];
         out[o++] = BASE64URL[(group >> 12) & 63];
         if (i + 1 < CURSOR_BYTES) out[o++] = BASE64URL[(group >> 6) & 63];

@@ -39,8 +39,8 @@ void tk_log_fields(tk_log_level level, const char *msg, json_t *fields) {
     }
     char now[TK_ISO_TIME_LEN + 1];
     tk_iso_time_format(tk_now_ms(), now);
-    json_t *line = json_pack("{s:s, s:s, s:s, s:s}", "time", now, "level", LEVEL_NAMES[level],
-                             "component", component_name, "msg", msg);
+    json_t *line = json_pack("{s:s, s:s, s:s, s:s}", "time", now, "level", LEVEL_NAMES[level], "component",
+                             component_name, "msg", msg);
     if (line == NULL) {
         json_decref(fields);
         return;

@@ -21,8 +21,8 @@ struct tk_series {
     char *name;
     char *help;
     char *labels;
-    atomic_uint_fast64_t count; /* counter value, or histogram observations */
-    atomic_uint_fast64_t sum_ns;  /* histogram sum, in nanoseconds */
+    atomic_uint_fast64_t count;  /* counter value, or histogram observations */
+    atomic_uint_fast64_t sum_ns; /* histogram sum, in nanoseconds */
     atomic_uint_fast64_t buckets[BUCKET_COUNT];
     tk_gauge_fn gauge;
     void *gauge_ctx;
@@ -170,7 +170,8 @@ static void append_name(text_buffer *out, const char *name, const char *suffix, 
         appendf(out, "%s%s ", name, suffix);
         return;
     }
-    appendf(out, "%s%s{%s%s%s} ", name, suffix, labels, has_labels && has_extra ? "," : "", has_extra ? extra_label : "");
+    appendf(out, "%s%s{%s%s%s} ", name, suffix, labels, has_labels && has_extra ? "," : "",
+            has_extra ? extra_label : "");
 }
 
 static void render_series(text_buffer *out, const tk_series *s) {

@@ -11,8 +11,8 @@ static const char *env_value(const char *name) {
     return value != NULL && value[0] != '\0' ? value : NULL;
 }
 
-int tk_secret_read_file(const char *variable, const char *path, bool is_trimmed, char **out, size_t *out_len,
-                        char *err, size_t err_len) {
+int tk_secret_read_file(const char *variable, const char *path, bool is_trimmed, char **out, size_t *out_len, char *err,
+                        size_t err_len) {
     char *buffer = NULL;
     FILE *file = fopen(path, "rb");
     if (file == NULL) {

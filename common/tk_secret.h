@@ -26,7 +26,7 @@ int tk_secret_load(const char *name, char **out, size_t *out_len, char *err, siz
  * message naming variable and path in err when the file is missing,
  * unreadable, empty or over 64 KiB.
  */
-int tk_secret_read_file(const char *variable, const char *path, bool is_trimmed, char **out, size_t *out_len,
-                        char *err, size_t err_len);
+int tk_secret_read_file(const char *variable, const char *path, bool is_trimmed, char **out, size_t *out_len, char *err,
+                        size_t err_len);
 
 #endif

@@ -97,8 +97,8 @@ static int parse_entry(tk_sign_keys *keys, const char *entry, size_t len, char *
         return -1;
     }
     if (parse_roles(second + 1, len - (size_t)(second + 1 - entry), &key->roles) != 0) {
-        snprintf(err, err_len, "COMMAND_KEYS: key '%.*s': roles must be admin, customer or admin+customer",
-                 (int)id_len, entry);
+        snprintf(err, err_len, "COMMAND_KEYS: key '%.*s': roles must be admin, customer or admin+customer", (int)id_len,
+                 entry);
         return -1;
     }
     memcpy(key->id, entry, id_len);
@@ -150,13 +150,9 @@ static unsigned char *put_item(unsigned char *out, const tk_sign_view *view) {
 
 unsigned char *tk_sign_canonical(const tk_sign_fields *fields, size_t *len) {
     const tk_sign_view version = {TK_SIGN_VERSION, strlen(TK_SIGN_VERSION)};
-    const tk_sign_view *items[] = {&version,
-                                   &fields->key_id,
-                                   &fields->correlation_id,
-                                   &fields->reply_topic,
-                                   &fields->reply_partition,
-                                   &fields->deadline,
-                                   &fields->value};
+    const tk_sign_view *items[] = {
+        &version,          &fields->key_id, &fields->correlation_id, &fields->reply_topic, &fields->reply_partition,
+        &fields->deadline, &fields->value};
     size_t total = 0;
     for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
         if (items[i]->ptr != NULL && items[i]->len >= ABSENT_LEN) return NULL;

@@ -107,8 +107,8 @@ static bool is_blank(const char *text, size_t len) {
     return true;
 }
 
-int tk_text_member(const json_t *object, const char *name, const char *label, size_t max_chars,
-                   bool is_required, const char **out, char *err, size_t err_len) {
+int tk_text_member(const json_t *object, const char *name, const char *label, size_t max_chars, bool is_required,
+                   const char **out, char *err, size_t err_len) {
     *out = NULL;
     json_t *value = json_object_get(object, name);
     if (value == NULL || json_is_null(value)) {
@@ -139,8 +139,7 @@ int tk_text_member(const json_t *object, const char *name, const char *label, si
     return 0;
 }
 
-int tk_only_members(const json_t *object, const char *const allowed[], const char *prefix, char *err,
-                    size_t err_len) {
+int tk_only_members(const json_t *object, const char *const allowed[], const char *prefix, char *err, size_t err_len) {
     const char *key;
     json_t *value;
     json_object_foreach((json_t *)object, key, value) {
@@ -164,14 +163,8 @@ static bool is_one_of(const char *value, const char *const values[]) {
     return false;
 }
 
-bool tk_priority_is_valid(const char *value) {
-    return is_one_of(value, TK_PRIORITIES);
-}
+bool tk_priority_is_valid(const char *value) { return is_one_of(value, TK_PRIORITIES); }
 
-bool tk_status_is_valid(const char *value) {
-    return is_one_of(value, TK_STATUSES);
-}
+bool tk_status_is_valid(const char *value) { return is_one_of(value, TK_STATUSES); }
 
-bool tk_status_is_target(const char *value) {
-    return strcmp(value, "created") != 0 && tk_status_is_valid(value);
-}
+bool tk_status_is_target(const char *value) { return strcmp(value, "created") != 0 && tk_status_is_valid(value); }

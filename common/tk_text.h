@@ -36,15 +36,14 @@ size_t tk_utf8_prefix_len(const char *text, size_t len, size_t max_bytes);
  * @returns 0 with *out set (NULL when optional and absent), or -1 with a message
  * for a person in err ("Field 'subject' is required").
  */
-int tk_text_member(const json_t *object, const char *name, const char *label, size_t max_chars,
-                   bool is_required, const char **out, char *err, size_t err_len);
+int tk_text_member(const json_t *object, const char *name, const char *label, size_t max_chars, bool is_required,
+                   const char **out, char *err, size_t err_len);
 
 /**
  * @brief Checks that every key of object is in allowed (NULL-terminated).
  * @returns 0, or -1 with "Unknown field '<prefix><key>'" in err.
  */
-int tk_only_members(const json_t *object, const char *const allowed[], const char *prefix, char *err,
-                    size_t err_len);
+int tk_only_members(const json_t *object, const char *const allowed[], const char *prefix, char *err, size_t err_len);
 
 /* The ticket priorities and statuses, NULL-terminated, and as a message lists them. */
 extern const char *const TK_PRIORITIES[];

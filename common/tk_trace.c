@@ -14,6 +14,6 @@ static bool is_hex(const char *text, size_t len) {
 
 bool tk_trace_is_valid(const char *t) {
     return t != NULL && strlen(t) == TK_TRACEPARENT_LEN && t[2] == '-' && t[35] == '-' && t[52] == '-' &&
-           is_hex(t, 2) && strncmp(t, "ff", 2) != 0 && is_hex(t + 3, 32) && is_hex(t + 36, 16) &&
-           is_hex(t + 53, 2) && strspn(t + 3, "0") < 32 && strspn(t + 36, "0") < 16;
+           is_hex(t, 2) && strncmp(t, "ff", 2) != 0 && is_hex(t + 3, 32) && is_hex(t + 36, 16) && is_hex(t + 53, 2) &&
+           strspn(t + 3, "0") < 32 && strspn(t + 36, "0") < 16;
 }

@@ -27,8 +27,8 @@ static bool is_token_char(char c) {
 }
 
 /* Headers whose silent loss would change what a request means. */
-static const char *const MEANINGFUL_HEADERS[] = {"Idempotency-Key", "Authorization", "Content-Type", "traceparent",
-                                                 "If-Match", NULL};
+static const char *const MEANINGFUL_HEADERS[] = {"Idempotency-Key", "Authorization", "Content-Type",
+                                                 "traceparent",     "If-Match",      NULL};
 
 static bool is_header_name_sane(void *arg, const char *key, size_t key_len, const char *value, size_t value_len) {
     (void)value;
@@ -178,7 +178,7 @@ static int check_if_match(const gw_admission *admission, const gw_route *route, 
 }
 
 /* In order: the first failing step decides the answer. */
-static const admission_step PROTECTED_STEPS[] = {check_token,      check_role,         check_rate,     check_ticket_id,
+static const admission_step PROTECTED_STEPS[] = {check_token,      check_role,         check_rate,    check_ticket_id,
                                                  check_list_query, check_body_headers, check_if_match};
 
 int gw_admission_check(const gw_admission *admission, const gw_route *route, const gw_request_view *view,

@@ -81,7 +81,8 @@ static bool cache_lookup(gw_auth *auth, const char *token, size_t len, int64_t n
     pthread_mutex_t *lock = &auth->cache_locks[slot % GW_AUTH_CACHE_SHARDS];
     pthread_mutex_lock(lock);
     gw_auth_cache_entry *entry = &auth->cache[slot];
-    bool is_hit = entry->token != NULL && now_s < entry->valid_until_s && same_token(entry->token, entry->len, token, len);
+    bool is_hit = entry->token != NULL && now_s < entry->valid_until_s &&
+                  same_token(entry->token, entry->len, token, len);
     if (is_hit) *identity = entry->identity;
     pthread_mutex_unlock(lock);
     return is_hit;
@@ -203,8 +204,7 @@ static bool is_badly_timed(const gw_auth *auth, const json_t *claims, int64_t no
  * not ours. @returns 0 or 401. */
 static int check_policy(const gw_auth *auth, const json_t *claims, int64_t now) {
     json_t *iss = json_object_get(claims, "iss");
-    if (auth->issuer != NULL && (!json_is_string(iss) || strcmp(json_string_value(iss), auth->issuer) != 0))
-        return 401;
+    if (auth->issuer != NULL && (!json_is_string(iss) || strcmp(json_string_value(iss), auth->issuer) != 0)) return 401;
     if (auth->audience != NULL && !has_audience(json_object_get(claims, "aud"), auth->audience)) return 401;
     return is_badly_timed(auth, claims, now) ? 401 : 0;
 }

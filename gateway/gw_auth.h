@@ -19,12 +19,12 @@
 typedef struct gw_auth_cache_entry gw_auth_cache_entry;
 
 typedef struct {
-    int algorithm; /* jwt_alg_t, kept as int to keep libjwt out of this header */
+    int algorithm;                               /* jwt_alg_t, kept as int to keep libjwt out of this header */
     const unsigned char *keys[GW_AUTH_MAX_KEYS]; /* borrowed from the config */
     int key_lens[GW_AUTH_MAX_KEYS];
     int key_count;
-    const char *issuer;   /* iss must equal it; NULL = not checked; borrowed */
-    const char *audience; /* aud (string or array) must contain it; NULL = not checked; borrowed */
+    const char *issuer;     /* iss must equal it; NULL = not checked; borrowed */
+    const char *audience;   /* aud (string or array) must contain it; NULL = not checked; borrowed */
     int64_t max_lifetime_s; /* exp - iat at most this; 0 = no limit */
     /* Tokens verified lately: a client sends the same token with every
      * request, and a signature check costs more than the rest of the route. */

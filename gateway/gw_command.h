@@ -16,10 +16,10 @@
 /** Caller-owned; its request points into itself, the body and the admitted request. */
 typedef struct {
     tk_request request;
-    json_t *body_root;                        /* owned: the body's strings live here */
-    char key[TK_PRINCIPAL_BUF_SIZE];          /* Kafka key: ticket id, or team / "admin" */
-    char response_id[TK_OBJECT_ID_LEN + 1];   /* a ticket response's new _id */
-    char command_id[TK_OBJECT_ID_LEN + 1];    /* an update's or resolve's id: effect-once, eventIds */
+    json_t *body_root;                      /* owned: the body's strings live here */
+    char key[TK_PRINCIPAL_BUF_SIZE];        /* Kafka key: ticket id, or team / "admin" */
+    char response_id[TK_OBJECT_ID_LEN + 1]; /* a ticket response's new _id */
+    char command_id[TK_OBJECT_ID_LEN + 1];  /* an update's or resolve's id: effect-once, eventIds */
 } gw_command;
 
 /**

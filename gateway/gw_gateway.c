@@ -27,16 +27,14 @@ static void on_publish_failed(const char *correlation_id, size_t len, const char
     gw_pending_lock(&gateway->pending);
     gw_pending_entry *entry = gw_pending_take_locked(&gateway->pending, correlation_id, len);
     gw_pending_unlock(&gateway->pending);
-    tk_log_fields(TK_LOG_WARN, "command not delivered", json_pack("{s:s%, s:s}", "correlationId", correlation_id, len,
-                                                                  "error", reason));
+    tk_log_fields(TK_LOG_WARN, "command not delivered",
+                  json_pack("{s:s%, s:s}", "correlationId", correlation_id, len, "error", reason));
     if (entry != NULL) answer_unavailable(entry, gateway);
 }
 
 static double waiting_requests(void *ctx) { return (double)gw_pending_count(&((gw_gateway *)ctx)->pending); }
 
-static double in_flight_requests(void *ctx) {
-    return (double)gw_http_requests_in_flight(&((gw_gateway *)ctx)->http);
-}
+static double in_flight_requests(void *ctx) { return (double)gw_http_requests_in_flight(&((gw_gateway *)ctx)->http); }
 
 static int start_admission(gw_gateway *gateway, const tk_gateway_config *config, char *err, size_t err_len) {
     if (gw_auth_init(&gateway->auth, config->jwt_algorithm, config->jwt_key, config->jwt_key_len) != 0 ||

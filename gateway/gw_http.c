@@ -83,12 +83,12 @@ static void count_request(gw_request *request, int status);
 /* Link to the next page of a list, ETag of one ticket: from the reply. */
 static void add_page_headers(gw_request *request, struct MHD_Response *response) {
     if (request->status != 200) return;
-    if (request->pending.etag[0] != '\0') MHD_add_response_header(response, MHD_HTTP_HEADER_ETAG, request->pending.etag);
+    if (request->pending.etag[0] != '\0')
+        MHD_add_response_header(response, MHD_HTTP_HEADER_ETAG, request->pending.etag);
     if (request->pending.next_cursor == NULL || request->route == NULL ||
         request->route->request_type != TK_REQUEST_TICKETS_LIST)
         return;
-    char *link =
-        gw_validate_next_link_new(request->route->path, &request->admitted.list, request->pending.next_cursor);
+    char *link = gw_validate_next_link_new(request->route->path, &request->admitted.list, request->pending.next_cursor);
     if (link != NULL) MHD_add_response_header(response, "Link", link);
     free(link);
 }
@@ -211,10 +211,8 @@ static enum MHD_Result visit_argument(void *cls, enum MHD_ValueKind kind, const 
 static void each_value(void *ctx, gw_value_kind kind, gw_value_visit visit, void *arg) {
     struct MHD_Connection *connection = ctx;
     value_walk walk = {visit, arg};
-    if (kind == GW_VALUE_HEADER)
-        MHD_get_connection_values(connection, MHD_HEADER_KIND, visit_header, &walk);
-    else
-        MHD_get_connection_values_n(connection, MHD_GET_ARGUMENT_KIND, visit_argument, &walk);
+    if (kind == GW_VALUE_HEADER) MHD_get_connection_values(connection, MHD_HEADER_KIND, visit_header, &walk);
+    else MHD_get_connection_values_n(connection, MHD_GET_ARGUMENT_KIND, visit_argument, &walk);
 }
 
 /* Everything that can be decided from the request line and headers, before
@@ -238,10 +236,8 @@ static void check_headers(gw_request *request, const char *url, const char *meth
     char message[TK_ERROR_TEXT_MAX];
     int status = gw_admission_check(&request->gateway->admission, request->route, &view, &request->admitted, message,
                                     sizeof message);
-    if (status != 0)
-        set_error(request, status, message);
-    else if (request->route->role == GW_ROLE_NONE)
-        answer_public(request);
+    if (status != 0) set_error(request, status, message);
+    else if (request->route->role == GW_ROLE_NONE) answer_public(request);
 }
 
 /* Buffers the body up to the limit; past it, the rest is dropped unread. */
@@ -381,8 +377,8 @@ static _Atomic(tk_series *) request_durations[ROUTE_SLOTS];
 static tk_series *request_counter(int route_slot, const char *route, int status) {
     /* A status without a slot is never cached: sharing slot 0 would count it as "0". */
     bool has_slot = status >= 0 && status < STATUS_SLOTS;
-    tk_series *series =
-        has_slot ? atomic_load_explicit(&request_counters[route_slot][status], memory_order_acquire) : NULL;
+    tk_series *series = has_slot ? atomic_load_explicit(&request_counters[route_slot][status], memory_order_acquire)
+                                 : NULL;
     if (series != NULL) return series;
     char labels[96];
     snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
@@ -455,14 +451,15 @@ int gw_http_start(gw_http *http, gw_gateway *gateway, char *err, size_t err_len)
         snprintf(err, err_len, "BIND_ADDRESS '%s' is not an IPv4 address", config->bind_address);
         return -1;
     }
-    http->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, 0, NULL, NULL,
-        on_request, http, MHD_OPTION_SOCK_ADDR, &address, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)config->http_threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, http,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000,
-        /* Slow clients from one address (slow loris) cannot take every slot. */
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)config->max_connections_per_ip,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
+    http->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                                        MHD_USE_TURBO,
+                                    0, NULL, NULL, on_request, http, MHD_OPTION_SOCK_ADDR, &address,
+                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)config->http_threads,
+                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, http, MHD_OPTION_CONNECTION_TIMEOUT,
+                                    (unsigned int)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000,
+                                    /* Slow clients from one address (slow loris) cannot take every slot. */
+                                    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)config->max_connections_per_ip,
+                                    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
     if (http->daemon == NULL) {
         snprintf(err, err_len, "cannot listen on %s:%d (port in use?)", config->bind_address, config->port);
         return -1;

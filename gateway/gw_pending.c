@@ -61,7 +61,8 @@ gw_pending_entry *gw_pending_find_locked(gw_pending *table, const char *correlat
 }
 
 int gw_pending_remove_locked(gw_pending *table, gw_pending_entry *entry) {
-    gw_pending_entry **link = &table->buckets[hash_id(entry->correlation_id, TK_CORRELATION_ID_LEN) & table->bucket_mask];
+    gw_pending_entry **link =
+        &table->buckets[hash_id(entry->correlation_id, TK_CORRELATION_ID_LEN) & table->bucket_mask];
     while (*link != NULL && *link != entry) link = &(*link)->bucket_next;
     if (*link == NULL) return -1;
     assert(table->count > 0);

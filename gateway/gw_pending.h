@@ -12,7 +12,7 @@
 /** Embedded in each waiting request; the table never allocates entries. */
 typedef struct gw_pending_entry {
     char correlation_id[TK_CORRELATION_ID_LEN + 1];
-    int64_t deadline_ms; /* tk_monotonic_ms() clock */
+    int64_t deadline_ms;                    /* tk_monotonic_ms() clock */
     struct gw_pending_entry *older, *newer; /* deadline order (all share one timeout) */
     struct gw_pending_entry *bucket_next;
     /* Reassembly of a chunked reply: touched by the reply thread only. */

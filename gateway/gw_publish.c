@@ -14,7 +14,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *message, void 
     gw_publish *publish = opaque;
     if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     tk_counter_add(tk_metrics_counter("ticket_gateway_produce_errors_total",
-                                      "Commands and queries the broker did not take", "stage=\"delivery\""), 1);
+                                      "Commands and queries the broker did not take", "stage=\"delivery\""),
+                   1);
     const char *correlation_id;
     size_t len;
     if (tk_kafka_header(message, TK_HEADER_CORRELATION_ID, &correlation_id, &len) != 0) return;
@@ -28,12 +29,13 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         rd_kafka_resp_err_t cause = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
         if (!atomic_exchange(&publish->has_fatal_error, true))
             tk_log_fields(TK_LOG_ERROR, "producer fatal error, answering 503 until the gateway restarts",
-                          json_pack("{s:s, s:s}", "error", cause != RD_KAFKA_RESP_ERR_NO_ERROR ? fatal : reason,
-                                    "code", rd_kafka_err2name(cause)));
+                          json_pack("{s:s, s:s}", "error", cause != RD_KAFKA_RESP_ERR_NO_ERROR ? fatal : reason, "code",
+                                    rd_kafka_err2name(cause)));
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !atomic_exchange(&publish->is_broker_down, true))
-        tk_log_fields(TK_LOG_ERROR, "all brokers down, answering 503 until one is back", json_pack("{s:s}", "error", reason));
+        tk_log_fields(TK_LOG_ERROR, "all brokers down, answering 503 until one is back",
+                      json_pack("{s:s}", "error", reason));
     else if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         tk_log_fields(TK_LOG_WARN, "producer error", json_pack("{s:s}", "error", reason));
 }
@@ -81,8 +83,10 @@ int gw_publish_init(gw_publish *publish, const char *brokers, int reply_partitio
      * request in flight: under load the commands produced meanwhile share
      * the next produce request instead of one request each. */
     const tk_kafka_setting settings[] = {
-        {"enable.idempotence", "true"},   {"linger.ms", "0"},
-        {"socket.nagle.disable", "true"}, {"message.timeout.ms", timeout_text},
+        {"enable.idempotence", "true"},
+        {"linger.ms", "0"},
+        {"socket.nagle.disable", "true"},
+        {"message.timeout.ms", timeout_text},
         {"max.in.flight.requests.per.connection", "1"},
         {NULL, NULL},
     };
@@ -107,12 +111,12 @@ static tk_sign_view view_of(const char *text) { return (tk_sign_view){text, text
 
 /* The reply address, the deadline (queries) and the signature over them
  * and the value (docs/contract.md, "Signing"). @returns the headers, or NULL. */
-static rd_kafka_headers_t *signed_headers(const gw_publish *publish, const char *deadline,
-                                          const char *correlation_id, const char *payload, size_t len) {
+static rd_kafka_headers_t *signed_headers(const gw_publish *publish, const char *deadline, const char *correlation_id,
+                                          const char *payload, size_t len) {
     char signature[TK_SIGN_HEX_LEN + 1];
     if (publish->signing_key == NULL) return NULL;
     tk_sign_fields fields = {view_of(publish->signing_key->id), view_of(correlation_id), view_of(TK_TOPIC_REPLIES),
-                             view_of(publish->reply_partition), view_of(deadline), {payload, len}};
+                             view_of(publish->reply_partition), view_of(deadline),       {payload, len}};
     if (tk_sign_compute(publish->signing_key, &fields, signature) != 0) return NULL;
     rd_kafka_headers_t *headers = rd_kafka_headers_new(8);
     if (deadline != NULL) rd_kafka_header_add(headers, TK_HEADER_DEADLINE, -1, deadline, -1);
@@ -131,21 +135,21 @@ int gw_publish_send(gw_publish *publish, tk_request_type type, const char *key, 
     /* Nobody waits for a query's answer after its deadline: the worker skips it then. */
     char deadline[24];
     snprintf(deadline, sizeof deadline, "%lld", (long long)(tk_now_ms() + publish->request_timeout_ms));
-    rd_kafka_headers_t *headers =
-        signed_headers(publish, is_query ? deadline : NULL, correlation_id, payload, len);
+    rd_kafka_headers_t *headers = signed_headers(publish, is_query ? deadline : NULL, correlation_id, payload, len);
     if (headers == NULL) {
         tk_log_fields(TK_LOG_ERROR, "cannot sign the message", json_pack("{s:s}", "correlationId", correlation_id));
         return -1;
     }
     if (traceparent != NULL) rd_kafka_header_add(headers, TK_HEADER_TRACEPARENT, -1, traceparent, -1);
-    rd_kafka_resp_err_t rc = rd_kafka_producev(
-        publish->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t rc = rd_kafka_producev(publish->producer, RD_KAFKA_V_TOPIC(topic),
+                                               RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)payload, len),
+                                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
+                                               RD_KAFKA_V_END);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_headers_destroy(headers); /* not taken on failure */
         tk_counter_add(tk_metrics_counter("ticket_gateway_produce_errors_total",
-                                          "Commands and queries the broker did not take", "stage=\"enqueue\""), 1);
+                                          "Commands and queries the broker did not take", "stage=\"enqueue\""),
+                       1);
         tk_log_fields(TK_LOG_WARN, "produce failed",
                       json_pack("{s:s, s:s, s:s}", "topic", topic, "error", rd_kafka_err2str(rc), "correlationId",
                                 correlation_id));

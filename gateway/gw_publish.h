@@ -15,7 +15,7 @@ typedef void (*gw_publish_failed_fn)(const char *correlation_id, size_t len, con
 
 typedef struct {
     rd_kafka_t *producer;
-    atomic_bool is_broker_down; /* every broker unreachable: answer 503 at once */
+    atomic_bool is_broker_down;  /* every broker unreachable: answer 503 at once */
     atomic_bool has_fatal_error; /* the idempotent producer gave up for good */
     char reply_partition[12];
     int request_timeout_ms; /* a query's deadline header: now + this */

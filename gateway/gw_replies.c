@@ -18,7 +18,7 @@
 
 #define POLL_MAX_MS 100
 #define BROKER_PROBE_MS 500 /* how often an unreachable broker is asked again */
-#define MAX_CHUNKS 128 /* 64 MiB of reply at most */
+#define MAX_CHUNKS 128      /* 64 MiB of reply at most */
 
 static void complete_with_error(gw_replies *replies, gw_pending_entry *entry, int status, const char *message) {
     size_t len = 0;
@@ -148,8 +148,7 @@ static void finish_entry(gw_replies *replies, gw_pending_entry *entry, gw_chunk_
         /* A reply in one message also replaces chunks of an earlier attempt. */
         if (is_chunked)
             complete_with_reply(replies, entry, entry->chunks != NULL ? entry->chunks : "", entry->chunks_len);
-        else
-            complete_with_reply(replies, entry, message->payload != NULL ? message->payload : "", message->len);
+        else complete_with_reply(replies, entry, message->payload != NULL ? message->payload : "", message->len);
         return;
     }
 }
@@ -172,8 +171,8 @@ void gw_replies_handle(gw_replies *replies, const gw_reply_message *message) {
     gw_chunk_result result = GW_CHUNK_WHOLE;
 
     gw_pending_lock(replies->pending);
-    gw_pending_entry *entry =
-        gw_pending_find_locked(replies->pending, message->correlation_id, message->correlation_id_len);
+    gw_pending_entry *entry = gw_pending_find_locked(replies->pending, message->correlation_id,
+                                                     message->correlation_id_len);
     if (entry != NULL) {
         if (!is_consistent) result = discard_chunks(entry);
         else if (is_chunked) result = gw_replies_add_chunk(entry, index, count, message->payload, message->len);
@@ -220,8 +219,8 @@ static void expire_deadlines(gw_replies *replies) {
 static int position_at_end(gw_replies *replies) {
     int64_t low = 0, high = 0;
     if (gw_publish_warm_up(replies->publish) != 0) return -1;
-    rd_kafka_resp_err_t rc =
-        rd_kafka_query_watermark_offsets(replies->consumer, TK_TOPIC_REPLIES, replies->partition, &low, &high, 2000);
+    rd_kafka_resp_err_t rc = rd_kafka_query_watermark_offsets(replies->consumer, TK_TOPIC_REPLIES, replies->partition,
+                                                              &low, &high, 2000);
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
         tk_log_fields(TK_LOG_WARN, "reply partition not reachable yet",
                       json_pack("{s:s, s:i, s:s}", "topic", TK_TOPIC_REPLIES, "partition", replies->partition, "error",
@@ -277,15 +276,20 @@ static void *run(void *arg) {
     return NULL;
 }
 
-int gw_replies_start(gw_replies *replies, const char *brokers, int partition, gw_pending *pending,
-                     gw_publish *publish, gw_replies_complete_fn complete, void *ctx, char *err, size_t err_len) {
+int gw_replies_start(gw_replies *replies, const char *brokers, int partition, gw_pending *pending, gw_publish *publish,
+                     gw_replies_complete_fn complete, void *ctx, char *err, size_t err_len) {
     /* No group: this gateway alone reads its partition. The broker answers a
      * fetch as soon as a reply arrives, so the wait only bounds idle polling
      * (10 ms cost the idle broker 80 ms of CPU a second; 500: 2 fetches a second). */
     const tk_kafka_setting settings[] = {
-        {"enable.auto.commit", "false"},    {"enable.partition.eof", "false"}, {"fetch.wait.max.ms", "500"},
-        {"fetch.error.backoff.ms", "10"},   {"socket.nagle.disable", "true"},  {"fetch.message.max.bytes", "2097152"},
-        {"group.id", "ticket-gateway-replies-unused"}, {NULL, NULL},
+        {"enable.auto.commit", "false"},
+        {"enable.partition.eof", "false"},
+        {"fetch.wait.max.ms", "500"},
+        {"fetch.error.backoff.ms", "10"},
+        {"socket.nagle.disable", "true"},
+        {"fetch.message.max.bytes", "2097152"},
+        {"group.id", "ticket-gateway-replies-unused"},
+        {NULL, NULL},
     };
     memset(replies, 0, sizeof *replies);
     replies->partition = partition;

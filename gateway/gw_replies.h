@@ -81,8 +81,8 @@ void gw_replies_handle(gw_replies *replies, const gw_reply_message *message);
  * its partition is assigned at a known offset.
  * @returns 0, or -1 with err.
  */
-int gw_replies_start(gw_replies *replies, const char *brokers, int partition, gw_pending *pending,
-                     gw_publish *publish, gw_replies_complete_fn complete, void *ctx, char *err, size_t err_len);
+int gw_replies_start(gw_replies *replies, const char *brokers, int partition, gw_pending *pending, gw_publish *publish,
+                     gw_replies_complete_fn complete, void *ctx, char *err, size_t err_len);
 
 /** @returns true once replies sent from now on will be seen. */
 bool gw_replies_is_ready(gw_replies *replies);

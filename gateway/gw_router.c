@@ -7,17 +7,20 @@
 #define API_BASE "/api/ticket"
 
 static const gw_route ROUTES[] = {
-    {GW_ROUTE_CREATE_TICKET, "create-ticket", "POST", API_BASE "/create-ticket", GW_ROLE_CUSTOMER, TK_REQUEST_TICKET_CREATE, true,
-     false},
-    {GW_ROUTE_GET_TICKETS, "get-tickets", "GET", API_BASE "/get-tickets", GW_ROLE_CUSTOMER, TK_REQUEST_TICKETS_LIST, false, false},
-    {GW_ROUTE_CREATE_REPLY, "create-reply", "POST", API_BASE "/create-reply", GW_ROLE_CUSTOMER, TK_REQUEST_TICKET_REPLY, true, true},
-    {GW_ROUTE_ADMIN_GET_TICKETS, "admin-get-tickets", "GET", API_BASE "/admin-get-tickets", GW_ROLE_ADMIN, TK_REQUEST_TICKETS_LIST, false,
-     false},
-    {GW_ROUTE_ADMIN_CREATE_REPLY, "admin-create-reply", "POST", API_BASE "/admin-create-reply", GW_ROLE_ADMIN, TK_REQUEST_TICKET_REPLY,
+    {GW_ROUTE_CREATE_TICKET, "create-ticket", "POST", API_BASE "/create-ticket", GW_ROLE_CUSTOMER,
+     TK_REQUEST_TICKET_CREATE, true, false},
+    {GW_ROUTE_GET_TICKETS, "get-tickets", "GET", API_BASE "/get-tickets", GW_ROLE_CUSTOMER, TK_REQUEST_TICKETS_LIST,
+     false, false},
+    {GW_ROUTE_CREATE_REPLY, "create-reply", "POST", API_BASE "/create-reply", GW_ROLE_CUSTOMER, TK_REQUEST_TICKET_REPLY,
      true, true},
-    {GW_ROUTE_GET_TICKET, "get-ticket", "GET", API_BASE "/get-ticket", GW_ROLE_CUSTOMER, TK_REQUEST_TICKET_GET, false, true},
-    {GW_ROUTE_ADMIN_GET_TICKET, "admin-get-ticket", "GET", API_BASE "/admin-get-ticket", GW_ROLE_ADMIN, TK_REQUEST_TICKET_GET,
-     false, true},
+    {GW_ROUTE_ADMIN_GET_TICKETS, "admin-get-tickets", "GET", API_BASE "/admin-get-tickets", GW_ROLE_ADMIN,
+     TK_REQUEST_TICKETS_LIST, false, false},
+    {GW_ROUTE_ADMIN_CREATE_REPLY, "admin-create-reply", "POST", API_BASE "/admin-create-reply", GW_ROLE_ADMIN,
+     TK_REQUEST_TICKET_REPLY, true, true},
+    {GW_ROUTE_GET_TICKET, "get-ticket", "GET", API_BASE "/get-ticket", GW_ROLE_CUSTOMER, TK_REQUEST_TICKET_GET, false,
+     true},
+    {GW_ROUTE_ADMIN_GET_TICKET, "admin-get-ticket", "GET", API_BASE "/admin-get-ticket", GW_ROLE_ADMIN,
+     TK_REQUEST_TICKET_GET, false, true},
     {GW_ROUTE_ADMIN_UPDATE_TICKET, "admin-update-ticket", "POST", API_BASE "/admin-update-ticket", GW_ROLE_ADMIN,
      TK_REQUEST_TICKET_UPDATE, true, true},
     /* No body: what it does is all in the route. */
@@ -26,8 +29,7 @@ static const gw_route ROUTES[] = {
     {GW_ROUTE_HEALTHZ, "healthz", "GET", "/healthz", GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
     {GW_ROUTE_READYZ, "readyz", "GET", "/readyz", GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
     {GW_ROUTE_METRICS, "metrics", "GET", "/metrics", GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
-    {GW_ROUTE_OPENAPI, "openapi", "GET", API_BASE "/openapi.json", GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false,
-     false},
+    {GW_ROUTE_OPENAPI, "openapi", "GET", API_BASE "/openapi.json", GW_ROLE_NONE, TK_REQUEST_TYPE_COUNT, false, false},
 };
 
 static bool path_matches(const char *url, size_t url_len, const char *path) {

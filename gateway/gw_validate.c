@@ -73,13 +73,13 @@ static int check_update(const json_t *root, tk_request *request, char *err, size
     return tk_fields_take_changes(root, "", request, err, err_len);
 }
 
-int gw_validate_body(const gw_route *route, const char *body, size_t len, json_t **root, tk_request *request,
-                     char *err, size_t err_len) {
+int gw_validate_body(const gw_route *route, const char *body, size_t len, json_t **root, tk_request *request, char *err,
+                     size_t err_len) {
     if (parse_object(body, len, root, err, err_len) != 0) return -1;
-    int rc = route->request_type == TK_REQUEST_TICKET_CREATE   ? check_create(*root, request, err, err_len)
-             : route->request_type == TK_REQUEST_TICKET_UPDATE ? check_update(*root, request, err, err_len)
-                                                               : check_reply(*root, route->role == GW_ROLE_ADMIN,
-                                                                             request, err, err_len);
+    int rc = route->request_type == TK_REQUEST_TICKET_CREATE ? check_create(*root, request, err, err_len)
+             : route->request_type == TK_REQUEST_TICKET_UPDATE
+                 ? check_update(*root, request, err, err_len)
+                 : check_reply(*root, route->role == GW_ROLE_ADMIN, request, err, err_len);
     if (rc != 0) {
         json_decref(*root);
         *root = NULL;
@@ -119,7 +119,8 @@ static int take_limit(gw_list_query *query, const char *value, char *err, size_t
     long limit = 0;
     size_t len = value != NULL ? strlen(value) : 0;
     /* Digits only: no sign, no spaces, no "1e2"; at most 3 of them. */
-    for (size_t i = 0; i < len && len <= 3; i++) limit = limit * 10 + (isdigit((unsigned char)value[i]) ? value[i] - '0' : -10000);
+    for (size_t i = 0; i < len && len <= 3; i++)
+        limit = limit * 10 + (isdigit((unsigned char)value[i]) ? value[i] - '0' : -10000);
     if (len == 0 || len > 3 || limit < 1 || limit > TK_LIST_LIMIT_MAX) {
         snprintf(err, err_len, "Query parameter 'limit' must be an integer from 1 to %d", TK_LIST_LIMIT_MAX);
         return -1;
@@ -177,8 +178,8 @@ static bool is_repeated(const gw_list_query *query, const char *name) {
            (json_object_get(query->filter, name) != NULL && tk_list_field_is_known(name));
 }
 
-int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_len, const char *value,
-                           size_t value_len, char *err, size_t err_len) {
+int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_len, const char *value, size_t value_len,
+                           char *err, size_t err_len) {
     if (strlen(name) != name_len || !tk_utf8_is_valid(name, name_len)) {
         snprintf(err, err_len, "Unknown query parameter");
         return -1;
@@ -233,7 +234,8 @@ char *gw_validate_next_link_new(const char *path, const gw_list_query *query, co
     json_object_foreach(query->filter, name, value) {
         size += strlen(name) + 2;
         if (json_is_string(value)) size += 3 * json_string_length(value);
-        for (size_t i = 0; i < json_array_size(value); i++) size += 3 * json_string_length(json_array_get(value, i)) + 1;
+        for (size_t i = 0; i < json_array_size(value); i++)
+            size += 3 * json_string_length(json_array_get(value, i)) + 1;
     }
     char *link = malloc(size);
     if (link == NULL) return NULL;

@@ -20,8 +20,8 @@ bool gw_validate_is_json_content_type(const char *content_type);
  * @returns 0 with *root owning the strings now borrowed by request (caller
  * decrefs), or -1 with a message for the client in err.
  */
-int gw_validate_body(const gw_route *route, const char *body, size_t len, json_t **root, tk_request *request,
-                     char *err, size_t err_len);
+int gw_validate_body(const gw_route *route, const char *body, size_t len, json_t **root, tk_request *request, char *err,
+                     size_t err_len);
 
 /**
  * @brief Checks the ?id= value and writes it in canonical lowercase form.
@@ -51,8 +51,8 @@ void gw_list_query_close(gw_list_query *query);
  * @returns 0, or -1 with a message naming the parameter: "Unknown query
  * parameter 'x'", "Query parameter 'limit' must be an integer from 1 to 200", ...
  */
-int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_len, const char *value,
-                           size_t value_len, char *err, size_t err_len);
+int gw_validate_list_param(gw_list_query *query, const char *name, size_t name_len, const char *value, size_t value_len,
+                           char *err, size_t err_len);
 
 /**
  * @brief After every parameter: checks the filter against the caller's role,

@@ -71,10 +71,10 @@ static void install_signal_handlers(void) {
 }
 
 static void log_started(const tk_worker_config *config) {
-    tk_log_fields(TK_LOG_INFO, "started", json_pack("{s:i, s:s, s:s*, s:s*, s:i}", "threads", config->worker_threads,
-                                                    "group", config->group_id, "workerId", config->worker_id,
-                                                    "groupInstanceId", config->group_instance_id, "httpPort",
-                                                    config->http_port));
+    tk_log_fields(TK_LOG_INFO, "started",
+                  json_pack("{s:i, s:s, s:s*, s:s*, s:i}", "threads", config->worker_threads, "group", config->group_id,
+                            "workerId", config->worker_id, "groupInstanceId", config->group_instance_id, "httpPort",
+                            config->http_port));
 }
 
 static void init_libraries(void) {
@@ -101,15 +101,15 @@ static void stop_parts(wk_http *http, wk_lanes *lanes, wk_output *output, wk_con
 }
 
 /* The database probe and the lanes. @returns 0, or -1 after logging why. */
-static int start_processing(const tk_worker_config *config, wk_store *store, wk_output *output,
-                            wk_consumer *consumer, wk_lanes *lanes) {
+static int start_processing(const tk_worker_config *config, wk_store *store, wk_output *output, wk_consumer *consumer,
+                            wk_lanes *lanes) {
     char err[TK_CONFIG_ERROR_MAX];
     if (wk_store_start_probe(store) != 0) {
         tk_log_fields(TK_LOG_ERROR, "cannot start the database probe", NULL);
         return -1;
     }
-    if (wk_lanes_start(lanes, config->worker_threads, (size_t)config->batch_max, store, output, consumer->consumer,
-                       err, sizeof err) != 0) {
+    if (wk_lanes_start(lanes, config->worker_threads, (size_t)config->batch_max, store, output, consumer->consumer, err,
+                       sizeof err) != 0) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
         return -1;
     }
@@ -151,8 +151,7 @@ int main(void) {
 
     if (wk_store_init(&store, config.mongodb_uri, err, sizeof err) != 0 ||
         wk_output_init(&output, config.kafka_brokers, "ticket-worker", err, sizeof err) != 0 ||
-        wk_verify_init(&config, output.producer) != 0 ||
-        wk_consumer_init(&consumer, &config, err, sizeof err) != 0 ||
+        wk_verify_init(&config, output.producer) != 0 || wk_consumer_init(&consumer, &config, err, sizeof err) != 0 ||
         wk_http_start(&http, config.bind_address, config.http_port, is_ready, &ready_parts, err, sizeof err) != 0) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
         goto cleanup;

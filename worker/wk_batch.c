@@ -8,7 +8,7 @@
 
 size_t wk_batch_take(wk_lane_slot *ring, size_t capacity, size_t *head, size_t *count, wk_lane_slot *out, size_t max) {
     size_t taken = 0;
-    while (taken < max && *count > 0) {
+    while (taken<max && * count> 0) {
         out[taken++] = ring[*head];
         *head = (*head + 1) % capacity;
         (*count)--;

@@ -35,8 +35,7 @@ static void drop_overflow_of(wk_consumer *consumer, const rd_kafka_topic_partiti
         rd_kafka_message_t *message = consumer->overflow[i];
         if (rd_kafka_topic_partition_list_find(revoked, rd_kafka_topic_name(message->rkt), message->partition) != NULL)
             rd_kafka_message_destroy(message);
-        else
-            consumer->overflow[kept++] = message;
+        else consumer->overflow[kept++] = message;
     }
     consumer->overflow_count = kept;
 }
@@ -57,18 +56,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         else assign_err = rd_kafka_assign(rk, partitions);
         if (is_cooperative) atomic_fetch_add(&consumer->assigned_count, partitions->cnt);
         else atomic_store(&consumer->assigned_count, partitions->cnt);
-        tk_log_fields(TK_LOG_INFO, "partitions assigned", json_pack("{s:o}", "partitions", partitions_json(partitions)));
+        tk_log_fields(TK_LOG_INFO, "partitions assigned",
+                      json_pack("{s:o}", "partitions", partitions_json(partitions)));
     } else {
         /* In-flight work is finished (bounded), then the partitions are
          * fenced: queued messages purged, retries ended, no write started
          * after this; then what was stored is committed. */
         drop_overflow_of(consumer, partitions);
-        if (consumer->lanes != NULL)
-            wk_lanes_revoke(consumer->lanes, partitions, REVOKE_DRAIN_MS, REVOKE_FENCE_MS);
+        if (consumer->lanes != NULL) wk_lanes_revoke(consumer->lanes, partitions, REVOKE_DRAIN_MS, REVOKE_FENCE_MS);
         consumer->must_repause = true;
         rd_kafka_resp_err_t commit_err = rd_kafka_commit(rk, NULL, 0);
         if (commit_err != RD_KAFKA_RESP_ERR_NO_ERROR && commit_err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            tk_log_fields(TK_LOG_WARN, "commit on revoke failed", json_pack("{s:s}", "error", rd_kafka_err2str(commit_err)));
+            tk_log_fields(TK_LOG_WARN, "commit on revoke failed",
+                          json_pack("{s:s}", "error", rd_kafka_err2str(commit_err)));
         if (is_cooperative) error = rd_kafka_incremental_unassign(rk, partitions);
         else assign_err = rd_kafka_assign(rk, NULL);
         if (is_cooperative) atomic_fetch_sub(&consumer->assigned_count, partitions->cnt);
@@ -143,7 +143,7 @@ static void fill_unknown_positions(wk_consumer *consumer, rd_kafka_topic_partiti
     if (unknown->cnt > 0 && rd_kafka_committed(consumer->consumer, unknown, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < unknown->cnt; i++) {
             rd_kafka_topic_partition_t *known = rd_kafka_topic_partition_list_find(assigned, unknown->elems[i].topic,
-                                                                                  unknown->elems[i].partition);
+                                                                                   unknown->elems[i].partition);
             if (known != NULL) known->offset = unknown->elems[i].offset;
         }
     }
@@ -162,7 +162,8 @@ static char *lag_text_new(wk_consumer *consumer, const rd_kafka_topic_partition_
         int64_t low = 0, high = 0;
         const rd_kafka_topic_partition_t *p = &assigned->elems[i];
         if (rd_kafka_get_watermark_offsets(consumer->consumer, p->topic, p->partition, &low, &high) !=
-                RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
+                RD_KAFKA_RESP_ERR_NO_ERROR ||
+            high < 0)
             continue;
         if (p->offset < 0) continue; /* never committed: lag unknown until the first message */
         int64_t position = p->offset;

@@ -14,11 +14,11 @@
 
 typedef struct {
     rd_kafka_t *consumer;
-    wk_lanes *lanes; /* set by wk_consumer_run */
+    wk_lanes *lanes;               /* set by wk_consumer_run */
     rd_kafka_message_t **overflow; /* polled but not yet taken by a lane, in order */
     size_t overflow_count, overflow_capacity;
-    uint64_t paused_lanes; /* bit i: the partitions of lane i are paused (WORKER_THREADS <= 64) */
-    bool must_repause;     /* the assignment changed: apply every partition's pause state again */
+    uint64_t paused_lanes;     /* bit i: the partitions of lane i are paused (WORKER_THREADS <= 64) */
+    bool must_repause;         /* the assignment changed: apply every partition's pause state again */
     atomic_int assigned_count; /* partitions held now (readiness) */
 } wk_consumer;
 

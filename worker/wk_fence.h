@@ -26,8 +26,8 @@ typedef struct {
 
 /** A message's claim on its partition: valid while the partition keeps this epoch. */
 typedef struct {
-    wk_fence *fence;       /* NULL: always holds (tests, tools) */
-    const char *topic;     /* borrowed */
+    wk_fence *fence;   /* NULL: always holds (tests, tools) */
+    const char *topic; /* borrowed */
     int32_t partition;
     uint64_t epoch;
 } wk_lease;

@@ -20,8 +20,8 @@ static wk_lease lease_of(wk_fence *fence, const wk_lane_slot *slot) {
 /* A run's bookkeeping: the documents sent and which member each one is. */
 typedef struct {
     bson_t **documents;
-    size_t *member_of; /* documents[d] belongs to member member_of[d] */
-    wk_batch_fate *fates;   /* per document */
+    size_t *member_of;           /* documents[d] belongs to member member_of[d] */
+    wk_batch_fate *fates;        /* per document */
     wk_batch_fate *member_fates; /* per member; ALONE unless its document was settled */
     size_t sent;
     int64_t started_us; /* when the run was taken up: each member's handling time starts there */
@@ -73,12 +73,12 @@ static void insert_run(const wk_process_context *context, const wk_collections *
     for (size_t d = 0; d < run->sent; d++) alone += run->fates[d] == WK_FATE_ALONE;
     if (alone == 0) atomic_store(&context->store->is_reachable, true);
     if (alone == 0 && tk_log_enabled(TK_LOG_DEBUG)) /* duplicates are repeats, not trouble */
-        tk_log_fields(TK_LOG_DEBUG, "batched insert", json_pack("{s:I, s:b}", "documents", (json_int_t)run->sent,
-                                                                "hasRepeats", !is_ok));
+        tk_log_fields(TK_LOG_DEBUG, "batched insert",
+                      json_pack("{s:I, s:b}", "documents", (json_int_t)run->sent, "hasRepeats", !is_ok));
     if (alone > 0)
         tk_log_fields(TK_LOG_WARN, "batched insert incomplete, the rest go one by one",
-                      json_pack("{s:I, s:I, s:i, s:s}", "documents", (json_int_t)run->sent, "alone",
-                                (json_int_t)alone, "code", (int)error.code, "error", error.message));
+                      json_pack("{s:I, s:I, s:i, s:s}", "documents", (json_int_t)run->sent, "alone", (json_int_t)alone,
+                                "code", (int)error.code, "error", error.message));
     for (size_t d = 0; d < run->sent; d++) run->member_fates[run->member_of[d]] = run->fates[d];
     bson_destroy(&reply);
     bson_destroy(opts);
@@ -174,9 +174,9 @@ static void classify_members(const wk_lane_slot *slots, size_t count, tk_request
         /* Unsigned, forged or aimed at a foreign reply address: alone, so
          * the one-message path dead-letters it and nothing is applied. */
         if (is_command && wk_verify_message(message, &address, reason, sizeof reason) != 0) is_command = false;
-        int parse_rc = is_command ? tk_request_parse(message->payload, message->len, &requests[i], reason,
-                                                     sizeof reason)
-                                  : -1;
+        int parse_rc = is_command
+                           ? tk_request_parse(message->payload, message->len, &requests[i], reason, sizeof reason)
+                           : -1;
         if (parse_rc != 0) memset(&requests[i], 0, sizeof requests[i]);
         kinds[i] = wk_batch_kind_of(parse_rc, &requests[i]);
         if (parse_rc == 0 && kinds[i] != WK_BATCH_CREATE) tk_request_close(&requests[i]);

@@ -43,7 +43,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     if (strcmp(url, "/metrics") == 0) {
         size_t len = 0;
         char *text = tk_metrics_render(&len);
-        if (text == NULL) return respond(connection, 503, unavailable, sizeof unavailable - 1, MHD_RESPMEM_PERSISTENT, json);
+        if (text == NULL)
+            return respond(connection, 503, unavailable, sizeof unavailable - 1, MHD_RESPMEM_PERSISTENT, json);
         return respond(connection, 200, text, len, MHD_RESPMEM_MUST_FREE, "text/plain; version=0.0.4; charset=utf-8");
     }
     return respond(connection, 404, not_found, sizeof not_found - 1, MHD_RESPMEM_PERSISTENT, json);

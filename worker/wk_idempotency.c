@@ -31,16 +31,12 @@ static void fingerprint(const tk_request *request, char out[FINGERPRINT_HEX + 1]
     char if_match[24] = "";
     if (request->has_if_match) snprintf(if_match, sizeof if_match, "%lld", request->if_match);
     bool has_lifecycle = has_lifecycle_parts(request);
-    const char *parts[] = {tk_request_type_name(request->type),
-                           request->type != TK_REQUEST_TICKET_CREATE ? request->ticket_id : "",
-                           or_empty(request->category),
-                           or_empty(request->subject),
-                           or_empty(request->description),
-                           or_empty(request->priority),
-                           or_empty(request->status),
-                           request->is_unassign ? "\x01" : or_empty(request->assignee_id),
-                           request->internal ? "internal" : "",
-                           if_match};
+    const char *parts[] = {
+        tk_request_type_name(request->type), request->type != TK_REQUEST_TICKET_CREATE ? request->ticket_id : "",
+        or_empty(request->category),         or_empty(request->subject),
+        or_empty(request->description),      or_empty(request->priority),
+        or_empty(request->status),           request->is_unassign ? "\x01" : or_empty(request->assignee_id),
+        request->internal ? "internal" : "", if_match};
     size_t part_count = has_lifecycle ? sizeof parts / sizeof parts[0] : 6;
     uint64_t low = 1469598103934665603ULL, high = 0x6c62272e07bb0142ULL;
     for (size_t p = 0; p < part_count; p++) {
@@ -76,7 +72,7 @@ static void adopt_id(const bson_t *record, const char *name, const char **id, ch
 
 /* Loads the record and applies it. @returns as wk_idempotency_resolve. */
 static wk_outcome follow_record(mongoc_collection_t *keys, const bson_t *filter, tk_request *request, const char *print,
-                         int64_t now_ms, wk_original_ids *original, wk_result *result) {
+                                int64_t now_ms, wk_original_ids *original, wk_result *result) {
     bson_error_t error;
     const bson_t *record;
     wk_outcome rc = WK_DONE;
@@ -114,7 +110,7 @@ cleanup:
 }
 
 wk_outcome wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request, wk_original_ids *original,
-                           wk_result *result) {
+                                  wk_result *result) {
     if (request->idempotency_key == NULL) return WK_DONE;
     char print[FINGERPRINT_HEX + 1];
     char record_id[TK_PRINCIPAL_BUF_SIZE + TK_IDEMPOTENCY_KEY_MAX + 1];
@@ -137,4 +133,3 @@ wk_outcome wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request
     bson_destroy(filter);
     return rc;
 }
-

@@ -25,6 +25,6 @@ typedef struct {
  * when the key was used for different content; WK_RETRY when the database is away.
  */
 wk_outcome wk_idempotency_resolve(mongoc_collection_t *keys, tk_request *request, wk_original_ids *original,
-                           wk_result *result);
+                                  wk_result *result);
 
 #endif

@@ -38,8 +38,8 @@ typedef struct {
     wk_lane_slot *ring;
     size_t head, count;
     bool is_busy;
-    wk_lane_slot *batch;       /* the messages in hand (batch_max) */
-    wk_lane_partition *busy;   /* their partitions, while is_busy (batch_max) */
+    wk_lane_slot *batch;     /* the messages in hand (batch_max) */
+    wk_lane_partition *busy; /* their partitions, while is_busy (batch_max) */
     size_t busy_count;
     wk_progress progress;
 } wk_lane;
@@ -49,7 +49,7 @@ struct wk_lanes {
     int count;
     size_t queue_capacity;
     size_t batch_max; /* messages a lane takes at once (group commit); 1 = one by one */
-    wk_store *store; /* NULL: no database client per lane (tests) */
+    wk_store *store;  /* NULL: no database client per lane (tests) */
     wk_process_context context;
     wk_lane_handler handle;
     void *handler_ctx; /* for a test's handler */

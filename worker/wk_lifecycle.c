@@ -127,8 +127,9 @@ static const char *closed_message(const json_t *fields) {
 json_t *wk_lifecycle_status_event_new(const char *event_id, const char *ticket_id, const char *team,
                                       const tk_actor *actor, const char *from, const char *to) {
     json_t *event = wk_tickets_event_new("ticket.status_changed", "status_changed", event_id, team);
-    if (event != NULL && json_object_update_new(event, json_pack("{s:s, s:o, s:s, s:s}", "ticketId", ticket_id, "actor",
-                                                                 tk_actor_json_new(actor), "from", from, "to", to)) != 0) {
+    if (event != NULL &&
+        json_object_update_new(event, json_pack("{s:s, s:o, s:s, s:s}", "ticketId", ticket_id, "actor",
+                                                tk_actor_json_new(actor), "from", from, "to", to)) != 0) {
         json_decref(event);
         return NULL;
     }
@@ -158,9 +159,10 @@ static void answer_changed(const bson_t *ticket, const tk_request *request, cons
                                              tk_actor_json_new(&request->actor), "changes", fields, "ticket", data));
     }
     if (status != NULL)
-        result->status_event = wk_lifecycle_status_event_new(
-            request->command_id, request->ticket_id, team, &request->actor,
-            json_string_value(json_object_get(status, "old")), json_string_value(json_object_get(status, "new")));
+        result->status_event = wk_lifecycle_status_event_new(request->command_id, request->ticket_id, team,
+                                                             &request->actor,
+                                                             json_string_value(json_object_get(status, "old")),
+                                                             json_string_value(json_object_get(status, "new")));
     memcpy(result->event_key, request->ticket_id, TK_OBJECT_ID_LEN + 1);
     snprintf(result->etag, sizeof result->etag, "\"%lld\"", (long long)version_of(ticket));
     wk_tickets_set_answer(result, 200, request->type == TK_REQUEST_TICKET_RESOLVE ? MSG_RESOLVED : MSG_UPDATED, data);
@@ -309,8 +311,9 @@ static wk_outcome write_plan(mongoc_collection_t *tickets, const tk_request *req
     bson_oid_init_from_string(&id, request->ticket_id);
     /* The type __v is stored as ($inc keeps int32): FerretDB pushes equality
      * down as JSON containment, which is exact about it. */
-    bson_t *query = plan->version <= INT32_MAX ? BCON_NEW("_id", BCON_OID(&id), "__v", BCON_INT32((int32_t)plan->version))
-                                               : BCON_NEW("_id", BCON_OID(&id), "__v", BCON_INT64(plan->version));
+    bson_t *query = plan->version <= INT32_MAX
+                        ? BCON_NEW("_id", BCON_OID(&id), "__v", BCON_INT32((int32_t)plan->version))
+                        : BCON_NEW("_id", BCON_OID(&id), "__v", BCON_INT64(plan->version));
     bson_t *update = update_new(request, plan, tk_now_ms());
     bson_t *extra = wk_tickets_max_time_opts_new();
     mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();

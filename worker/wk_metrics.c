@@ -127,13 +127,13 @@ void wk_metrics_db_duration(tk_request_type type, double seconds) {
 void wk_metrics_undeliverable(const char *topic) {
     size_t t = index_of(OUTPUT_TOPICS, COUNT_OF(OUTPUT_TOPICS), topic);
     tk_counter_add(t < COUNT_OF(OUTPUT_TOPICS) ? handles.undeliverable[t]
-                                                : topic_counter(UNDELIVERABLE_NAME, UNDELIVERABLE_HELP, topic),
+                                               : topic_counter(UNDELIVERABLE_NAME, UNDELIVERABLE_HELP, topic),
                    1);
 }
 
 void wk_metrics_produce_retry(const char *topic) {
     size_t t = index_of(OUTPUT_TOPICS, COUNT_OF(OUTPUT_TOPICS), topic);
     tk_counter_add(t < COUNT_OF(OUTPUT_TOPICS) ? handles.produce_retries[t]
-                                                : topic_counter(PRODUCE_RETRIES_NAME, PRODUCE_RETRIES_HELP, topic),
+                                               : topic_counter(PRODUCE_RETRIES_NAME, PRODUCE_RETRIES_HELP, topic),
                    1);
 }

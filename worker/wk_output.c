@@ -15,7 +15,7 @@
 #include "wk_metrics.h"
 
 #define QUEUE_FULL_BACKOFF_US (10 * 1000)
-#define EVENT_MAX_BYTES (900 * 1000)    /* events and dead letters: under the broker's 1 MB message limit */
+#define EVENT_MAX_BYTES (900 * 1000)       /* events and dead letters: under the broker's 1 MB message limit */
 #define DLQ_PAYLOAD_MAX_BYTES (256 * 1024) /* room for base64 and the envelope */
 #define DLQ_RETRY_BACKOFF_US (100 * 1000)
 #define PURGE_REPORTS_MS 2000
@@ -82,8 +82,8 @@ void wk_address_from_message(const rd_kafka_message_t *message, wk_address *addr
  * delivery ticket, so the offset is stored only once the DLQ has it. Nothing
  * is dropped: when even that cannot be queued the unit stays outstanding and
  * the message is handled again after a restart. @returns 0 when queued. */
-static int produce_letter_of_refused(wk_output *output, const letter_source *refused, const void *key,
-                                     size_t key_len, const char *error, delivery_ticket *ticket) {
+static int produce_letter_of_refused(wk_output *output, const letter_source *refused, const void *key, size_t key_len,
+                                     const char *error, delivery_ticket *ticket) {
     const char *topic = refused->topic;
     char reason[TK_ERROR_TEXT_MAX];
     snprintf(reason, sizeof reason, "undeliverable on %.64s: %.120s", topic, error);
@@ -93,10 +93,10 @@ static int produce_letter_of_refused(wk_output *output, const letter_source *ref
     const char *payload = refused->payload != NULL ? refused->payload : "";
     char *text = dead_letter_text(refused, reason, tk_utf8_prefix_len(payload, refused->len, DLQ_PAYLOAD_MAX_BYTES));
     if (text == NULL) return -1;
-    rd_kafka_resp_err_t rc = rd_kafka_producev(
-        output->producer, RD_KAFKA_V_TOPIC(TK_TOPIC_DLQ), RD_KAFKA_V_KEY(key, key_len),
-        RD_KAFKA_V_VALUE(text, strlen(text)), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(ticket),
-        RD_KAFKA_V_END);
+    rd_kafka_resp_err_t rc = rd_kafka_producev(output->producer, RD_KAFKA_V_TOPIC(TK_TOPIC_DLQ),
+                                               RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(text, strlen(text)),
+                                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(ticket),
+                                               RD_KAFKA_V_END);
     free(text);
     return rc == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
@@ -106,10 +106,10 @@ static int produce_letter_of_refused(wk_output *output, const letter_source *ref
 static int produce_letter_again(wk_output *output, const rd_kafka_message_t *letter, delivery_ticket *ticket) {
     wk_metrics_produce_retry(TK_TOPIC_DLQ);
     usleep(DLQ_RETRY_BACKOFF_US);
-    rd_kafka_resp_err_t rc = rd_kafka_producev(
-        output->producer, RD_KAFKA_V_TOPIC(TK_TOPIC_DLQ), RD_KAFKA_V_KEY(letter->key, letter->key_len),
-        RD_KAFKA_V_VALUE(letter->payload, letter->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE(ticket), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t rc =
+        rd_kafka_producev(output->producer, RD_KAFKA_V_TOPIC(TK_TOPIC_DLQ),
+                          RD_KAFKA_V_KEY(letter->key, letter->key_len), RD_KAFKA_V_VALUE(letter->payload, letter->len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(ticket), RD_KAFKA_V_END);
     return rc == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
 }
 
@@ -185,9 +185,12 @@ int wk_output_init(wk_output *output, const char *brokers, const char *client_id
      * what is produced meanwhile (a batch's replies and events) waits for
      * it and goes as one request, not one each (BENCHMARKS.md, issue 11). */
     const tk_kafka_setting settings[] = {
-        {"enable.idempotence", "true"}, {"linger.ms", "0"},          {"socket.nagle.disable", "true"},
+        {"enable.idempotence", "true"},
+        {"linger.ms", "0"},
+        {"socket.nagle.disable", "true"},
         {"max.in.flight.requests.per.connection", "1"},
-        {"message.timeout.ms", "0"},    {"message.max.bytes", "1000000"},
+        {"message.timeout.ms", "0"},
+        {"message.max.bytes", "1000000"},
         {"topic.metadata.propagation.max.ms", TOPIC_PROPAGATION_MS},
         {NULL, NULL},
     };
@@ -223,10 +226,11 @@ static int produce(wk_output *output, const char *topic, int32_t partition, cons
     ticket->record = record;
     wk_progress_expect(progress, record);
     for (;;) {
-        rd_kafka_resp_err_t rc = rd_kafka_producev(
-            output->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, key_len),
-            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(ticket), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t rc =
+            rd_kafka_producev(output->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                              RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
+                              RD_KAFKA_V_OPAQUE(ticket), RD_KAFKA_V_END);
         if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL && strcmp(topic, TK_TOPIC_DLQ) != 0) {
             /* Refused at once (unknown partition, too large): dead-letter it. */
@@ -256,7 +260,8 @@ static int produce(wk_output *output, const char *topic, int32_t partition, cons
 static rd_kafka_headers_t *reply_headers(const wk_address *address, int chunk_index, int chunk_count) {
     rd_kafka_headers_t *headers = rd_kafka_headers_new(4);
     rd_kafka_header_add(headers, TK_HEADER_CORRELATION_ID, -1, address->correlation_id, -1);
-    if (address->traceparent[0] != '\0') rd_kafka_header_add(headers, TK_HEADER_TRACEPARENT, -1, address->traceparent, -1);
+    if (address->traceparent[0] != '\0')
+        rd_kafka_header_add(headers, TK_HEADER_TRACEPARENT, -1, address->traceparent, -1);
     if (chunk_count > 1) {
         char text[12];
         snprintf(text, sizeof text, "%d", chunk_index);
@@ -303,7 +308,8 @@ int wk_output_event(wk_output *output, const char *key, const json_t *event, con
         if (text == NULL) return -1;
     }
     rd_kafka_headers_t *headers = rd_kafka_headers_new(1);
-    if (address->traceparent[0] != '\0') rd_kafka_header_add(headers, TK_HEADER_TRACEPARENT, -1, address->traceparent, -1);
+    if (address->traceparent[0] != '\0')
+        rd_kafka_header_add(headers, TK_HEADER_TRACEPARENT, -1, address->traceparent, -1);
     int rc = produce(output, TK_TOPIC_EVENTS, RD_KAFKA_PARTITION_UA, key, strlen(key), text, strlen(text), headers,
                      progress, record);
     free(text);
@@ -366,9 +372,9 @@ int wk_output_dead_letter(wk_output *output, const rd_kafka_message_t *message, 
     }
     if (text == NULL) return -1;
     rd_kafka_headers_t *original = NULL;
-    rd_kafka_headers_t *headers =
-        rd_kafka_message_headers(message, &original) == RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_headers_copy(original)
-                                                                                  : rd_kafka_headers_new(1);
+    rd_kafka_headers_t *headers = rd_kafka_message_headers(message, &original) == RD_KAFKA_RESP_ERR_NO_ERROR
+                                      ? rd_kafka_headers_copy(original)
+                                      : rd_kafka_headers_new(1);
     int rc = produce(output, TK_TOPIC_DLQ, RD_KAFKA_PARTITION_UA, message->key, message->key_len, text, strlen(text),
                      headers, progress, record);
     free(text);

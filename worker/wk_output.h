@@ -19,7 +19,7 @@ typedef struct {
     bool wants_reply;
     char correlation_id[WK_CORRELATION_ID_MAX + 1];
     char topic[WK_TOPIC_NAME_MAX + 1];
-    int32_t partition; /* RD_KAFKA_PARTITION_UA when the requester did not say */
+    int32_t partition;    /* RD_KAFKA_PARTITION_UA when the requester did not say */
     char traceparent[64]; /* "" when absent */
 } wk_address;
 

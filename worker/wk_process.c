@@ -59,7 +59,8 @@ static void dead_letter_with(const wk_process_context *context, const rd_kafka_m
                              wk_progress_record *record) {
     json_t *fields = json_pack("{s:s, s:i, s:I, s:s}", "topic", rd_kafka_topic_name(message->rkt), "partition",
                                (int)message->partition, "offset", (json_int_t)message->offset, "reason", reason);
-    if (fields != NULL && address->traceparent[0] != '\0') json_object_set_new(fields, "traceId", trace_id_json(address));
+    if (fields != NULL && address->traceparent[0] != '\0')
+        json_object_set_new(fields, "traceId", trace_id_json(address));
     tk_log_fields(TK_LOG_WARN, "message rejected to the dead-letter topic", fields);
     wk_metrics_dead_letter();
     if (wk_output_dead_letter(context->output, message, reason, progress, record) != 0)
@@ -67,9 +68,8 @@ static void dead_letter_with(const wk_process_context *context, const rd_kafka_m
     if (address->wants_reply) answer(context, address, status, reason, NULL, progress, record);
 }
 
-static void dead_letter(const wk_process_context *context, const rd_kafka_message_t *message,
-                        const wk_address *address, const char *reason, wk_progress *progress,
-                        wk_progress_record *record) {
+static void dead_letter(const wk_process_context *context, const rd_kafka_message_t *message, const wk_address *address,
+                        const char *reason, wk_progress *progress, wk_progress_record *record) {
     dead_letter_with(context, message, address, 400, reason, progress, record);
 }
 
@@ -96,8 +96,8 @@ static bool backoff(const wk_process_context *context, const wk_lease *lease, in
 /* Applies with backoff while the database is away. @returns WK_DONE with
  * *result, WK_RETRY when the worker is stopping first, or WK_FENCED when the
  * partition was revoked (the next owner applies the message). */
-static wk_outcome execute_with_retry(const wk_process_context *context, const wk_collections *db,
-                                     const wk_lease *lease, tk_request *request, wk_result *result) {
+static wk_outcome execute_with_retry(const wk_process_context *context, const wk_collections *db, const wk_lease *lease,
+                                     tk_request *request, wk_result *result) {
     int backoff_ms = RETRY_FIRST_MS;
     wk_original_ids original;
     wk_write_guard guard = {lease, atomic_load(&context->store->has_conditional_push)};
@@ -167,11 +167,11 @@ static bool admit(const wk_process_context *context, const rd_kafka_message_t *m
 static void log_handled(const rd_kafka_message_t *message, const wk_address *address, const tk_request *request,
                         const wk_result *result, int64_t elapsed_us) {
     if (!tk_log_enabled(TK_LOG_DEBUG)) return;
-    json_t *fields = json_pack("{s:s, s:i, s:s*, s:s, s:i, s:I, s:f, s:o*}", "type", tk_request_type_name(request->type),
-                               "status", result->status, "ticketId", request->ticket_id, "correlationId",
-                               address->correlation_id, "partition", (int)message->partition, "offset",
-                               (json_int_t)message->offset, "elapsedMs", (double)elapsed_us / 1000.0, "traceId",
-                               trace_id_json(address));
+    json_t *fields = json_pack("{s:s, s:i, s:s*, s:s, s:i, s:I, s:f, s:o*}", "type",
+                               tk_request_type_name(request->type), "status", result->status, "ticketId",
+                               request->ticket_id, "correlationId", address->correlation_id, "partition",
+                               (int)message->partition, "offset", (json_int_t)message->offset, "elapsedMs",
+                               (double)elapsed_us / 1000.0, "traceId", trace_id_json(address));
     tk_log_fields(TK_LOG_DEBUG, request->type == TK_REQUEST_TICKETS_LIST ? "query answered" : "command applied",
                   fields);
 }
@@ -202,8 +202,8 @@ void wk_process_message_shared(const wk_process_context *context, const wk_colle
     wk_result result;
     int64_t started_us = tk_monotonic_us();
 
-    wk_progress_record *record =
-        wk_progress_begin(progress, static_topic_name(message), message->partition, message->offset);
+    wk_progress_record *record = wk_progress_begin(progress, static_topic_name(message), message->partition,
+                                                   message->offset);
     if (record == NULL) {
         tk_log_fields(TK_LOG_ERROR, "out of memory, message left for redelivery", NULL);
         return;

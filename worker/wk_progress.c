@@ -76,7 +76,8 @@ static rd_kafka_topic_partition_list_t *pop_finished_locked(wk_progress *progres
         if (offsets == NULL) offsets = rd_kafka_topic_partition_list_new(4);
         /* Kafka stores the next offset to read. Later records of the same
          * partition overwrite the entry. */
-        rd_kafka_topic_partition_t *entry = rd_kafka_topic_partition_list_find(offsets, record->topic, record->partition);
+        rd_kafka_topic_partition_t *entry = rd_kafka_topic_partition_list_find(offsets, record->topic,
+                                                                               record->partition);
         if (entry == NULL) entry = rd_kafka_topic_partition_list_add(offsets, record->topic, record->partition);
         entry->offset = record->offset + 1;
         progress->head = record->next;
@@ -118,7 +119,8 @@ bool wk_progress_wait_drained(wk_progress *progress, int timeout_ms) {
     }
     pthread_mutex_lock(&progress->lock);
     int rc = 0;
-    while (progress->count > 0 && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&progress->drained, &progress->lock, &deadline);
+    while (progress->count > 0 && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&progress->drained, &progress->lock, &deadline);
     bool is_drained = progress->count == 0;
     pthread_mutex_unlock(&progress->lock);
     return is_drained;

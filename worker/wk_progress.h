@@ -14,7 +14,7 @@ typedef struct wk_progress_record {
     const char *topic; /* one of the static topic names */
     int32_t partition;
     int64_t offset;
-    int outstanding; /* the handling itself + each produced message not yet acknowledged */
+    int outstanding;   /* the handling itself + each produced message not yet acknowledged */
     bool is_abandoned; /* fenced: finished without being applied, its offset is never stored */
     struct wk_progress_record *next;
 } wk_progress_record;

@@ -63,7 +63,7 @@ static int has_index(mongoc_collection_t *collection, const char *name, bson_err
 typedef enum { INDEX_READY = 0, INDEX_UNREACHABLE = -1, INDEX_REFUSED = -3 } index_result;
 
 static index_result ensure_index(wk_store *store, mongoc_client_t *client, const char *collection_name, bson_t *spec,
-                        char *err, size_t err_len) {
+                                 char *err, size_t err_len) {
     bson_error_t error;
     bson_iter_t name;
     index_result rc = INDEX_UNREACHABLE;
@@ -75,7 +75,8 @@ static index_result ensure_index(wk_store *store, mongoc_client_t *client, const
     } else if (present == 1) {
         rc = INDEX_READY;
     } else {
-        bson_t *command = BCON_NEW("createIndexes", BCON_UTF8(collection_name), "indexes", "[", BCON_DOCUMENT(spec), "]");
+        bson_t *command = BCON_NEW("createIndexes", BCON_UTF8(collection_name), "indexes", "[", BCON_DOCUMENT(spec),
+                                   "]");
         bson_t reply;
         mongoc_database_t *database = mongoc_client_get_database(client, store->database);
         if (mongoc_database_write_command_with_opts(database, command, NULL, &reply, &error)) rc = INDEX_READY;
@@ -171,8 +172,8 @@ bool wk_store_is_transient(const bson_error_t *error) {
      * 1 InternalError: what FerretDB answers when its PostgreSQL goes away
      * mid-request (one create got 500 in the database-SIGTERM fault run);
      * a retry reads before it writes, so repeating it is safe. */
-    static const uint32_t RETRYABLE_CODES[] = {1,    6,     7,     50,    64,    89,    91,   189,
-                                               262,  9001,  10107, 11600, 11602, 13435, 13436};
+    static const uint32_t RETRYABLE_CODES[] = {1,   6,    7,     50,    64,    89,    91,   189,
+                                               262, 9001, 10107, 11600, 11602, 13435, 13436};
     switch (error->domain) {
     case MONGOC_ERROR_STREAM:
     case MONGOC_ERROR_SERVER_SELECTION:

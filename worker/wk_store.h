@@ -22,7 +22,7 @@
 typedef struct {
     mongoc_uri_t *uri;
     mongoc_client_pool_t *pool;
-    char *database; /* from the URI path, "ticketing" when absent */
+    char *database;           /* from the URI path, "ticketing" when absent */
     atomic_bool is_reachable; /* the last operation or probe reached the server */
     pthread_t probe_thread;
     bool is_probing;

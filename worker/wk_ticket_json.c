@@ -19,15 +19,15 @@ typedef struct {
 /* The seed's fields, then the lifecycle's, each only when set: a ticket that
  * never used them is byte-identical to the seed's. */
 static const field TICKET_FIELDS[] = {
-    {"_id", FIELD_ID, false},           {"creatorId", FIELD_TEXT, false},    {"creatorType", FIELD_TEXT, false},
-    {"category", FIELD_TEXT, false},    {"subject", FIELD_TEXT, false},      {"description", FIELD_TEXT, false},
-    {"priority", FIELD_TEXT, false},    {"status", FIELD_TEXT, false},       {"response", FIELD_REPLIES, false},
-    {"createdAt", FIELD_TIME, false},   {"updatedAt", FIELD_TIME, false},    {"__v", FIELD_INT, false},
-    {"assigneeId", FIELD_TEXT, true},   {"statusChangedAt", FIELD_TIME, true}, {"resolvedAt", FIELD_TIME, true},
+    {"_id", FIELD_ID, false},         {"creatorId", FIELD_TEXT, false},      {"creatorType", FIELD_TEXT, false},
+    {"category", FIELD_TEXT, false},  {"subject", FIELD_TEXT, false},        {"description", FIELD_TEXT, false},
+    {"priority", FIELD_TEXT, false},  {"status", FIELD_TEXT, false},         {"response", FIELD_REPLIES, false},
+    {"createdAt", FIELD_TIME, false}, {"updatedAt", FIELD_TIME, false},      {"__v", FIELD_INT, false},
+    {"assigneeId", FIELD_TEXT, true}, {"statusChangedAt", FIELD_TIME, true}, {"resolvedAt", FIELD_TIME, true},
 };
 
 static const field RESPONSE_FIELDS[] = {
-    {"_id", FIELD_ID, false},          {"creatorId", FIELD_TEXT, false}, {"creatorType", FIELD_TEXT, false},
+    {"_id", FIELD_ID, false},           {"creatorId", FIELD_TEXT, false}, {"creatorType", FIELD_TEXT, false},
     {"description", FIELD_TEXT, false}, {"createdAt", FIELD_TIME, false}, {"updatedAt", FIELD_TIME, false},
     {"internal", FIELD_TRUE, true},
 };
@@ -108,9 +108,7 @@ json_t *wk_response_json_new(const bson_t *response) {
     return document_json_new(response, RESPONSE_FIELDS, sizeof RESPONSE_FIELDS / sizeof RESPONSE_FIELDS[0]);
 }
 
-static bool is_internal(const json_t *entry) {
-    return json_is_true(json_object_get(entry, "internal"));
-}
+static bool is_internal(const json_t *entry) { return json_is_true(json_object_get(entry, "internal")); }
 
 static bool has_internal(const json_t *ticket) {
     size_t index;

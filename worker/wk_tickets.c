@@ -23,8 +23,8 @@ static const char MSG_MODIFIED[] = "Ticket was modified by someone else";
 static const char MSG_ID_TAKEN[] = "Ticket id already in use";
 static const char MSG_INTERNAL[] = "Internal error, the request was not applied";
 
-typedef wk_outcome (*operation_fn)(mongoc_collection_t *tickets, const tk_request *request,
-                                   const wk_write_guard *guard, wk_result *result);
+typedef wk_outcome (*operation_fn)(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                                   wk_result *result);
 
 static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                                 wk_result *result);
@@ -36,12 +36,9 @@ static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *req
                              wk_result *result);
 
 static const operation_fn OPERATIONS[TK_REQUEST_TYPE_COUNT] = {
-    [TK_REQUEST_TICKET_CREATE] = create_ticket,
-    [TK_REQUEST_TICKET_REPLY] = add_response,
-    [TK_REQUEST_TICKETS_LIST] = list_tickets,
-    [TK_REQUEST_TICKET_GET] = get_ticket,
-    [TK_REQUEST_TICKET_UPDATE] = wk_lifecycle_change,
-    [TK_REQUEST_TICKET_RESOLVE] = wk_lifecycle_change,
+    [TK_REQUEST_TICKET_CREATE] = create_ticket,       [TK_REQUEST_TICKET_REPLY] = add_response,
+    [TK_REQUEST_TICKETS_LIST] = list_tickets,         [TK_REQUEST_TICKET_GET] = get_ticket,
+    [TK_REQUEST_TICKET_UPDATE] = wk_lifecycle_change, [TK_REQUEST_TICKET_RESOLVE] = wk_lifecycle_change,
 };
 
 void wk_tickets_set_answer(wk_result *result, int status, const char *message, json_t *data) {
@@ -244,13 +241,15 @@ static wk_outcome answer_response_added(const bson_t *ticket, const tk_request *
         wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
         return WK_DONE;
     }
-    result->event = wk_tickets_event_new("ticket.replied", "replied", request->response_id, wk_tickets_stored_team(ticket));
+    result->event = wk_tickets_event_new("ticket.replied", "replied", request->response_id,
+                                         wk_tickets_stored_team(ticket));
     if (result->event != NULL) {
         json_object_set_new(result->event, "ticketId", json_string(request->ticket_id));
         json_object_set(result->event, "reply", response);
         json_object_set(result->event, "ticket", data);
         /* Said at the top too: a consumer that must not pass notes on to customers checks one member. */
-        if (json_is_true(json_object_get(response, "internal"))) json_object_set_new(result->event, "internal", json_true());
+        if (json_is_true(json_object_get(response, "internal")))
+            json_object_set_new(result->event, "internal", json_true());
     }
     result->status_event = reply_status_event_new(ticket, request);
     memcpy(result->event_key, request->ticket_id, TK_OBJECT_ID_LEN + 1);
@@ -331,7 +330,8 @@ static bson_t *reply_query_new(const tk_request *request, const bson_oid_t *tick
     BCON_APPEND(query, "response._id", "{", "$ne", BCON_OID(response_id), "}");
     if (status != NULL) BSON_APPEND_UTF8(query, "status", status);
     /* As stored ($inc keeps int32): FerretDB compares pushed-down JSON exactly. */
-    if (request->has_if_match && request->if_match <= INT32_MAX) BSON_APPEND_INT32(query, "__v", (int32_t)request->if_match);
+    if (request->has_if_match && request->if_match <= INT32_MAX)
+        BSON_APPEND_INT32(query, "__v", (int32_t)request->if_match);
     else if (request->has_if_match) BSON_APPEND_INT64(query, "__v", request->if_match);
     return query;
 }
@@ -411,8 +411,11 @@ static bson_t *list_filter_new(const tk_request *request) {
     static const struct {
         const char *member;
         const char *stored; /* the field in the document */
-    } FILTERS[] = {{"status", "status"}, {"priority", "priority"}, {"category", "category"},
-                   {"creatorId", "creatorId"}, {"assigneeId", "assigneeId"}};
+    } FILTERS[] = {{"status", "status"},
+                   {"priority", "priority"},
+                   {"category", "category"},
+                   {"creatorId", "creatorId"},
+                   {"assigneeId", "assigneeId"}};
     bson_t *filter = bson_new();
     const char *team = request->actor.is_admin ? json_string_value(json_object_get(request->filter, "team"))
                                                : request->actor.team;
@@ -446,10 +449,10 @@ static bson_t *list_filter_new(const tk_request *request) {
  * or skipped as malformed, so one bad document can neither end a walk early
  * nor put the next cursor before a ticket already shown. */
 typedef struct {
-    json_t *list;                  /* the tickets shown */
-    int64_t read;                  /* documents read */
-    tk_cursor_position tail[2];    /* positions of the last two documents read */
-    bool is_last_shown;            /* the last document read is the list's last entry */
+    json_t *list;               /* the tickets shown */
+    int64_t read;               /* documents read */
+    tk_cursor_position tail[2]; /* positions of the last two documents read */
+    bool is_last_shown;         /* the last document read is the list's last entry */
 } page_reader;
 
 /* Reads up to `wanted` documents matching filter, newest first, into page.
@@ -523,8 +526,7 @@ static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *r
     if (page.read == wanted) {
         /* The extra one only says that more follow: the page ends before it. */
         if (page.is_last_shown) json_array_remove(list, json_array_size(list) - 1);
-        tk_cursor_encode(&page.tail[0],
-                         tk_list_binding(request->actor.is_admin, request->actor.team, request->filter),
+        tk_cursor_encode(&page.tail[0], tk_list_binding(request->actor.is_admin, request->actor.team, request->filter),
                          result->next_cursor);
     }
     wk_tickets_set_answer(result, 200, MSG_FETCHED, list);

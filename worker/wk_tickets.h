@@ -15,9 +15,9 @@
 /** What an operation produced: the answer and the event to publish. */
 typedef struct {
     int status;
-    const char *message; /* static text */
-    json_t *data;        /* owned; NULL on errors */
-    json_t *event;       /* owned; NULL when nothing changed that others must hear of */
+    const char *message;  /* static text */
+    json_t *data;         /* owned; NULL on errors */
+    json_t *event;        /* owned; NULL when nothing changed that others must hear of */
     json_t *status_event; /* owned; ticket.status_changed when the status changed too, or NULL */
     char event_key[TK_OBJECT_ID_LEN + 1];
     char next_cursor[TK_CURSOR_LEN + 1]; /* lists: "" on the last page */

@@ -83,7 +83,8 @@ static int check_address(const rd_kafka_message_t *message, wk_address *address,
     size_t len;
     if (tk_kafka_header(message, TK_HEADER_REPLY_TOPIC, &topic, &len) != 0) return 0;
     size_t t = 0;
-    while (t < verifier.topic_count && !(strlen(verifier.topics[t]) == len && memcmp(verifier.topics[t], topic, len) == 0))
+    while (t < verifier.topic_count &&
+           !(strlen(verifier.topics[t]) == len && memcmp(verifier.topics[t], topic, len) == 0))
         t++;
     if (t == verifier.topic_count) {
         address->wants_reply = false;

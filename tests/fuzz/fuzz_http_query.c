@@ -74,7 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     assert(rc == 0);
     assert(parsed.limit == query.limit);
     tk_request_close(&parsed);
-    char *link = gw_validate_next_link_new("/api/ticket/get-tickets", &query, "AQAAAZLSZ2hwZyCxyPHCs6Xk2QEwKP7kQCgsAJx");
+    char *link = gw_validate_next_link_new("/api/ticket/get-tickets", &query,
+                                           "AQAAAZLSZ2hwZyCxyPHCs6Xk2QEwKP7kQCgsAJx");
     assert(link != NULL && strstr(link, ">; rel=\"next\"") != NULL);
     free(link);
     free(text);

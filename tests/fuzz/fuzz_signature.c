@@ -52,9 +52,11 @@ static void check_key_list(tk_sign_view text) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const tk_sign_key KEY = {"fuzz", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                             17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32},
-                                    32, TK_ROLE_ADMIN};
+    static const tk_sign_key KEY = {"fuzz",
+                                    {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+                                     17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32},
+                                    32,
+                                    TK_ROLE_ADMIN};
     tk_sign_view parts[PARTS];
     char computed[TK_SIGN_HEX_LEN + 1];
     split((const char *)data, size, parts);

@@ -72,14 +72,13 @@ static char *sign(jwt_alg_t alg, const void *key, size_t key_len, const char *cl
     return token;
 }
 
-static char *sign_hs256(const char *claims_json) {
-    return sign(JWT_ALG_HS256, SECRET, strlen(SECRET), claims_json);
-}
+static char *sign_hs256(const char *claims_json) { return sign(JWT_ALG_HS256, SECRET, strlen(SECRET), claims_json); }
 
 /* Claims for a customer of team-a valid for an hour, with extra members appended. */
 static char *customer_claims(const char *extra) {
-    return tu_format("{\"sub\":\"671fa1c8f1c2b3a5e4d90001\",\"role\":\"customer\",\"team\":\"team-a\",\"exp\":%lld%s%s}",
-                     now_seconds() + 3600, extra[0] ? "," : "", extra);
+    return tu_format(
+        "{\"sub\":\"671fa1c8f1c2b3a5e4d90001\",\"role\":\"customer\",\"team\":\"team-a\",\"exp\":%lld%s%s}",
+        now_seconds() + 3600, extra[0] ? "," : "", extra);
 }
 
 static const char BASE64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -175,7 +174,8 @@ static void test_init_pins_supported_algorithms(void **state) {
 
     static const char *const refused[] = {"none", "HS384", "HS512", "RS384", "RS512", "ES384", "PS256", "", "hs"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        if (gw_auth_init(&auth, refused[i], SECRET, strlen(SECRET)) == 0) fail_msg("algorithm '%s' accepted", refused[i]);
+        if (gw_auth_init(&auth, refused[i], SECRET, strlen(SECRET)) == 0)
+            fail_msg("algorithm '%s' accepted", refused[i]);
     }
     assert_int_equal(gw_auth_init(&auth, NULL, SECRET, strlen(SECRET)), -1);
     /* An empty key would make libjwt skip the signature check. */
@@ -202,7 +202,8 @@ static void test_valid_customer(void **state) {
 static void test_valid_admin(void **state) {
     (void)state;
     gw_auth auth = hs256_auth();
-    char *claims = tu_format("{\"sub\":\"671fb1d8f1c2b3a5e4d90050\",\"role\":\"admin\",\"exp\":%lld}", now_seconds() + 60);
+    char *claims = tu_format("{\"sub\":\"671fb1d8f1c2b3a5e4d90050\",\"role\":\"admin\",\"exp\":%lld}",
+                             now_seconds() + 60);
     char *token = sign_hs256(claims);
     gw_identity identity;
     memset(identity.team, 'X', sizeof identity.team);
@@ -285,10 +286,12 @@ static void test_principal_limits(void **state) {
     free(longest);
 
     char *too_long = tu_repeat("u", 129);
-    claims = tu_format("{\"sub\":\"%s\",\"role\":\"customer\",\"team\":\"t\",\"exp\":%lld}", too_long, now_seconds() + 60);
+    claims = tu_format("{\"sub\":\"%s\",\"role\":\"customer\",\"team\":\"t\",\"exp\":%lld}", too_long,
+                       now_seconds() + 60);
     assert_claims_refused(claims, MSG_INVALID);
     free(claims);
-    claims = tu_format("{\"sub\":\"u\",\"role\":\"customer\",\"team\":\"%s\",\"exp\":%lld}", too_long, now_seconds() + 60);
+    claims = tu_format("{\"sub\":\"u\",\"role\":\"customer\",\"team\":\"%s\",\"exp\":%lld}", too_long,
+                       now_seconds() + 60);
     assert_claims_refused(claims, MSG_INVALID);
     free(claims);
     free(too_long);
@@ -303,8 +306,10 @@ static void test_missing_authorization(void **state) {
     char *token = sign_hs256(claims);
     char *basic = tu_format("Basic %s", token);
     char *no_space = tu_format("Bearer%s", token);
-    const char *headers[] = {NULL, "", "Bearer", "Bearer ", "Bearer    ", "Basic dXNlcjpwYXNz", basic, no_space,
-                             token /* no scheme at all */, "Token abc"};
+    const char *headers[] = {NULL,       "",           "Bearer",
+                             "Bearer ",  "Bearer    ", "Basic dXNlcjpwYXNz",
+                             basic,      no_space,     token /* no scheme at all */,
+                             "Token abc"};
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
         gw_identity identity;
         const char *message = NULL;
@@ -420,7 +425,8 @@ static void test_bad_claims(void **state) {
         {"admin team as number", "{\"sub\":\"u\",\"role\":\"admin\",\"team\":7,\"exp\":%lld}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *claims = strstr(cases[i].format, "%lld") ? tu_format(cases[i].format, future) : tu_format("%s", cases[i].format);
+        char *claims = strstr(cases[i].format, "%lld") ? tu_format(cases[i].format, future)
+                                                       : tu_format("%s", cases[i].format);
         gw_auth auth = hs256_auth();
         char *token = sign_hs256(claims);
         gw_identity identity;
@@ -437,14 +443,7 @@ static void test_malformed_tokens(void **state) {
     (void)state;
     gw_auth auth = hs256_auth();
     static const char *const tokens[] = {
-        "abc",
-        "a.b",
-        "a.b.c",
-        "a.b.c.d",
-        "...",
-        "eyJhbGciOiJIUzI1NiJ9..",
-        "eyJhbGciOiJIUzI1NiJ9.e30.",
-        "!!!.???.***",
+        "abc", "a.b", "a.b.c", "a.b.c.d", "...", "eyJhbGciOiJIUzI1NiJ9..", "eyJhbGciOiJIUzI1NiJ9.e30.", "!!!.???.***",
     };
     for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) assert_refused(&auth, tokens[i], MSG_INVALID);
 

@@ -71,7 +71,7 @@ static void test_add_find_take(void **state) {
     char upper[TK_CORRELATION_ID_LEN + 1];
     for (size_t i = 0; i <= TK_CORRELATION_ID_LEN; i++)
         upper[i] = (char)(a.correlation_id[i] >= 'a' && a.correlation_id[i] <= 'f' ? a.correlation_id[i] - 32
-                                                                                    : a.correlation_id[i]);
+                                                                                   : a.correlation_id[i]);
     if (strcmp(upper, a.correlation_id) != 0) assert_null(find(&table, upper));
 
     assert_ptr_equal(take(&table, b.correlation_id), &b);

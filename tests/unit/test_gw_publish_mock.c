@@ -15,7 +15,7 @@
 #include "tk_kafka.h"
 #include "tk_log.h"
 
-#define API_KEY_PRODUCE 0 /* RD_KAFKAP_Produce: rdkafka_protocol.h is not installed */
+#define API_KEY_PRODUCE 0        /* RD_KAFKAP_Produce: rdkafka_protocol.h is not installed */
 #define DELIVERY_TIMEOUT_MS 1000 /* ample for a healthy broker, even under sanitizers */
 #define FAILURE_TIMEOUT_MS 300   /* for the tests where delivery cannot succeed */
 #define REPLY_PARTITION 2
@@ -60,8 +60,12 @@ static rd_kafka_t *reader_new(void) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     static const char *const settings[][2] = {
-        {"group.id", "unit-gw-publish-reader"}, {"enable.auto.commit", "false"}, {"log_level", "0"},
-        {"fetch.wait.max.ms", "10"},            {"fetch.error.backoff.ms", "10"}, {"reconnect.backoff.max.ms", "100"},
+        {"group.id", "unit-gw-publish-reader"},
+        {"enable.auto.commit", "false"},
+        {"log_level", "0"},
+        {"fetch.wait.max.ms", "10"},
+        {"fetch.error.backoff.ms", "10"},
+        {"reconnect.backoff.max.ms", "100"},
     };
     assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(F.cluster), err,
                                        sizeof err),
@@ -114,15 +118,17 @@ static int group_teardown(void **state) {
 }
 
 /* The gateway's signing key in these tests: 32 bytes of 0x0b. */
-static const tk_sign_key SIGNING_KEY = {"gw-test", {11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11,
-                                                    11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11},
-                                        32, TK_ROLE_ADMIN | TK_ROLE_CUSTOMER};
+static const tk_sign_key SIGNING_KEY = {"gw-test",
+                                        {11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11,
+                                         11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11},
+                                        32,
+                                        TK_ROLE_ADMIN | TK_ROLE_CUSTOMER};
 
 static void start_publish(int delivery_timeout_ms) {
     char err[512] = "";
     memset(&F.failed, 0, sizeof F.failed);
-    if (gw_publish_init(&F.publish, rd_kafka_mock_cluster_bootstraps(F.cluster), REPLY_PARTITION,
-                        delivery_timeout_ms, on_failed, &F.failed, err, sizeof err) != 0)
+    if (gw_publish_init(&F.publish, rd_kafka_mock_cluster_bootstraps(F.cluster), REPLY_PARTITION, delivery_timeout_ms,
+                        on_failed, &F.failed, err, sizeof err) != 0)
         fail_msg("gw_publish_init: %s", err);
     gw_publish_set_signing_key(&F.publish, &SIGNING_KEY);
 }
@@ -206,8 +212,9 @@ static rd_kafka_message_t *read_request(const char *correlation_id) {
 }
 
 static void assert_no_failure(void) {
-    if (F.failed.calls != 0) fail_msg("%d failure(s) reported, the last for %s: %s", F.failed.calls,
-                                      F.failed.correlation_id, F.failed.reason);
+    if (F.failed.calls != 0)
+        fail_msg("%d failure(s) reported, the last for %s: %s", F.failed.calls, F.failed.correlation_id,
+                 F.failed.reason);
 }
 
 static void assert_header(const rd_kafka_message_t *message, const char *name, const char *expected) {

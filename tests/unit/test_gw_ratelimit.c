@@ -83,10 +83,8 @@ static void test_many_users_evict_the_stalest(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_burst_then_refused_with_retry_after),
-        cmocka_unit_test(test_tokens_come_back_at_the_rate),
-        cmocka_unit_test(test_users_have_their_own_buckets),
-        cmocka_unit_test(test_zero_rate_means_no_limit),
+        cmocka_unit_test(test_burst_then_refused_with_retry_after), cmocka_unit_test(test_tokens_come_back_at_the_rate),
+        cmocka_unit_test(test_users_have_their_own_buckets),        cmocka_unit_test(test_zero_rate_means_no_limit),
         cmocka_unit_test(test_many_users_evict_the_stalest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

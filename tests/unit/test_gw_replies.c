@@ -15,7 +15,8 @@
 #include "tk_metrics.h"
 
 #define INVALID_REPLY "{\"success\":false,\"message\":\"Invalid reply from worker\"}"
-#define REPLY_200 "{\"version\":1,\"status\":200,\"success\":true,\"message\":\"Ticket fetched successfullly!\",\"data\":[]}"
+#define REPLY_200 \
+    "{\"version\":1,\"status\":200,\"success\":true,\"message\":\"Ticket fetched successfullly!\",\"data\":[]}"
 #define BODY_200 "{\"success\":true,\"message\":\"Ticket fetched successfullly!\",\"data\":[]}"
 
 /* What the completion callback saw. */
@@ -155,7 +156,8 @@ static void test_http_answer_statuses(void **state) {
         char err[256] = "";
         int status = 0;
         size_t len = 0;
-        char *body = gw_replies_http_answer(CASES[i].reply, strlen(CASES[i].reply), NULL, &status, &len, err, sizeof err);
+        char *body = gw_replies_http_answer(CASES[i].reply, strlen(CASES[i].reply), NULL, &status, &len, err,
+                                            sizeof err);
         if (CASES[i].status == 0) {
             if (body != NULL) fail_msg("accepted %s as %d", CASES[i].reply, status);
             assert_true(err[0] != '\0');

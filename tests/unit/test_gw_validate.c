@@ -251,8 +251,7 @@ static void test_reply_internal(void **state) {
         assert_body_error(ADMIN, body, strlen(body), "Field 'internal' must be true or false");
     }
     static const char *const CUSTOMER_BODIES[] = {"{\"description\":\"x\",\"internal\":true}",
-                                                  "{\"description\":\"x\",\"internal\":false}",
-                                                  "{\"internal\":true}"};
+                                                  "{\"description\":\"x\",\"internal\":false}", "{\"internal\":true}"};
     for (size_t i = 0; i < sizeof CUSTOMER_BODIES / sizeof CUSTOMER_BODIES[0]; i++)
         assert_body_error(CUSTOMER, CUSTOMER_BODIES[i], strlen(CUSTOMER_BODIES[i]), "Only admins write internal notes");
     assert_body_error(ADMIN, "{\"internal\":true}", 17, "Field 'description' is required");
@@ -320,8 +319,8 @@ static void test_ticket_id(void **state) {
 
 /* Feeds "a=1&b" (already decoded, as libmicrohttpd hands them over) to the
  * parser, then finishes. @returns the parser's result with err. */
-static int parse_list_query(const char *query_string, bool is_admin, const char *team, gw_list_query *query,
-                            char *err, size_t err_len) {
+static int parse_list_query(const char *query_string, bool is_admin, const char *team, gw_list_query *query, char *err,
+                            size_t err_len) {
     assert_int_equal(gw_list_query_init(query), 0);
     char *copy = strdup(query_string);
     int rc = 0;
@@ -397,7 +396,8 @@ static void test_list_query_refuses(void **state) {
                       "Query parameter 'status' must be one of: created, open, pending, resolved, closed");
     assert_list_error("status=", false,
                       "Query parameter 'status' must be one of: created, open, pending, resolved, closed");
-    assert_list_error("priority=critical", true, "Query parameter 'priority' must be one of: low, medium, high, urgent");
+    assert_list_error("priority=critical", true,
+                      "Query parameter 'priority' must be one of: low, medium, high, urgent");
     assert_list_error("category=a,,b", false, "Query parameter 'category' must not be empty");
     assert_list_error("creatorId=", false, "Query parameter 'creatorId' must not be empty");
     assert_list_error("category=\xff", false, "Query parameter 'category' must be valid UTF-8");
@@ -443,9 +443,10 @@ static void test_list_cursor_and_link(void **state) {
                                       sizeof err),
                      0);
     link = gw_validate_next_link_new("/api/ticket/get-tickets", &query, cursor);
-    expected = tu_format("</api/ticket/get-tickets?limit=50&cursor=%s&category=Billing%%20Co,Support&creatorId=a%%2Fb>; "
-                         "rel=\"next\"",
-                         cursor);
+    expected =
+        tu_format("</api/ticket/get-tickets?limit=50&cursor=%s&category=Billing%%20Co,Support&creatorId=a%%2Fb>; "
+                  "rel=\"next\"",
+                  cursor);
     assert_string_equal(link, expected);
     gw_list_query_close(&query);
     free(expected);
@@ -454,16 +455,11 @@ static void test_list_cursor_and_link(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_content_types),
-        cmocka_unit_test(test_valid_bodies),
-        cmocka_unit_test(test_invalid_bodies),
-        cmocka_unit_test(test_body_length_is_what_counts),
-        cmocka_unit_test(test_create_body_fields),
-        cmocka_unit_test(test_reply_internal),
-        cmocka_unit_test(test_ticket_id),
-        cmocka_unit_test(test_list_query_accepts),
-        cmocka_unit_test(test_list_query_refuses),
-        cmocka_unit_test(test_list_cursor_and_link),
+        cmocka_unit_test(test_json_content_types), cmocka_unit_test(test_valid_bodies),
+        cmocka_unit_test(test_invalid_bodies),     cmocka_unit_test(test_body_length_is_what_counts),
+        cmocka_unit_test(test_create_body_fields), cmocka_unit_test(test_reply_internal),
+        cmocka_unit_test(test_ticket_id),          cmocka_unit_test(test_list_query_accepts),
+        cmocka_unit_test(test_list_query_refuses), cmocka_unit_test(test_list_cursor_and_link),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,9 +61,7 @@ char *tu_read_reason(const char *path) {
     return text;
 }
 
-static int compare_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int has_suffix(const char *name, const char *suffix) {
     size_t name_len = strlen(name), suffix_len = strlen(suffix);

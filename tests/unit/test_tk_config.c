@@ -18,12 +18,32 @@ static const char KEYS[] = "gateway:" KEY_0B ":admin+customer,billing:" KEY_0B "
 
 static int reset(void **state) {
     (void)state;
-    const char *names[] = {"JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_ALG", "JWT_PREVIOUS_SECRET",
-                           "JWT_PREVIOUS_PUBLIC_KEY_FILE", "PORT", "REQUEST_TIMEOUT_MS", "GATEWAY_ID", "LOG_LEVEL",
-                           "RATE_LIMIT_PER_SECOND", "WORKER_THREADS", "WORKER_BATCH_MAX", "WORKER_HTTP_PORT", "MONGODB_URI", "ACCESS_LOG",
-                           "MAX_CONNECTIONS_PER_IP", "COMMAND_KEYS", "COMMAND_KEYS_FILE", "COMMAND_SIGNING_KEY_ID",
-                           "REPLY_TOPICS", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_MAX_LIFETIME_S", "JWT_SECRET_FILE",
-                           "JWT_PREVIOUS_SECRET_FILE", "KAFKA_SECURITY_PROTOCOL"};
+    const char *names[] = {"JWT_SECRET",
+                           "JWT_PUBLIC_KEY_FILE",
+                           "JWT_ALG",
+                           "JWT_PREVIOUS_SECRET",
+                           "JWT_PREVIOUS_PUBLIC_KEY_FILE",
+                           "PORT",
+                           "REQUEST_TIMEOUT_MS",
+                           "GATEWAY_ID",
+                           "LOG_LEVEL",
+                           "RATE_LIMIT_PER_SECOND",
+                           "WORKER_THREADS",
+                           "WORKER_BATCH_MAX",
+                           "WORKER_HTTP_PORT",
+                           "MONGODB_URI",
+                           "ACCESS_LOG",
+                           "MAX_CONNECTIONS_PER_IP",
+                           "COMMAND_KEYS",
+                           "COMMAND_KEYS_FILE",
+                           "COMMAND_SIGNING_KEY_ID",
+                           "REPLY_TOPICS",
+                           "JWT_ISSUER",
+                           "JWT_AUDIENCE",
+                           "JWT_MAX_LIFETIME_S",
+                           "JWT_SECRET_FILE",
+                           "JWT_PREVIOUS_SECRET_FILE",
+                           "KAFKA_SECURITY_PROTOCOL"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
     setenv("COMMAND_KEYS", KEYS, 1);
     return 0;

@@ -25,11 +25,11 @@ static int same_text(const char *a, const char *b) {
 /* Compares every field a parse fills; prints what differs. @returns 0 when equal. */
 static int compare_requests(const char *name, const tk_request *a, const tk_request *b) {
     int differences = 0;
-#define SAME_TEXT(field)                                                                                         \
-    if (!same_text(a->field, b->field)) {                                                                      \
-        print_error("%s: %s differs: '%s' vs '%s'\n", name, #field, a->field ? a->field : "(null)",            \
-                    b->field ? b->field : "(null)");                                                          \
-        differences++;                                                                                         \
+#define SAME_TEXT(field)                                                                            \
+    if (!same_text(a->field, b->field)) {                                                           \
+        print_error("%s: %s differs: '%s' vs '%s'\n", name, #field, a->field ? a->field : "(null)", \
+                    b->field ? b->field : "(null)");                                                \
+        differences++;                                                                              \
     }
     if (a->type != b->type || a->actor.is_admin != b->actor.is_admin) {
         print_error("%s: type or role differs\n", name);
@@ -298,10 +298,9 @@ static void test_type_names(void **state) {
 
 static void test_parse_update_fills_changes(void **state) {
     (void)state;
-    static const char text[] =
-        "{\"version\":1,\"type\":\"ticket.update\",\"actor\":{\"id\":\"a1\",\"role\":\"admin\"},"
-        "\"ticketId\":\"6720b1c8f1c2b3a5e4d90130\",\"commandId\":\"6720b473f1c2b3a5e4d90140\","
-        "\"changes\":{\"priority\":\"urgent\",\"assigneeId\":null},\"ifMatch\":0}";
+    static const char text[] = "{\"version\":1,\"type\":\"ticket.update\",\"actor\":{\"id\":\"a1\",\"role\":\"admin\"},"
+                               "\"ticketId\":\"6720b1c8f1c2b3a5e4d90130\",\"commandId\":\"6720b473f1c2b3a5e4d90140\","
+                               "\"changes\":{\"priority\":\"urgent\",\"assigneeId\":null},\"ifMatch\":0}";
     tk_request request;
     char err[TK_ERROR_TEXT_MAX] = "";
     assert_int_equal(parse_text(text, &request, err), 0);
@@ -534,16 +533,17 @@ static void test_reply_parse_gives_the_http_body(void **state) {
     /* version and status leave; success, message, data stay in that order. */
     assert_reply_body("{\"version\":1,\"status\":201,\"success\":true,\"message\":\"Ticket created successfullly!\","
                       "\"data\":{\"_id\":\"6720b1c8f1c2b3a5e4d90130\",\"__v\":0}}",
-                      201, "{\"success\":true,\"message\":\"Ticket created successfullly!\","
-                           "\"data\":{\"_id\":\"6720b1c8f1c2b3a5e4d90130\",\"__v\":0}}");
+                      201,
+                      "{\"success\":true,\"message\":\"Ticket created successfullly!\","
+                      "\"data\":{\"_id\":\"6720b1c8f1c2b3a5e4d90130\",\"__v\":0}}");
     assert_reply_body("{\"version\":1,\"status\":404,\"success\":false,\"message\":\"Ticket not found\"}", 404,
                       "{\"success\":false,\"message\":\"Ticket not found\"}");
     assert_reply_body("{\"version\":1,\"status\":400,\"success\":false,\"message\":\"Field 'ticket.subject' is "
                       "required\"}",
                       400, "{\"success\":false,\"message\":\"Field 'ticket.subject' is required\"}");
     /* Large numbers and unicode pass through untouched. */
-    assert_reply_body("{\"version\":1,\"status\":200,\"success\":true,\"message\":\"ok\",\"data\":[\"\\u00e9\"]}",
-                      200, "{\"success\":true,\"message\":\"ok\",\"data\":[\"\xc3\xa9\"]}");
+    assert_reply_body("{\"version\":1,\"status\":200,\"success\":true,\"message\":\"ok\",\"data\":[\"\\u00e9\"]}", 200,
+                      "{\"success\":true,\"message\":\"ok\",\"data\":[\"\xc3\xa9\"]}");
 }
 
 static void test_reply_round_trip(void **state) {
@@ -577,7 +577,8 @@ static void test_reply_parse_refuses_malformed_replies(void **state) {
     assert_reply_refused("[1,2]", "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":2,\"status\":200,\"success\":true,\"message\":\"m\"}",
                          "reply lacks version 1, status, success or message");
-    assert_reply_refused("{\"version\":1,\"success\":true,\"message\":\"m\"}", "reply lacks version 1, status, success or message");
+    assert_reply_refused("{\"version\":1,\"success\":true,\"message\":\"m\"}",
+                         "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":\"200\",\"success\":true,\"message\":\"m\"}",
                          "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":200.0,\"success\":true,\"message\":\"m\"}",
@@ -586,10 +587,12 @@ static void test_reply_parse_refuses_malformed_replies(void **state) {
                          "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":600,\"success\":false,\"message\":\"m\"}",
                          "reply lacks version 1, status, success or message");
-    assert_reply_refused("{\"version\":1,\"status\":200,\"message\":\"m\"}", "reply lacks version 1, status, success or message");
+    assert_reply_refused("{\"version\":1,\"status\":200,\"message\":\"m\"}",
+                         "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":200,\"success\":1,\"message\":\"m\"}",
                          "reply lacks version 1, status, success or message");
-    assert_reply_refused("{\"version\":1,\"status\":200,\"success\":true}", "reply lacks version 1, status, success or message");
+    assert_reply_refused("{\"version\":1,\"status\":200,\"success\":true}",
+                         "reply lacks version 1, status, success or message");
     assert_reply_refused("{\"version\":1,\"status\":200,\"success\":true,\"message\":null}",
                          "reply lacks version 1, status, success or message");
 }

@@ -77,14 +77,22 @@ static void test_cursor_is_bound_to_its_query(void **state) {
     tk_cursor_position position = {1730113200123, "6720b1c8f1c2b3a5e4d90130"}, read;
     char text[TK_CURSOR_LEN + 1];
     tk_cursor_encode(&position, binding_of(false, "team-a", "{\"status\":[\"open\"]}"), text);
-    assert_int_equal(tk_cursor_decode(text, TK_CURSOR_LEN, binding_of(false, "team-a", "{\"status\":[\"open\"]}"), &read), 0);
-    assert_int_equal(tk_cursor_decode(text, TK_CURSOR_LEN, binding_of(false, "team-b", "{\"status\":[\"open\"]}"), &read), -1);
-    assert_int_equal(tk_cursor_decode(text, TK_CURSOR_LEN, binding_of(true, NULL, "{\"status\":[\"open\"]}"), &read), -1);
+    assert_int_equal(tk_cursor_decode(text, TK_CURSOR_LEN, binding_of(false, "team-a", "{\"status\":[\"open\"]}"),
+                                      &read),
+                     0);
+    assert_int_equal(tk_cursor_decode(text, TK_CURSOR_LEN, binding_of(false, "team-b", "{\"status\":[\"open\"]}"),
+                                      &read),
+                     -1);
+    assert_int_equal(tk_cursor_decode(text, TK_CURSOR_LEN, binding_of(true, NULL, "{\"status\":[\"open\"]}"), &read),
+                     -1);
     assert_int_equal(tk_cursor_decode(text, TK_CURSOR_LEN, binding_of(false, "team-a", NULL), &read), -1);
-    assert_int_equal(tk_cursor_decode(text, TK_CURSOR_LEN, binding_of(false, "team-a", "{\"status\":[\"closed\"]}"), &read), -1);
-    assert_int_equal(
-        tk_cursor_decode(text, TK_CURSOR_LEN, binding_of(false, "team-a", "{\"status\":[\"open\"],\"priority\":[\"low\"]}"), &read),
-        -1);
+    assert_int_equal(tk_cursor_decode(text, TK_CURSOR_LEN, binding_of(false, "team-a", "{\"status\":[\"closed\"]}"),
+                                      &read),
+                     -1);
+    assert_int_equal(tk_cursor_decode(text, TK_CURSOR_LEN,
+                                      binding_of(false, "team-a", "{\"status\":[\"open\"],\"priority\":[\"low\"]}"),
+                                      &read),
+                     -1);
 }
 
 static void test_binding_is_canonical(void **state) {
@@ -96,7 +104,8 @@ static void test_binding_is_canonical(void **state) {
     /* Everything else does. */
     assert_true(binding_of(true, NULL, NULL) != binding_of(false, "admin", NULL));
     assert_true(binding_of(false, "a", NULL) != binding_of(false, "b", NULL));
-    assert_true(binding_of(true, NULL, "{\"category\":[\"a,b\"]}") != binding_of(true, NULL, "{\"category\":[\"a\",\"b\"]}"));
+    assert_true(binding_of(true, NULL, "{\"category\":[\"a,b\"]}") !=
+                binding_of(true, NULL, "{\"category\":[\"a\",\"b\"]}"));
     assert_true(binding_of(true, NULL, "{\"team\":\"x\"}") != binding_of(true, NULL, "{\"creatorId\":\"x\"}"));
 }
 
@@ -118,8 +127,8 @@ static void test_filter_rules(void **state) {
     const tk_list_source H = TK_LIST_FROM_HTTP, K = TK_LIST_FROM_KAFKA;
     assert_filter(false, "{}", H, NULL);
     assert_filter(false, "{\"status\":[\"created\",\"open\",\"pending\",\"resolved\",\"closed\"]}", H, NULL);
-    assert_filter(false, "{\"priority\":[\"low\",\"medium\",\"high\"],\"category\":[\"Support\"],\"creatorId\":\"u1\"}", H,
-                  NULL);
+    assert_filter(false, "{\"priority\":[\"low\",\"medium\",\"high\"],\"category\":[\"Support\"],\"creatorId\":\"u1\"}",
+                  H, NULL);
     assert_filter(true, "{\"team\":\"team-a\",\"assigneeId\":\"a1\"}", K, NULL);
     assert_filter(false, "{\"team\":\"team-a\"}", H, "Unknown query parameter 'team'");
     assert_filter(false, "{\"assigneeId\":\"a1\"}", K, "Unknown field 'filter.assigneeId'");
@@ -128,7 +137,8 @@ static void test_filter_rules(void **state) {
                   "Query parameter 'status' must be one of: created, open, pending, resolved, closed");
     assert_filter(false, "{\"status\":[\"\"]}", K,
                   "Field 'filter.status' must be one of: created, open, pending, resolved, closed");
-    assert_filter(false, "{\"priority\":[\"critical\"]}", H, "Query parameter 'priority' must be one of: low, medium, high, urgent");
+    assert_filter(false, "{\"priority\":[\"critical\"]}", H,
+                  "Query parameter 'priority' must be one of: low, medium, high, urgent");
     assert_filter(false, "{\"category\":[\"\"]}", H, "Query parameter 'category' must not be empty");
     assert_filter(false, "{\"category\":[\"  \"]}", H, "Query parameter 'category' must not be empty");
     assert_filter(false, "{\"creatorId\":\"\"}", H, "Query parameter 'creatorId' must not be empty");

@@ -38,9 +38,10 @@ static void test_known_answer(void **state) {
  * absent, "", absent, absent, "v". */
 static void test_canonical_bytes(void **state) {
     (void)state;
-    static const unsigned char expected[] = {
-        0, 0, 0, 13, 't', 'i', 'c', 'k', 'e', 't', '-', 's', 'i', 'g', '-', 'v', '1', 0, 0, 0, 2, 'k', '1',
-        0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 'v'};
+    static const unsigned char expected[] = {0,    0,    0,    13,   't',  'i',  'c', 'k', 'e', 't',  '-',
+                                             's',  'i',  'g',  '-',  'v',  '1',  0,   0,   0,   2,    'k',
+                                             '1',  0xff, 0xff, 0xff, 0xff, 0,    0,   0,   0,   0xff, 0xff,
+                                             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0,   0,   0,   1,    'v'};
     tk_sign_fields fields = {view("k1"), view(NULL), view(""), view(NULL), view(NULL), view("v")};
     size_t len = 0;
     unsigned char *bytes = tk_sign_canonical(&fields, &len);
@@ -127,8 +128,8 @@ static void test_bad_key_lists_are_refused(void **state) {
         "k1:" KEY_0B ":admin++customer",
         "k 1:" KEY_0B ":admin",
         ":" KEY_0B ":admin",
-        "k1:c2hvcnQ=:admin",                                     /* 5 bytes */
-        "k1:CwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCws:admin",  /* unpadded */
+        "k1:c2hvcnQ=:admin",                                      /* 5 bytes */
+        "k1:CwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCws:admin",   /* unpadded */
         "k1:CwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCws*LCws=:admin", /* not base64 */
         "k1:" KEY_0B ":admin,k1:" KEY_0B ":customer",
         "k1:" KEY_0B ":admin:extra",

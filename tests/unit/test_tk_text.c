@@ -12,9 +12,9 @@ static void test_utf8_length_counts_code_points(void **state) {
     (void)state;
     assert_int_equal(tk_utf8_length("", 0), 0);
     assert_int_equal(tk_utf8_length("abc", 3), 3);
-    assert_int_equal(tk_utf8_length("\xc3\xa9", 2), 1);                 /* é */
-    assert_int_equal(tk_utf8_length("\xe2\x82\xac", 3), 1);             /* € */
-    assert_int_equal(tk_utf8_length("\xf0\x9f\x98\x80", 4), 1);         /* 😀 */
+    assert_int_equal(tk_utf8_length("\xc3\xa9", 2), 1);         /* é */
+    assert_int_equal(tk_utf8_length("\xe2\x82\xac", 3), 1);     /* € */
+    assert_int_equal(tk_utf8_length("\xf0\x9f\x98\x80", 4), 1); /* 😀 */
     assert_int_equal(tk_utf8_length("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z", 11), 5);
     /* e + combining acute accent: two code points, one glyph. */
     assert_int_equal(tk_utf8_length("e\xcc\x81", 3), 2);
@@ -29,7 +29,8 @@ typedef struct {
     bool is_valid;
 } utf8_case;
 
-#define CASE(name, literal, valid) {name, literal, sizeof literal - 1, valid}
+#define CASE(name, literal, valid) \
+    { name, literal, sizeof literal - 1, valid }
 
 static const utf8_case UTF8_CASES[] = {
     CASE("empty", "", true),
@@ -74,8 +75,14 @@ static const utf8_case UTF8_CASES[] = {
     CASE("3-byte missing 1", "\xe2\x82", false),
     CASE("4-byte missing 1", "\xf0\x9f\x98", false),
     CASE("4-byte missing 3", "\xf0", false),
-    CASE("2-byte lead then ascii", "\xc3" "A", false),
-    CASE("3-byte cut by ascii", "\xe2\x82" "A", false),
+    CASE("2-byte lead then ascii",
+         "\xc3"
+         "A",
+         false),
+    CASE("3-byte cut by ascii",
+         "\xe2\x82"
+         "A",
+         false),
     CASE("latin-1 e-acute", "caf\xe9", false),
     /* NUL: valid UTF-8 but never allowed in our text. */
     CASE("NUL alone", "\0", false),
@@ -211,10 +218,10 @@ static void test_text_member_counts_code_points_not_bytes(void **state) {
     (void)state;
     assert_limit("a", 200, 200, true);
     assert_limit("a", 201, 200, false);
-    assert_limit("\xc3\xa9", 200, 200, true);          /* 400 bytes, 200 characters */
+    assert_limit("\xc3\xa9", 200, 200, true); /* 400 bytes, 200 characters */
     assert_limit("\xc3\xa9", 201, 200, false);
-    assert_limit("\xe2\x82\xac", 200, 200, true);      /* 600 bytes */
-    assert_limit("\xf0\x9f\x98\x80", 200, 200, true);  /* 800 bytes */
+    assert_limit("\xe2\x82\xac", 200, 200, true);     /* 600 bytes */
+    assert_limit("\xf0\x9f\x98\x80", 200, 200, true); /* 800 bytes */
     assert_limit("\xf0\x9f\x98\x80", 201, 200, false);
     assert_limit("\xf0\x9f\x98\x80", 10000, 10000, true);
     assert_limit("d", 10001, 10000, false);
@@ -288,8 +295,8 @@ static void test_only_members_cuts_long_keys(void **state) {
 /* A 70-byte key of 3-byte characters: cut at 64 bytes it would end inside
  * the 22nd character, and the message would not be UTF-8. */
 #define EURO "\xe2\x82\xac"
-#define EURO_23 EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO \
-    EURO EURO EURO
+#define EURO_23 \
+    EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO EURO
 
 static void test_only_members_cuts_between_characters(void **state) {
     (void)state;

@@ -15,8 +15,8 @@
 #include "wk_consumer.h"
 #include "wk_lanes.h"
 
-#define LANES 4     /* command partition p -> lane p % 4: partition 0 -> lane 0, partition 1 -> lane 1 */
-#define CAPACITY 4  /* lane queue */
+#define LANES 4    /* command partition p -> lane p % 4: partition 0 -> lane 0, partition 1 -> lane 1 */
+#define CAPACITY 4 /* lane queue */
 #define SLOW_COUNT 20
 #define FAST_COUNT 10
 #define WAIT_MS 20000
@@ -50,8 +50,8 @@ static void *run_consumer(void *arg) {
 }
 
 /* Lane 0 waits at the gate: a lane whose database is slow. */
-static void handler(wk_lanes *lanes, const wk_collections *db, wk_progress *progress,
-                    const rd_kafka_message_t *message, const wk_lease *lease) {
+static void handler(wk_lanes *lanes, const wk_collections *db, wk_progress *progress, const rd_kafka_message_t *message,
+                    const wk_lease *lease) {
     (void)db;
     (void)progress;
     (void)lease;

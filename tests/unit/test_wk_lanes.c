@@ -99,8 +99,7 @@ static int group_teardown(void **state) {
 }
 
 /* Reads count messages of the given partitions, in partition order. */
-static size_t read_messages(const int32_t *partitions, size_t partition_count, rd_kafka_message_t **out,
-                            size_t count) {
+static size_t read_messages(const int32_t *partitions, size_t partition_count, rd_kafka_message_t **out, size_t count) {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)partition_count);
     for (size_t i = 0; i < partition_count; i++)
         rd_kafka_topic_partition_list_add(list, TK_TOPIC_COMMANDS, partitions[i])->offset = RD_KAFKA_OFFSET_BEGINNING;

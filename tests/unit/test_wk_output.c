@@ -99,8 +99,7 @@ static void test_traceparent_from_kafka_is_checked(void **state) {
         "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01", /* upper case */
         "00-00000000000000000000000000000000-b7ad6b7169203331-01", /* zero trace id */
         "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", /* version ff */
-        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nx: y",
-        "garbage",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nx: y", "garbage",
     };
     wk_address address;
     produce_request(0, VALID_TRACEPARENT);

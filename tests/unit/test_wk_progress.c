@@ -24,9 +24,8 @@ static rd_kafka_t *mock_consumer_new(void) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     static const char *const settings[][2] = {
-        {"test.mock.num.brokers", "1"},      {"group.id", "unit-wk-progress"},
-        {"enable.auto.offset.store", "false"}, {"enable.auto.commit", "false"},
-        {"auto.offset.reset", "earliest"},   {"log_level", "3"},
+        {"test.mock.num.brokers", "1"},  {"group.id", "unit-wk-progress"},  {"enable.auto.offset.store", "false"},
+        {"enable.auto.commit", "false"}, {"auto.offset.reset", "earliest"}, {"log_level", "3"},
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
         if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], err, sizeof err) != RD_KAFKA_CONF_OK)

@@ -10,9 +10,11 @@
 #define CREATED_MS 1730113200000LL /* 2024-10-28T11:00:00.000Z */
 #define UPDATED_MS 1730113800000LL /* 2024-10-28T11:10:00.000Z */
 
-static const char *const TICKET_FIELDS[] = {"_id", "creatorId", "creatorType", "category", "subject", "description",
-                                            "priority", "status", "response", "createdAt", "updatedAt", "__v"};
-static const char *const RESPONSE_FIELDS[] = {"_id", "creatorId", "creatorType", "description", "createdAt", "updatedAt"};
+static const char *const TICKET_FIELDS[] = {"_id",      "creatorId",   "creatorType", "category",
+                                            "subject",  "description", "priority",    "status",
+                                            "response", "createdAt",   "updatedAt",   "__v"};
+static const char *const RESPONSE_FIELDS[] = {"_id",         "creatorId", "creatorType",
+                                              "description", "createdAt", "updatedAt"};
 
 static bson_oid_t oid(const char *hex) {
     bson_oid_t value;
@@ -42,20 +44,18 @@ static bson_t *answered_ticket_new(void) {
     bson_oid_t id = oid("6720b1c8f1c2b3a5e4d90130");
     bson_oid_t first = oid("6720b473f1c2b3a5e4d90132");
     bson_oid_t second = oid("6720b4a1f1c2b3a5e4d90135");
-    return BCON_NEW(
-        "_id", BCON_OID(&id), "category", BCON_UTF8("Support"), "creatorId", BCON_UTF8("671fa1c8f1c2b3a5e4d90001"),
-        "response", "[",
-            "{", "description", BCON_UTF8("We are looking into it."), "updatedAt", BCON_DATE_TIME(UPDATED_MS),
-                 "creatorType", BCON_UTF8("admin"), "_id", BCON_OID(&first), "createdAt", BCON_DATE_TIME(UPDATED_MS),
-                 "creatorId", BCON_UTF8("671fb1d8f1c2b3a5e4d90050"), "}",
-            "{", "creatorId", BCON_UTF8("671fa1c8f1c2b3a5e4d90001"), "_id", BCON_OID(&second), "creatorType",
-                 BCON_UTF8("customer"), "createdAt", BCON_DATE_TIME(UPDATED_MS + 61001), "updatedAt",
-                 BCON_DATE_TIME(UPDATED_MS + 61001), "description", BCON_UTF8("Thanks \xf0\x9f\x98\x80"), "}",
-        "]",
-        "subject", BCON_UTF8("Account Issue"), "description", BCON_UTF8("I am facing an issue with my account."),
-        "priority", BCON_UTF8("high"), "status", BCON_UTF8("in-progress"), "teamId", BCON_UTF8("team-a"),
-        "createdAt", BCON_DATE_TIME(CREATED_MS), "updatedAt", BCON_DATE_TIME(UPDATED_MS + 61001), "creatorType",
-        BCON_UTF8("customer"), "__v", BCON_INT64(2));
+    return BCON_NEW("_id", BCON_OID(&id), "category", BCON_UTF8("Support"), "creatorId",
+                    BCON_UTF8("671fa1c8f1c2b3a5e4d90001"), "response", "[", "{", "description",
+                    BCON_UTF8("We are looking into it."), "updatedAt", BCON_DATE_TIME(UPDATED_MS), "creatorType",
+                    BCON_UTF8("admin"), "_id", BCON_OID(&first), "createdAt", BCON_DATE_TIME(UPDATED_MS), "creatorId",
+                    BCON_UTF8("671fb1d8f1c2b3a5e4d90050"), "}", "{", "creatorId", BCON_UTF8("671fa1c8f1c2b3a5e4d90001"),
+                    "_id", BCON_OID(&second), "creatorType", BCON_UTF8("customer"), "createdAt",
+                    BCON_DATE_TIME(UPDATED_MS + 61001), "updatedAt", BCON_DATE_TIME(UPDATED_MS + 61001), "description",
+                    BCON_UTF8("Thanks \xf0\x9f\x98\x80"), "}", "]", "subject", BCON_UTF8("Account Issue"),
+                    "description", BCON_UTF8("I am facing an issue with my account."), "priority", BCON_UTF8("high"),
+                    "status", BCON_UTF8("in-progress"), "teamId", BCON_UTF8("team-a"), "createdAt",
+                    BCON_DATE_TIME(CREATED_MS), "updatedAt", BCON_DATE_TIME(UPDATED_MS + 61001), "creatorType",
+                    BCON_UTF8("customer"), "__v", BCON_INT64(2));
 }
 
 static const char ANSWERED_TICKET_JSON[] =
@@ -116,31 +116,30 @@ static void test_lifecycle_fields_follow_version(void **state) {
     bson_oid_t id = oid("6720b1c8f1c2b3a5e4d90130");
     bson_oid_t note = oid("6720b473f1c2b3a5e4d90132");
     bson_oid_t reply = oid("6720b4a1f1c2b3a5e4d90135");
-    bson_t *ticket = BCON_NEW(
-        "resolvedAt", BCON_DATE_TIME(UPDATED_MS), "_id", BCON_OID(&id), "creatorId", BCON_UTF8("c1"), "creatorType",
-        BCON_UTF8("customer"), "category", BCON_UTF8("Support"), "subject", BCON_UTF8("s"), "description",
-        BCON_UTF8("d"), "priority", BCON_UTF8("urgent"), "status", BCON_UTF8("resolved"), "response", "[",
-            "{", "_id", BCON_OID(&note), "creatorId", BCON_UTF8("a1"), "creatorType", BCON_UTF8("admin"),
-                 "description", BCON_UTF8("note"), "createdAt", BCON_DATE_TIME(UPDATED_MS), "updatedAt",
-                 BCON_DATE_TIME(UPDATED_MS), "internal", BCON_BOOL(true), "}",
-            "{", "_id", BCON_OID(&reply), "creatorId", BCON_UTF8("c1"), "creatorType", BCON_UTF8("customer"),
-                 "description", BCON_UTF8("r"), "createdAt", BCON_DATE_TIME(UPDATED_MS), "updatedAt",
-                 BCON_DATE_TIME(UPDATED_MS), "internal", BCON_BOOL(false), "statusFrom", BCON_UTF8("pending"),
-                 "statusTo", BCON_UTF8("open"), "}",
-        "]", "createdAt", BCON_DATE_TIME(CREATED_MS), "updatedAt", BCON_DATE_TIME(UPDATED_MS), "__v", BCON_INT32(4),
-        "statusChangedAt", BCON_DATE_TIME(UPDATED_MS), "assigneeId", BCON_UTF8("a1"), "teamId", BCON_UTF8("team-a"),
-        "changeLog", "[", "{", "_id", BCON_OID(&id), "}", "]");
-    assert_ticket_json(ticket,
-                       "{\"_id\":\"6720b1c8f1c2b3a5e4d90130\",\"creatorId\":\"c1\",\"creatorType\":\"customer\","
-                       "\"category\":\"Support\",\"subject\":\"s\",\"description\":\"d\",\"priority\":\"urgent\","
-                       "\"status\":\"resolved\",\"response\":[{\"_id\":\"6720b473f1c2b3a5e4d90132\",\"creatorId\":\"a1\","
-                       "\"creatorType\":\"admin\",\"description\":\"note\",\"createdAt\":\"2024-10-28T11:10:00.000Z\","
-                       "\"updatedAt\":\"2024-10-28T11:10:00.000Z\",\"internal\":true},{\"_id\":\"6720b4a1f1c2b3a5e4d90135\","
-                       "\"creatorId\":\"c1\",\"creatorType\":\"customer\",\"description\":\"r\","
-                       "\"createdAt\":\"2024-10-28T11:10:00.000Z\",\"updatedAt\":\"2024-10-28T11:10:00.000Z\"}],"
-                       "\"createdAt\":\"2024-10-28T11:00:00.000Z\",\"updatedAt\":\"2024-10-28T11:10:00.000Z\",\"__v\":4,"
-                       "\"assigneeId\":\"a1\",\"statusChangedAt\":\"2024-10-28T11:10:00.000Z\","
-                       "\"resolvedAt\":\"2024-10-28T11:10:00.000Z\"}");
+    bson_t *ticket =
+        BCON_NEW("resolvedAt", BCON_DATE_TIME(UPDATED_MS), "_id", BCON_OID(&id), "creatorId", BCON_UTF8("c1"),
+                 "creatorType", BCON_UTF8("customer"), "category", BCON_UTF8("Support"), "subject", BCON_UTF8("s"),
+                 "description", BCON_UTF8("d"), "priority", BCON_UTF8("urgent"), "status", BCON_UTF8("resolved"),
+                 "response", "[", "{", "_id", BCON_OID(&note), "creatorId", BCON_UTF8("a1"), "creatorType",
+                 BCON_UTF8("admin"), "description", BCON_UTF8("note"), "createdAt", BCON_DATE_TIME(UPDATED_MS),
+                 "updatedAt", BCON_DATE_TIME(UPDATED_MS), "internal", BCON_BOOL(true), "}", "{", "_id",
+                 BCON_OID(&reply), "creatorId", BCON_UTF8("c1"), "creatorType", BCON_UTF8("customer"), "description",
+                 BCON_UTF8("r"), "createdAt", BCON_DATE_TIME(UPDATED_MS), "updatedAt", BCON_DATE_TIME(UPDATED_MS),
+                 "internal", BCON_BOOL(false), "statusFrom", BCON_UTF8("pending"), "statusTo", BCON_UTF8("open"), "}",
+                 "]", "createdAt", BCON_DATE_TIME(CREATED_MS), "updatedAt", BCON_DATE_TIME(UPDATED_MS), "__v",
+                 BCON_INT32(4), "statusChangedAt", BCON_DATE_TIME(UPDATED_MS), "assigneeId", BCON_UTF8("a1"), "teamId",
+                 BCON_UTF8("team-a"), "changeLog", "[", "{", "_id", BCON_OID(&id), "}", "]");
+    assert_ticket_json(
+        ticket, "{\"_id\":\"6720b1c8f1c2b3a5e4d90130\",\"creatorId\":\"c1\",\"creatorType\":\"customer\","
+                "\"category\":\"Support\",\"subject\":\"s\",\"description\":\"d\",\"priority\":\"urgent\","
+                "\"status\":\"resolved\",\"response\":[{\"_id\":\"6720b473f1c2b3a5e4d90132\",\"creatorId\":\"a1\","
+                "\"creatorType\":\"admin\",\"description\":\"note\",\"createdAt\":\"2024-10-28T11:10:00.000Z\","
+                "\"updatedAt\":\"2024-10-28T11:10:00.000Z\",\"internal\":true},{\"_id\":\"6720b4a1f1c2b3a5e4d90135\","
+                "\"creatorId\":\"c1\",\"creatorType\":\"customer\",\"description\":\"r\","
+                "\"createdAt\":\"2024-10-28T11:10:00.000Z\",\"updatedAt\":\"2024-10-28T11:10:00.000Z\"}],"
+                "\"createdAt\":\"2024-10-28T11:00:00.000Z\",\"updatedAt\":\"2024-10-28T11:10:00.000Z\",\"__v\":4,"
+                "\"assigneeId\":\"a1\",\"statusChangedAt\":\"2024-10-28T11:10:00.000Z\","
+                "\"resolvedAt\":\"2024-10-28T11:10:00.000Z\"}");
     bson_destroy(ticket);
 }
 
@@ -283,9 +282,10 @@ static void test_bad_reply_entry_gives_null(void **state) {
 static void test_reply_json(void **state) {
     (void)state;
     bson_oid_t response_id = oid("6720b473f1c2b3a5e4d90132");
-    bson_t *reply = BCON_NEW("updatedAt", BCON_DATE_TIME(UPDATED_MS), "description", BCON_UTF8("We are looking into it."),
-                             "createdAt", BCON_DATE_TIME(UPDATED_MS), "creatorType", BCON_UTF8("admin"), "creatorId",
-                             BCON_UTF8("671fb1d8f1c2b3a5e4d90050"), "_id", BCON_OID(&response_id), "extra", BCON_INT32(1));
+    bson_t *reply = BCON_NEW("updatedAt", BCON_DATE_TIME(UPDATED_MS), "description",
+                             BCON_UTF8("We are looking into it."), "createdAt", BCON_DATE_TIME(UPDATED_MS),
+                             "creatorType", BCON_UTF8("admin"), "creatorId", BCON_UTF8("671fb1d8f1c2b3a5e4d90050"),
+                             "_id", BCON_OID(&response_id), "extra", BCON_INT32(1));
     json_t *shown = wk_response_json_new(reply);
     assert_non_null(shown);
     char *text = dump(shown);
