@@ -37,10 +37,6 @@
 
 static const char MSG_UPDATED[] = "Ticket updated successfully!";
 static const char MSG_RESOLVED[] = "Ticket resolved successfully!";
-static const char MSG_NOT_FOUND[] = "Ticket not found";
-static const char MSG_MODIFIED[] = "Ticket was modified by someone else";
-static const char MSG_CLOSED[] = "Ticket is closed";
-static const char MSG_INTERNAL[] = "Internal error, the request was not applied";
 
 /* The fields a change may touch, in the contract's order, and where the
  * request holds each one's new value. */
@@ -121,7 +117,7 @@ static const char *closed_message(const json_t *fields) {
     const char *to = new_status(fields);
     for (size_t i = 0; to != NULL && i < sizeof OUT_OF_CLOSED / sizeof OUT_OF_CLOSED[0]; i++)
         if (strcmp(to, OUT_OF_CLOSED[i].to) == 0) return OUT_OF_CLOSED[i].message;
-    return MSG_CLOSED;
+    return WK_MSG_CLOSED;
 }
 
 json_t *wk_lifecycle_status_event_new(const char *event_id, const char *ticket_id, const char *team,
@@ -146,7 +142,7 @@ const char *wk_lifecycle_status_after_reply(const char *status, const tk_request
 static void answer_changed(const bson_t *ticket, const tk_request *request, const json_t *fields, wk_result *result) {
     json_t *data = wk_ticket_json_new(ticket);
     if (data == NULL) {
-        wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+        wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
         return;
     }
     const char *team = wk_tickets_stored_team(ticket);
@@ -215,7 +211,7 @@ static wk_outcome decide(mongoc_collection_t *tickets, const tk_request *request
     int found = wk_tickets_find(tickets, &id, &plan->current, &error);
     if (found < 0) return wk_tickets_database_failure("find", &error, result) == WK_RETRY ? WK_RETRY : WK_ANSWERED;
     if (found == 0 || !wk_tickets_is_visible_to(&plan->current, &request->actor)) {
-        wk_tickets_set_answer(result, 404, MSG_NOT_FOUND, NULL);
+        wk_tickets_set_answer(result, 404, WK_MSG_NOT_FOUND, NULL);
         return WK_ANSWERED;
     }
     json_t *logged = logged_fields_new(&plan->current, request->command_id);
@@ -232,13 +228,13 @@ static wk_outcome decide(mongoc_collection_t *tickets, const tk_request *request
 static wk_outcome refuse_or_plan(const tk_request *request, change_plan *plan, wk_result *result) {
     plan->version = version_of(&plan->current);
     if (request->has_if_match && plan->version != request->if_match) {
-        wk_tickets_set_answer(result, 412, MSG_MODIFIED, NULL);
+        wk_tickets_set_answer(result, 412, WK_MSG_MODIFIED, NULL);
         return WK_ANSWERED;
     }
     json_decref(plan->fields);
     plan->fields = differences_new(&plan->current, request);
     if (plan->fields == NULL) {
-        wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+        wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
         return WK_ANSWERED;
     }
     const char *status = text_of(&plan->current, "status");
@@ -329,7 +325,7 @@ static wk_outcome write_plan(mongoc_collection_t *tickets, const tk_request *req
         bson_t updated;
         bson_iter_document(&value, &len, &data);
         if (bson_init_static(&updated, data, len)) answer_changed(&updated, request, plan->fields, result);
-        else wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+        else wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
         rc = WK_ANSWERED;
     }
     bson_destroy(&reply);

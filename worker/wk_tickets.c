@@ -17,11 +17,11 @@
 static const char MSG_CREATED[] = "Ticket created successfullly!";
 static const char MSG_FETCHED[] = "Ticket fetched successfullly!";
 static const char MSG_REPLIED[] = "Response added successfully!";
-static const char MSG_NOT_FOUND[] = "Ticket not found";
-static const char MSG_CLOSED[] = "Ticket is closed";
-static const char MSG_MODIFIED[] = "Ticket was modified by someone else";
+const char WK_MSG_NOT_FOUND[] = "Ticket not found";
+const char WK_MSG_CLOSED[] = "Ticket is closed";
+const char WK_MSG_MODIFIED[] = "Ticket was modified by someone else";
 static const char MSG_ID_TAKEN[] = "Ticket id already in use";
-static const char MSG_INTERNAL[] = "Internal error, the request was not applied";
+const char WK_MSG_INTERNAL[] = "Internal error, the request was not applied";
 
 typedef wk_outcome (*operation_fn)(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                                    wk_result *result);
@@ -52,7 +52,7 @@ void wk_tickets_set_answer(wk_result *result, int status, const char *message, j
 static void hide_internal_from_customer(const tk_request *request, wk_result *result) {
     if (request->actor.is_admin || result->data == NULL) return;
     result->data = wk_ticket_json_hide_internal(result->data);
-    if (result->data == NULL) wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+    if (result->data == NULL) wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
 }
 
 /* A database error: retry when it may pass or when a write's outcome is
@@ -65,7 +65,7 @@ wk_outcome wk_tickets_database_failure(const char *operation, const bson_error_t
                   json_pack("{s:s, s:i, s:i, s:s, s:b}", "operation", operation, "domain", (int)error->domain, "code",
                             (int)error->code, "error", error->message, "willRetry", is_transient));
     if (is_transient) return WK_RETRY;
-    wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+    wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
     return WK_DONE;
 }
 
@@ -124,7 +124,7 @@ int wk_tickets_find(mongoc_collection_t *tickets, const bson_oid_t *id, bson_t *
 static wk_outcome answer_created(const bson_t *ticket, const char *ticket_id, wk_result *result) {
     json_t *data = wk_ticket_json_new(ticket);
     if (data == NULL) {
-        wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+        wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
         return WK_DONE;
     }
     result->event = wk_tickets_event_new("ticket.created", "created", ticket_id, wk_tickets_stored_team(ticket));
@@ -238,7 +238,7 @@ static wk_outcome answer_response_added(const bson_t *ticket, const tk_request *
     }
     if (data == NULL || response == NULL) {
         json_decref(data);
-        wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+        wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
         return WK_DONE;
     }
     result->event = wk_tickets_event_new("ticket.replied", "replied", request->response_id,
@@ -267,7 +267,7 @@ static bool refuse_reply(const bson_t *ticket, const tk_request *request, wk_res
                     !(bson_iter_init_find(&iter, ticket, "__v") && BSON_ITER_HOLDS_NUMBER(&iter) &&
                       bson_iter_as_int64(&iter) == request->if_match);
     if (is_stale || is_closed)
-        wk_tickets_set_answer(result, is_stale ? 412 : 409, is_stale ? MSG_MODIFIED : MSG_CLOSED, NULL);
+        wk_tickets_set_answer(result, is_stale ? 412 : 409, is_stale ? WK_MSG_MODIFIED : WK_MSG_CLOSED, NULL);
     return is_stale || is_closed;
 }
 
@@ -281,7 +281,7 @@ static wk_outcome answer_from_current(mongoc_collection_t *tickets, const tk_req
     int found = wk_tickets_find(tickets, ticket_id, current, &error);
     if (found < 0) return wk_tickets_database_failure("find", &error, result) == WK_RETRY ? WK_RETRY : WK_ANSWERED;
     if (found == 0 || !wk_tickets_is_visible_to(current, &request->actor)) {
-        wk_tickets_set_answer(result, 404, MSG_NOT_FOUND, NULL);
+        wk_tickets_set_answer(result, 404, WK_MSG_NOT_FOUND, NULL);
         return WK_ANSWERED;
     }
     if (has_response(current, response_id, NULL)) { /* seen before: answer as the first time */
@@ -388,7 +388,7 @@ static wk_outcome add_response(mongoc_collection_t *tickets, const tk_request *r
         bson_t updated;
         bson_iter_document(&value, &len, &data);
         if (bson_init_static(&updated, data, len)) rc = answer_response_added(&updated, request, result);
-        else wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+        else wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
     } else {
         /* No match: another writer stored the reply first, or the ticket went. */
         rc = answer_from_current(tickets, request, &ticket_id, &response_id, &current, result);
@@ -499,7 +499,7 @@ static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *r
     wk_outcome rc = WK_DONE;
     int read_rc = 0;
     if (list == NULL) {
-        wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+        wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
         goto cleanup;
     }
     if (request->after == NULL) {
@@ -551,12 +551,12 @@ static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *req
     if (found < 0) {
         rc = wk_tickets_database_failure("find", &error, result);
     } else if (found == 0 || !wk_tickets_is_visible_to(&ticket, &request->actor)) {
-        wk_tickets_set_answer(result, 404, MSG_NOT_FOUND, NULL);
+        wk_tickets_set_answer(result, 404, WK_MSG_NOT_FOUND, NULL);
     } else {
         json_t *data = wk_ticket_json_new(&ticket);
         if (data != NULL && bson_iter_init_find(&version, &ticket, "__v") && BSON_ITER_HOLDS_NUMBER(&version))
             snprintf(result->etag, sizeof result->etag, "\"%lld\"", (long long)bson_iter_as_int64(&version));
-        wk_tickets_set_answer(result, data != NULL ? 200 : 500, data != NULL ? MSG_FETCHED : MSG_INTERNAL, data);
+        wk_tickets_set_answer(result, data != NULL ? 200 : 500, data != NULL ? MSG_FETCHED : WK_MSG_INTERNAL, data);
     }
     bson_destroy(&ticket);
     return rc;
@@ -566,7 +566,7 @@ wk_outcome wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *re
                               wk_result *result) {
     memset(result, 0, sizeof *result);
     if (OPERATIONS[request->type] == NULL) { /* a type the parser knows and this table not yet */
-        wk_tickets_set_answer(result, 500, MSG_INTERNAL, NULL);
+        wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
         return WK_DONE;
     }
     int64_t started_us = tk_monotonic_us();

@@ -73,6 +73,12 @@ void wk_result_close(wk_result *result);
 
 /* ---- shared by the ticket operations (wk_tickets, wk_lifecycle) ---- */
 
+/* Answers shared by every ticket operation (wk_tickets, wk_lifecycle): written once. */
+extern const char WK_MSG_NOT_FOUND[];
+extern const char WK_MSG_CLOSED[];
+extern const char WK_MSG_MODIFIED[];
+extern const char WK_MSG_INTERNAL[];
+
 /** @brief Sets the answer; takes data. */
 void wk_tickets_set_answer(wk_result *result, int status, const char *message, json_t *data);
 
