@@ -202,8 +202,17 @@ stk_alive() {
     pid=$(<"$run/$name.pid")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    # A recycled pid would not carry our run dir in its environment.
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "TICKET_RUN_DIR=$run" || return 1
+    # A recycled pid would not carry our run dir in its environment. While
+    # the process execs, its environ reads empty for a moment: read again
+    # (taking that for an exit failed a start-up on a busy machine).
+    local env i
+    for ((i = 0; i < 20; i++)); do
+        env=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null) || true
+        [[ -z $env ]] || break
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    grep -qxF "TICKET_RUN_DIR=$run" <<<"$env" || return 1
     echo "$pid"
 }
 
