@@ -51,8 +51,9 @@ typedef struct {
     const char *worker_id;         /* WORKER_ID: names this worker in logs and client ids; NULL = none */
     const char *group_instance_id; /* KAFKA_GROUP_INSTANCE_ID: static membership; NULL = dynamic */
     int worker_threads;
-    int batch_max; /* WORKER_BATCH_MAX: messages a lane applies at once (group commit); 1 = one by one */
-    int http_port; /* WORKER_HTTP_PORT: health and metrics; 0 = off */
+    int write_lanes; /* WORKER_WRITE_LANES: lanes (of worker_threads) that apply commands; default half */
+    int batch_max;   /* WORKER_BATCH_MAX: messages a lane applies at once (group commit); 1 = one by one */
+    int http_port;   /* WORKER_HTTP_PORT: health and metrics; 0 = off */
     const char *bind_address;
     tk_log_level log_level;
     tk_sign_keys command_keys;                   /* COMMAND_KEYS or COMMAND_KEYS_FILE: whose commands are applied */

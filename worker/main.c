@@ -72,9 +72,10 @@ static void install_signal_handlers(void) {
 
 static void log_started(const tk_worker_config *config) {
     tk_log_fields(TK_LOG_INFO, "started",
-                  json_pack("{s:i, s:s, s:s*, s:s*, s:i}", "threads", config->worker_threads, "group", config->group_id,
-                            "workerId", config->worker_id, "groupInstanceId", config->group_instance_id, "httpPort",
-                            config->http_port));
+                  json_pack("{s:i, s:i, s:i, s:s, s:s*, s:s*, s:i}", "threads", config->worker_threads, "writeLanes",
+                            config->write_lanes < config->worker_threads ? config->write_lanes : config->worker_threads,
+                            "batchMax", config->batch_max, "group", config->group_id, "workerId", config->worker_id,
+                            "groupInstanceId", config->group_instance_id, "httpPort", config->http_port));
 }
 
 static void init_libraries(void) {
@@ -108,8 +109,8 @@ static int start_processing(const tk_worker_config *config, wk_store *store, wk_
         tk_log_fields(TK_LOG_ERROR, "cannot start the database probe", NULL);
         return -1;
     }
-    if (wk_lanes_start(lanes, config->worker_threads, (size_t)config->batch_max, store, output, consumer->consumer, err,
-                       sizeof err) != 0) {
+    wk_lanes_shape shape = {config->worker_threads, config->write_lanes, (size_t)config->batch_max};
+    if (wk_lanes_start(lanes, &shape, store, output, consumer->consumer, err, sizeof err) != 0) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
         return -1;
     }

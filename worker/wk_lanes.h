@@ -47,6 +47,7 @@ typedef struct {
 struct wk_lanes {
     wk_lane *lanes;
     int count;
+    int write_count; /* lanes that apply commands (the first ones); 0 or >= count: every lane */
     size_t queue_capacity;
     size_t batch_max; /* messages a lane takes at once (group commit); 1 = one by one */
     wk_store *store;  /* NULL: no database client per lane (tests) */
@@ -57,13 +58,20 @@ struct wk_lanes {
     atomic_bool is_stopping;
 };
 
+/** How many lanes, and how they take work. */
+typedef struct {
+    int count;        /* WORKER_THREADS */
+    int write_count;  /* WORKER_WRITE_LANES: lanes that apply commands; 0 or >= count: every lane */
+    size_t batch_max; /* WORKER_BATCH_MAX */
+} wk_lanes_shape;
+
 /**
- * @brief Starts count lanes; offsets are stored on consumer. Each lane takes
- * up to batch_max ready messages at once and applies them with group commit
- * (wk_group.h); 1 handles them one by one.
+ * @brief Starts shape->count lanes; offsets are stored on consumer. Each lane
+ * takes up to batch_max ready messages at once and applies them with group
+ * commit (wk_group.h); 1 handles them one by one.
  * @returns 0, or -1 with err (nothing left running).
  */
-int wk_lanes_start(wk_lanes *lanes, int count, size_t batch_max, wk_store *store, wk_output *output,
+int wk_lanes_start(wk_lanes *lanes, const wk_lanes_shape *shape, wk_store *store, wk_output *output,
                    rd_kafka_t *consumer, char *err, size_t err_len);
 
 /**

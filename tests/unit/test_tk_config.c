@@ -30,6 +30,7 @@ static int reset(void **state) {
                            "RATE_LIMIT_PER_SECOND",
                            "WORKER_THREADS",
                            "WORKER_BATCH_MAX",
+                           "WORKER_WRITE_LANES",
                            "WORKER_HTTP_PORT",
                            "MONGODB_URI",
                            "ACCESS_LOG",
@@ -197,6 +198,28 @@ static void test_trust_settings(void **state) {
     assert_non_null(strstr(err, "REPLY_TOPICS"));
 }
 
+/* Half the lanes apply commands unless WORKER_WRITE_LANES says otherwise. */
+static void test_worker_write_lanes(void **state) {
+    (void)state;
+    tk_worker_config config;
+    char err[TK_CONFIG_ERROR_MAX] = "";
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.write_lanes, 2);
+    tk_worker_config_close(&config);
+    setenv("WORKER_THREADS", "1", 1);
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.write_lanes, 1);
+    tk_worker_config_close(&config);
+    setenv("WORKER_THREADS", "8", 1);
+    setenv("WORKER_WRITE_LANES", "8", 1); /* every lane applies commands */
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.write_lanes, 8);
+    tk_worker_config_close(&config);
+    setenv("WORKER_WRITE_LANES", "0", 1);
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), -1);
+    assert_string_equal(err, "WORKER_WRITE_LANES must be an integer from 1 to 64 (got '0')");
+}
+
 static void test_worker_batch_bound(void **state) {
     (void)state;
     tk_worker_config config;
@@ -256,6 +279,7 @@ int main(void) {
         cmocka_unit_test_setup(test_command_keys, reset),
         cmocka_unit_test_setup(test_trust_settings, reset),
         cmocka_unit_test_setup(test_worker_batch_bound, reset),
+        cmocka_unit_test_setup(test_worker_write_lanes, reset),
         cmocka_unit_test_setup(test_jwt_secret_from_a_file, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -273,10 +273,32 @@ static void test_commands_use_every_lane(void **state) {
     }
 }
 
+/* With write lanes set, commands stay on them and queries on the others:
+ * every lane has work of one kind only, and each is used. */
+static void test_write_lanes_split_commands_from_queries(void **state) {
+    (void)state;
+    for (int count = 2; count <= 8; count++) {
+        for (int writers = 1; writers < count; writers++) {
+            wk_lanes lanes = {.count = count, .write_count = writers};
+            bool has_commands[8] = {false}, has_queries[8] = {false};
+            for (int32_t p = 0; p < 8; p++) {
+                int command = wk_lanes_lane_of(&lanes, TK_TOPIC_COMMANDS, p);
+                int query = wk_lanes_lane_of(&lanes, TK_TOPIC_QUERIES, p);
+                assert_in_range(command, 0, writers - 1);
+                assert_in_range(query, writers, count - 1);
+                has_commands[command] = has_queries[query] = true;
+            }
+            for (int lane = 0; lane < count; lane++)
+                assert_true(lane < writers ? has_commands[lane] : has_queries[lane]);
+        }
+    }
+}
+
 int main(void) {
     tk_log_init("unit", TK_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commands_use_every_lane),
+        cmocka_unit_test(test_write_lanes_split_commands_from_queries),
         cmocka_unit_test(test_revoke_purges_only_revoked_partitions),
         cmocka_unit_test(test_shutdown_releases_a_lane_blocked_on_a_full_queue),
     };
