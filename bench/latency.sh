@@ -11,6 +11,7 @@ DELAYPROXY="" # .cache/bench/delayproxy, built by latency_build
 DB_LATENCY_MS=${DB_LATENCY_MS:-2}
 LAT_THREADS=${LAT_THREADS:-1 2 4 8} # WORKER_THREADS of one worker
 LAT_WORKERS=${LAT_WORKERS:-1 2 4}   # workers of WORKER_THREADS=4
+LAT_ONE_BY_ONE=${LAT_ONE_BY_ONE:-1 2 4} # workers of one lane each, batching off
 
 latency_build() {
     DELAYPROXY="$OUT_DIR/delayproxy"
@@ -31,14 +32,17 @@ latency_start_proxy() {
     done
 }
 
-# One closed-loop create-ticket run with N workers of T threads behind the proxy.
+# One closed-loop create-ticket run with N workers of T threads behind the
+# proxy, each applying at most BATCH messages at once (default: the bench's).
+# Usage: latency_run N T [BATCH]
 latency_run() {
-    local workers=$1 threads=$2 saved=$WORKER_THREADS
+    local workers=$1 threads=$2 batch=${3:-${WORKER_BATCH_MAX:-256}} saved=$WORKER_THREADS
     stop_workers
-    WORKER_THREADS=$threads WORKER_MONGO_PORT=$PROXY_PORT start_workers "$workers"
+    WORKER_THREADS=$threads WORKER_BATCH_MAX=$batch WORKER_MONGO_PORT=$PROXY_PORT start_workers "$workers"
     WORKER_THREADS=$saved
-    tk_info "scaling with ${DB_LATENCY_MS} ms to the database: $workers worker(s) x $threads thread(s)"
+    tk_info "scaling with ${DB_LATENCY_MS} ms to the database: $workers worker(s) x $threads thread(s), batches of $batch"
     local name="lat-w$workers-t$threads" trips0 trips1
+    [[ -z ${3:-} ]] || name="lat-w$workers-t$threads-b$batch"
     settle
     trips0=$(latency_round_trips)
     closed "$name" create "$CONNS" "$SCALE_DURATION" --cpu "proxy=$(pid_of delayproxy)"
@@ -78,6 +82,10 @@ scaling_latency_step() {
     closed lat-warmup create "$CONNS" "$SCALE_DURATION"
     for n in $LAT_WORKERS; do latency_run "$n" 4; done
     for t in $LAT_THREADS; do [[ $t == 4 ]] || latency_run 1 "$t"; done
+    # Work the database's distance bounds (every message its own round
+    # trip, as replies, updates and lists are): what more workers buy when
+    # one is not already using the machine's CPU.
+    for n in $LAT_ONE_BY_ONE; do latency_run "$n" 1 1; done
     stop_workers
     # shellcheck disable=SC2153 # WORKERS: the --workers option of bench/run.sh
     start_workers "$WORKERS"

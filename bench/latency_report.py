@@ -1,6 +1,7 @@
 """The table of ./dev bench --only scaling-latency: create-ticket with the
 database DELAY ms away from the workers (bench/delayproxy.c), for 1, 2, 4
-workers and for WORKER_THREADS 1..8 with one worker.
+workers, for WORKER_THREADS 1..8 with one worker, and for 1, 2, 4 workers of
+one lane each with batching off (lat-w*-t1-b1: every create its own round trip).
 
 usage: latency_report.py RESULTS_DIR DELAY_MS PING_MD
 Reads lat-w*-t*.json (bench/loadgen.c results, with a "proxy" CPU group) and
@@ -41,9 +42,9 @@ def main():
     results, delay, ping = sys.argv[1], sys.argv[2], sys.argv[3]
     runs, trips = {}, {}
     for f in os.listdir(results):
-        m = re.fullmatch(r"lat-w(\d+)-t(\d+)\.json", f)
+        m = re.fullmatch(r"lat-w(\d+)-t(\d+)(?:-b(\d+))?\.json", f)
         if m:
-            key = (int(m.group(1)), int(m.group(2)))
+            key = (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
             with open(os.path.join(results, f)) as fh:
                 runs[key] = json.load(fh)
             try:
@@ -60,8 +61,11 @@ def main():
           "window (at the window's rate) over the round trips the workers made through the proxy meanwhile "
           "(the insertMany batch size reached; 1 without batching); "
           "CPU in µs per request (idle cost included), \"all\" sums the five.")
-    for title, keys in (("Workers (WORKER_THREADS fixed)", sorted(k for k in runs if k[0] > 1 or k[1] == 4)),
-                        ("WORKER_THREADS, one worker", sorted(k for k in runs if k[0] == 1))):
+    batched = [k for k in runs if k[2] == 0]
+    for title, keys in (("Workers (WORKER_THREADS fixed)", sorted(k for k in batched if k[0] > 1 or k[1] == 4)),
+                        ("WORKER_THREADS, one worker", sorted(k for k in batched if k[0] == 1)),
+                        ("Workers of one lane each, batching off (WORKER_THREADS=1, WORKER_BATCH_MAX=1)",
+                         sorted(k for k in runs if k[2] == 1))):
         if not keys:
             continue
         print(f"\n{title}\n")

@@ -203,9 +203,25 @@ def issue11_section(res):
     if ratio is not None:
         rows.append(f"| mix 80 % team list, 10 % create, 10 % reply, against the baseline | {ratio:.2f}× | "
                     f"≥ 3×: {verdict(ratio, '>=', 3)} |")
+    rows += scaling_rows(res)
     if not rows:
         return []
     return ["", "### Against the targets of issue 11", "", "| target | measured | |", "|---|---|---|"] + rows
+
+
+def scaling_rows(res):
+    """4 workers against 1 with the database 2 ms away (bench/latency.sh), as
+    configured (group commit) and with every create its own round trip."""
+    rows = []
+    for suffix, what in (("-t4", "WORKER_THREADS=4, group commit"),
+                         ("-t1-b1", "one lane each, batching off")):
+        one, four = res.get(f"lat-w1{suffix}"), res.get(f"lat-w4{suffix}")
+        if not one or not four or not float(one["rps"]):
+            continue
+        ratio = float(four["rps"]) / float(one["rps"])
+        rows.append(f"| with 2 ms to the database, 4 workers against 1 ({what}) | "
+                    f"{f0(one['rps'])} → {f0(four['rps'])} req/s = {ratio:.2f}× | ≥ 3×: {verdict(ratio, '>=', 3)} |")
+    return rows
 
 
 def git_commit(root):
