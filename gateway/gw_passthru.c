@@ -47,12 +47,19 @@ static bool take_status(scan *s, int *status) {
     return true;
 }
 
+/* The value of a hex digit, or -1. */
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 /* The value of 4 hex digits at text, or -1. */
 static long hex4(const char *text) {
     long value = 0;
     for (int i = 0; i < 4; i++) {
-        char c = text[i];
-        int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int digit = hex_digit(text[i]);
         if (digit < 0) return -1;
         value = value * 16 + digit;
     }
@@ -188,8 +195,7 @@ char *gw_passthru_answer(const char *data, size_t len, gw_pending_entry *entry, 
     scan s = {data, data + len};
     char *next = NULL;
     char etag[sizeof entry->etag];
-    if (len == 0 || data[len - 1] != '}' ||
-        !take_meta(&s, entry != NULL, status, &next, etag, sizeof etag))
+    if (len == 0 || data[len - 1] != '}' || !take_meta(&s, entry != NULL, status, &next, etag, sizeof etag))
         return NULL;
     /* At least "success": and one byte of its value before the final '}'. */
     char *body = NULL;

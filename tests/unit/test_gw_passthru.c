@@ -93,10 +93,23 @@ static json_t *seed_data(int kind) {
 
 static void test_worker_replies_pass_through(void **state) {
     (void)state;
-    static const char *const CURSORS[] = {NULL,        "",         "eyJ0IjoiMjAyNCJ9_-", "a\"b\\c/d", "tab\tnl\n\x01",
-                                          "caf\xc3\xa9", "\xe2\x80\xa8", "\xf0\x9f\x98\x80",  "\x7f"};
-    static const char *const ETAGS[] = {NULL, "", "\"3\"", "W/\"12\"", "\"\xc3\xa9\"", "\"123456789012345678\"",
-                                        "\"12345678901234567890a\"", "\"12345678901234567890ab\"",
+    static const char *const CURSORS[] = {NULL,
+                                          "",
+                                          "eyJ0IjoiMjAyNCJ9_-",
+                                          "a\"b\\c/d",
+                                          "tab\tnl\n\x01",
+                                          "caf\xc3\xa9",
+                                          "\xe2\x80\xa8",
+                                          "\xf0\x9f\x98\x80",
+                                          "\x7f"};
+    static const char *const ETAGS[] = {NULL,
+                                        "",
+                                        "\"3\"",
+                                        "W/\"12\"",
+                                        "\"\xc3\xa9\"",
+                                        "\"123456789012345678\"",
+                                        "\"12345678901234567890a\"",
+                                        "\"12345678901234567890ab\"",
                                         "\"1234567890123456789012345\""};
     static const int STATUSES[] = {200, 201, 404, 500};
     int passed = 0, total = 0;
@@ -128,7 +141,8 @@ static void test_odd_replies_agree_or_are_declined(void **state) {
         {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\\u0041\\/b\"},\"success\":true,\"message\":\"m\"}", 1},
         {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\\uD83D\\ude00\"},\"success\":true,\"message\":\"m\"}", 1},
         {"{\"version\":1,\"status\":200,\"etag\":\"\\\"\\u00e9\\\"\",\"success\":true,\"message\":\"m\"}", 1},
-        {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\"},\"etag\":\"\",\"success\":false,\"message\":\"m\"}", 1},
+        {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\"},\"etag\":\"\",\"success\":false,\"message\":\"m\"}",
+         1},
         {"{\"version\":1,\"status\":200,\"success\":true,\"message\":\"m \\\"etag\\\": \\\"page\\\":\"}", 1},
         /* Shapes the scanner leaves to the parser. */
         {"{\"version\":1,\"status\":200,\"success\":true,\"message\":\"m\",\"page\":{\"next\":\"x\"}}", 0},
@@ -156,6 +170,9 @@ static void test_odd_replies_agree_or_are_declined(void **state) {
         {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\\u12\"},\"success\":true,\"message\":\"m\"}", 0},
         {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\\u12G4\"},\"success\":true,\"message\":\"m\"}", 0},
         {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\\x\"},\"success\":true,\"message\":\"m\"}", 0},
+        {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\\u\x10\x11\x12\x13\"},\"success\":true,\"message\":"
+         "\"m\"}",
+         0},
         {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\xff\"},\"success\":true,\"message\":\"m\"}", 0},
         {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\xc0\xaf\"},\"success\":true,\"message\":\"m\"}", 0},
         {"{\"version\":1,\"status\":200,\"page\":{\"next\":\"\xed\xa0\x80\"},\"success\":true,\"message\":\"m\"}", 0},
