@@ -158,6 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         at = newline != NULL ? newline + 1 : end;
     }
     free(entry.chunks);
+    free(entry.next_cursor); /* a list page's cursor, freed with the request in gw_http */
     gw_pending_close(&pending);
     return 0;
 }
