@@ -164,13 +164,13 @@ static bool take_page(scan *s, char **next) {
 }
 
 /* The members before "success", in the order tk_reply_json_new_meta writes
- * them (page and etag only when has_meta_room). @returns false, *next NULL,
- * for anything else. */
-static bool take_meta(scan *s, bool has_meta_room, int *status, char **next, char *etag, size_t etag_size) {
+ * them (page and etag only when can_take_meta: an entry will keep them).
+ * @returns false, *next NULL, for anything else. */
+static bool take_meta(scan *s, bool can_take_meta, int *status, char **next, char *etag, size_t etag_size) {
     *next = NULL;
     etag[0] = '\0';
     if (!take(s, "{\"version\":1,\"status\":") || !take_status(s, status) || !take(s, ",")) return false;
-    if (!has_meta_room) return true;
+    if (!can_take_meta) return true;
     scan page = *s;
     if (take(&page, "\"page\":") && !take_page(s, next)) return false;
     scan tag = *s;
@@ -183,8 +183,9 @@ static bool take_meta(scan *s, bool has_meta_room, int *status, char **next, cha
 }
 
 /* A "page" or "etag" member after "success" would be taken out of the body
- * by the parsing path: leave such a reply to it. Inside a JSON string these
- * bytes cannot occur (its quotes are escaped), so only a member matches. */
+ * by the parsing path: leave such a reply to it. Inside a string value these
+ * bytes cannot occur (its quotes are escaped); a nested member of that name
+ * or a name ending in \"page only costs a reply the parsing path. */
 static bool has_meta_member(const scan *s) {
     size_t len = (size_t)(s->end - s->at);
     return memmem(s->at, len, "\"page\":", 7) != NULL || memmem(s->at, len, "\"etag\":", 7) != NULL;
