@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "gw_answer.h"
+#include "gw_passthru.h"
 #include "tk_clock.h"
 #include "tk_envelope.h"
 #include "tk_kafka.h"
@@ -26,44 +27,21 @@ static void complete_with_error(gw_replies *replies, gw_pending_entry *entry, in
     replies->complete(entry, status, body, len, replies->ctx);
 }
 
-/* Workers write a reply as {"version":1,"status":NNN,"success":...}: the
- * HTTP body is that text without its first two members. Cutting them off
- * spares a parse and a dump of lists that can be megabytes. @returns the
- * body (malloc'd) with *status, or NULL when the reply has another shape. */
-static char *cut_body(const char *data, size_t len, int *status, size_t *body_len) {
-    static const char PREFIX[] = "{\"version\":1,\"status\":";
-    static const char SUCCESS[] = "\"success\":";
-    const size_t prefix_len = sizeof PREFIX - 1;
-    if (len < prefix_len + 4 + sizeof SUCCESS || memcmp(data, PREFIX, prefix_len) != 0 || data[len - 1] != '}')
-        return NULL;
-    const char *digits = data + prefix_len;
-    for (int i = 0; i < 3; i++)
-        if (digits[i] < '0' || digits[i] > '9') return NULL;
-    const char *rest = digits + 4; /* after "NNN," */
-    if (digits[3] != ',' || memcmp(rest, SUCCESS, sizeof SUCCESS - 1) != 0) return NULL;
-    *status = (digits[0] - '0') * 100 + (digits[1] - '0') * 10 + (digits[2] - '0');
-    /* HTTP has no status past 599 (and the metrics keep no slot for one):
-     * such a reply takes the slow path, which refuses it. */
-    if (*status < 100 || *status > 599) return NULL;
-    *body_len = 1 + (size_t)(data + len - rest);
-    char *body = malloc(*body_len);
-    if (body == NULL) return NULL;
-    body[0] = '{';
-    memcpy(body + 1, rest, *body_len - 1);
+char *gw_replies_parsed_answer(const char *data, size_t len, gw_pending_entry *entry, int *status, size_t *body_len,
+                               char *err, size_t err_len) {
+    json_t *parsed = NULL;
+    if (tk_reply_parse(data, len, status, &parsed, err, err_len) != 0) return NULL;
+    if (entry != NULL) tk_reply_take_meta(parsed, &entry->next_cursor, entry->etag, sizeof entry->etag);
+    char *body = gw_answer_dump(parsed, body_len);
+    json_decref(parsed);
+    if (body == NULL) snprintf(err, err_len, "out of memory");
     return body;
 }
 
 char *gw_replies_http_answer(const char *data, size_t len, gw_pending_entry *entry, int *status, size_t *body_len,
                              char *err, size_t err_len) {
-    char *body = cut_body(data, len, status, body_len);
-    if (body != NULL) return body;
-    json_t *parsed = NULL;
-    if (tk_reply_parse(data, len, status, &parsed, err, err_len) != 0) return NULL;
-    if (entry != NULL) tk_reply_take_meta(parsed, &entry->next_cursor, entry->etag, sizeof entry->etag);
-    body = gw_answer_dump(parsed, body_len);
-    json_decref(parsed);
-    if (body == NULL) snprintf(err, err_len, "out of memory");
-    return body;
+    char *body = gw_passthru_answer(data, len, entry, status, body_len);
+    return body != NULL ? body : gw_replies_parsed_answer(data, len, entry, status, body_len, err, err_len);
 }
 
 static void complete_with_reply(gw_replies *replies, gw_pending_entry *entry, const char *data, size_t len) {

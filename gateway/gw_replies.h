@@ -61,13 +61,21 @@ gw_chunk_result gw_replies_add_chunk(gw_pending_entry *entry, int index, int cou
 /**
  * @brief Turns a whole reply ({"version":1,"status":...}) into the HTTP answer.
  * When entry is not NULL, what the reply says beside its body (a list's next
- * cursor, a ticket's ETag) is stored in it (tk_reply_take_meta).
+ * cursor, a ticket's ETag) is stored in it (tk_reply_take_meta). Replies the
+ * workers write are passed through (gw_passthru), others parsed.
  * @returns the body (malloc'd JSON of *body_len bytes, not NUL-terminated;
  * caller frees) with *status in 100..599,
  * or NULL with err when the reply is malformed (the caller answers 502).
  */
 char *gw_replies_http_answer(const char *data, size_t len, gw_pending_entry *entry, int *status, size_t *body_len,
                              char *err, size_t err_len);
+
+/**
+ * @brief gw_replies_http_answer by parsing and dumping the reply, whatever
+ * its shape: the path gw_passthru must agree with (public for that test).
+ */
+char *gw_replies_parsed_answer(const char *data, size_t len, gw_pending_entry *entry, int *status, size_t *body_len,
+                               char *err, size_t err_len);
 
 /**
  * @brief Matches one message to its waiting request and answers it once the

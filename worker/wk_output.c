@@ -276,7 +276,13 @@ int wk_output_reply(wk_output *output, const wk_address *address, const json_t *
                     wk_progress_record *record) {
     char *text = json_dumps(reply, JSON_COMPACT);
     if (text == NULL) return -1;
-    size_t len = strlen(text);
+    int rc = wk_output_reply_text(output, address, text, strlen(text), progress, record);
+    free(text);
+    return rc;
+}
+
+int wk_output_reply_text(wk_output *output, const wk_address *address, const char *text, size_t len,
+                         wk_progress *progress, wk_progress_record *record) {
     int chunk_count = (int)((len + TK_REPLY_CHUNK_BYTES - 1) / TK_REPLY_CHUNK_BYTES);
     if (chunk_count == 0) chunk_count = 1;
     int rc = 0;
@@ -287,7 +293,6 @@ int wk_output_reply(wk_output *output, const wk_address *address, const json_t *
                      strlen(address->correlation_id), text + start, part, reply_headers(address, i, chunk_count),
                      progress, record);
     }
-    free(text);
     return rc;
 }
 

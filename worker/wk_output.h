@@ -48,6 +48,10 @@ int wk_output_init(wk_output *output, const char *brokers, const char *client_id
 int wk_output_reply(wk_output *output, const wk_address *address, const json_t *reply, wk_progress *progress,
                     wk_progress_record *record);
 
+/** @brief wk_output_reply with the reply already dumped (text: len bytes, copied). */
+int wk_output_reply_text(wk_output *output, const wk_address *address, const char *text, size_t len,
+                         wk_progress *progress, wk_progress_record *record);
+
 /** @brief Publishes event on ticket.events with key. @returns 0, or -1 when stopping. */
 int wk_output_event(wk_output *output, const char *key, const json_t *event, const wk_address *address,
                     wk_progress *progress, wk_progress_record *record);

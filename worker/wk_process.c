@@ -127,13 +127,39 @@ static bool is_expired_query(const rd_kafka_message_t *message) {
 }
 
 /* The answer with what a list page or one ticket adds: next cursor, ETag. */
+static json_t *result_reply(const wk_result *result) {
+    return tk_reply_json_new_meta(result->status, result->message,
+                                  result->next_cursor[0] != '\0' ? result->next_cursor : NULL,
+                                  result->etag[0] != '\0' ? result->etag : NULL, json_incref(result->data));
+}
+
+/* An answer that identical queries of the batch share (wk_share): dumped for
+ * the first of them, the same bytes for the others, each under its own
+ * headers. A page of a list is tens of kilobytes of JSON to write. */
+static void answer_shared(const wk_process_context *context, const wk_address *address, const wk_result *result,
+                          wk_share *share, wk_progress *progress, wk_progress_record *record) {
+    size_t len = 0;
+    if (wk_share_reply(share, &len) == NULL) {
+        json_t *reply = result_reply(result);
+        char *text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
+        json_decref(reply);
+        if (text == NULL) {
+            tk_log_fields(TK_LOG_ERROR, "cannot build reply",
+                          json_pack("{s:s}", "correlationId", address->correlation_id));
+            return;
+        }
+        wk_share_keep_reply(share, text, strlen(text));
+    }
+    const char *text = wk_share_reply(share, &len);
+    if (wk_output_reply_text(context->output, address, text, len, progress, record) != 0)
+        tk_log_fields(TK_LOG_WARN, "reply not sent, message left for redelivery",
+                      json_pack("{s:s}", "correlationId", address->correlation_id));
+}
+
 static void answer_result(const wk_process_context *context, const wk_address *address, const wk_result *result,
-                          wk_progress *progress, wk_progress_record *record) {
-    send_reply(context, address,
-               tk_reply_json_new_meta(result->status, result->message,
-                                      result->next_cursor[0] != '\0' ? result->next_cursor : NULL,
-                                      result->etag[0] != '\0' ? result->etag : NULL, json_incref(result->data)),
-               progress, record);
+                          wk_share *share, wk_progress *progress, wk_progress_record *record) {
+    if (share != NULL) answer_shared(context, address, result, share, progress, record);
+    else send_reply(context, address, result_reply(result), progress, record);
 }
 
 /* Verification, expiry and parsing: what happens before any database work.
@@ -177,16 +203,20 @@ static void log_handled(const rd_kafka_message_t *message, const wk_address *add
 }
 
 /* A query answered before in this batch is answered again from that read;
- * anything else is executed (and a query's answer kept for the next one). */
+ * anything else is executed (and a query's answer kept for the next one).
+ * *shared: share when the answer is the kept one, else NULL. */
 static wk_outcome apply(const wk_process_context *context, const wk_collections *db, const wk_lease *lease,
-                        const rd_kafka_message_t *message, tk_request *request, wk_result *result, wk_share *share) {
+                        const rd_kafka_message_t *message, tk_request *request, wk_result *result, wk_share *share,
+                        wk_share **shared) {
     bool is_query = share != NULL && tk_request_type_is_query(request->type);
+    *shared = NULL;
     if (is_query && wk_share_lookup(share, message, result)) {
         wk_metrics_query_shared();
+        *shared = share;
         return WK_DONE;
     }
     wk_outcome outcome = execute_with_retry(context, db, lease, request, result);
-    if (is_query && outcome == WK_DONE) wk_share_keep(share, message, result);
+    if (is_query && outcome == WK_DONE && wk_share_keep(share, message, result)) *shared = share;
     return outcome;
 }
 
@@ -209,7 +239,8 @@ void wk_process_message_shared(const wk_process_context *context, const wk_colle
         return;
     }
     if (!admit(context, message, &address, &request, progress, record)) return;
-    wk_outcome outcome = apply(context, db, lease, message, &request, &result, share);
+    wk_share *shared = NULL;
+    wk_outcome outcome = apply(context, db, lease, message, &request, &result, share, &shared);
     if (outcome != WK_DONE) {
         tk_request_close(&request);
         /* Fenced: nothing written, the partition's next owner applies it;
@@ -223,7 +254,7 @@ void wk_process_message_shared(const wk_process_context *context, const wk_colle
         }
         return;
     }
-    if (address.wants_reply) answer_result(context, &address, &result, progress, record);
+    if (address.wants_reply) answer_result(context, &address, &result, shared, progress, record);
     const json_t *events[] = {result.event, result.status_event};
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
         if (events[i] != NULL &&

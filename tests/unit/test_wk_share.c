@@ -1,8 +1,10 @@
 /* wk_share: a query answered from the kept read only when it is the same
  * query byte for byte; the shared answer outlives the kept one; a clear (a
- * write in between) makes the next query read again. */
+ * write in between) makes the next query read again; the reply text dumped
+ * once lives and dies with the kept answer. */
 #include "test_support.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "wk_share.h"
@@ -87,11 +89,37 @@ static void test_an_answer_with_an_event_is_never_kept(void **state) {
     rd_kafka_message_t first = message_of(QUERY);
     wk_result result = page_result();
     result.event = json_object();
-    wk_share_keep(&share, &first, &result);
+    assert_false(wk_share_keep(&share, &first, &result));
     wk_result shared;
     assert_false(wk_share_lookup(&share, &first, &shared));
     wk_result_close(&result);
     wk_share_clear(&share);
+}
+
+static void test_the_reply_text_is_kept_with_its_answer(void **state) {
+    (void)state;
+    wk_share share;
+    wk_share_init(&share);
+    rd_kafka_message_t first = message_of(QUERY);
+    size_t len = 1;
+    wk_share_keep_reply(&share, strdup("{}"), 2); /* nothing kept: freed at once */
+    assert_null(wk_share_reply(&share, &len));
+    wk_result result = page_result();
+    assert_true(wk_share_keep(&share, &first, &result));
+    assert_null(wk_share_reply(&share, &len)); /* not dumped yet */
+    wk_share_keep_reply(&share, strdup("{\"version\":1}"), 13);
+    wk_share_keep_reply(&share, strdup("{\"other\":1}"), 11); /* the first one stays */
+    const char *text = wk_share_reply(&share, &len);
+    assert_int_equal(len, 13);
+    assert_memory_equal(text, "{\"version\":1}", 13);
+    /* Another query kept, or a write in between: its text goes with it. */
+    assert_true(wk_share_keep(&share, &first, &result));
+    assert_null(wk_share_reply(&share, &len));
+    wk_share_keep_reply(&share, strdup("{}"), 2);
+    wk_share_clear(&share);
+    assert_null(wk_share_reply(&share, &len));
+    assert_int_equal(len, 0);
+    wk_result_close(&result);
 }
 
 int main(void) {
@@ -100,6 +128,7 @@ int main(void) {
         cmocka_unit_test(test_another_query_reads_again),
         cmocka_unit_test(test_nothing_shared_after_a_clear_or_before_a_keep),
         cmocka_unit_test(test_an_answer_with_an_event_is_never_kept),
+        cmocka_unit_test(test_the_reply_text_is_kept_with_its_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
