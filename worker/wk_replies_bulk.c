@@ -20,6 +20,7 @@ typedef enum {
 
 typedef struct {
     member_state state;
+    bson_t *ticket;       /* as read; NULL when absent */
     wk_result result;     /* MEMBER_ANSWERED */
     wk_reply_write write; /* MEMBER_SENT: the statement and the ticket it leaves */
     size_t statement;     /* MEMBER_SENT: its index in the update */
@@ -42,6 +43,7 @@ static int run_init(reply_run *run, size_t count) {
 
 static void run_close(reply_run *run, size_t count) {
     for (size_t i = 0; run->members != NULL && i < count; i++) {
+        bson_destroy(run->members[i].ticket);
         wk_result_close(&run->members[i].result);
         wk_reply_write_close(&run->members[i].write);
     }
@@ -49,24 +51,65 @@ static void run_close(reply_run *run, size_t count) {
     free(run->members);
 }
 
-/* Reads request's ticket and decides as wk_reply_add would. @returns false
- * when the read failed (the member stays ALONE: its own path retries). */
-static bool decide(const wk_collections *db, const tk_request *request, bool is_conditional, int64_t now,
-                   member *m) {
+/* The member whose ticket is document (ids compared as ObjectIds, not as text). */
+static member *member_of(const bson_t *document, const tk_request *requests, size_t count, reply_run *run) {
+    bson_iter_t iter;
     bson_oid_t id;
+    if (!bson_iter_init_find(&iter, document, "_id") || !BSON_ITER_HOLDS_OID(&iter)) return NULL;
+    for (size_t i = 0; i < count; i++) {
+        bson_oid_init_from_string(&id, requests[i].ticket_id);
+        if (bson_oid_equal(&id, bson_iter_oid(&iter))) return &run->members[i];
+    }
+    return NULL;
+}
+
+/* Reads every member's ticket in one round trip: {_id: {$in: [...]}} (the
+ * ids are distinct), which the project's FerretDB pushes down to the GIN
+ * index on _id (a BitmapOr, no scan) and MongoDB serves from _id's index.
+ * @returns false when the read failed: every member goes one by one. */
+static bool read_tickets(const wk_collections *db, const tk_request *requests, size_t count, reply_run *run) {
+    bson_t *filter = bson_new(), in, ids;
+    bson_oid_t id;
+    char key[16];
+    const char *key_text;
     bson_error_t error;
-    bson_t current = BSON_INITIALIZER;
-    bson_oid_init_from_string(&id, request->ticket_id);
-    int found = wk_tickets_find(db->tickets, &id, &current, &error);
-    if (found >= 0 && wk_reply_decide(&current, found == 1, request, &m->result) == WK_ANSWERED) {
+    const bson_t *document;
+    BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &in);
+    BSON_APPEND_ARRAY_BEGIN(&in, "$in", &ids);
+    for (size_t i = 0; i < count; i++) {
+        bson_oid_init_from_string(&id, requests[i].ticket_id);
+        bson_uint32_to_string((uint32_t)i, &key_text, key, sizeof key);
+        bson_append_oid(&ids, key_text, -1, &id);
+    }
+    bson_append_array_end(&in, &ids);
+    bson_append_document_end(filter, &in);
+    /* All in the first batch: no getMore, no cursor left open. */
+    bson_t *opts = BCON_NEW("batchSize", BCON_INT64((int64_t)count + 1), "singleBatch", BCON_BOOL(true), "maxTimeMS",
+                            BCON_INT64(WK_STORE_MAX_TIME_MS));
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(db->tickets, filter, opts, NULL);
+    while (mongoc_cursor_next(cursor, &document)) {
+        member *m = member_of(document, requests, count, run);
+        if (m != NULL && m->ticket == NULL) m->ticket = bson_copy(document); /* the cursor owns document */
+    }
+    bool is_ok = !mongoc_cursor_error(cursor, &error);
+    if (!is_ok)
+        tk_log_fields(TK_LOG_WARN, "batched reply read failed, the replies go one by one",
+                      json_pack("{s:i, s:s}", "code", (int)error.code, "error", error.message));
+    mongoc_cursor_destroy(cursor);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    return is_ok;
+}
+
+/* Decides a member on its ticket as read, as wk_reply_add would. */
+static void decide(const tk_request *request, bool is_conditional, int64_t now, member *m) {
+    if (wk_reply_decide(m->ticket, m->ticket != NULL, request, &m->result) == WK_ANSWERED) {
         m->state = MEMBER_ANSWERED;
         wk_tickets_hide_internal(request, &m->result);
-    } else if (found >= 0) {
-        wk_reply_write_init(&m->write, &current, request, is_conditional, true, now);
-        m->state = m->write.applied != NULL ? MEMBER_SENT : MEMBER_ALONE; /* a shape left to the server */
+        return;
     }
-    bson_destroy(&current);
-    return found >= 0;
+    wk_reply_write_init(&m->write, m->ticket, request, is_conditional, true, now);
+    m->state = m->write.applied != NULL ? MEMBER_SENT : MEMBER_ALONE; /* a shape left to the server */
 }
 
 /* The update command of every decided member whose lease holds right now;
@@ -112,6 +155,7 @@ static void send_updates(const wk_process_context *context, const wk_collections
     wk_batch_classify_updates(is_ok, &reply, run->sent, run->fates);
     size_t alone = 0;
     for (size_t s = 0; s < run->sent; s++) alone += run->fates[s] == WK_FATE_ALONE;
+    wk_metrics_replies_bulk(run->sent - alone);
     if (alone == 0) atomic_store(&context->store->is_reachable, true);
     if (alone == 0 && tk_log_enabled(TK_LOG_DEBUG))
         tk_log_fields(TK_LOG_DEBUG, "batched reply update", json_pack("{s:I}", "statements", (json_int_t)run->sent));
@@ -123,14 +167,14 @@ static void send_updates(const wk_process_context *context, const wk_collections
     bson_destroy(command);
 }
 
-/* Reads and decides every member (after a failed read the rest stay ALONE),
- * then writes the decided ones at once. */
+/* Reads and decides every member (after a failed read all stay ALONE),
+ * then writes the decided ones at once: two round trips for the run. */
 static void apply_run(const wk_process_context *context, const wk_collections *db, wk_fence *fence,
                       const wk_lane_slot *slots, const tk_request *requests, size_t count, reply_run *run) {
     bool is_conditional = atomic_load(&context->store->has_conditional_push);
     int64_t now = tk_now_ms();
-    for (size_t i = 0; i < count; i++)
-        if (!decide(db, &requests[i], is_conditional, now, &run->members[i])) break;
+    if (!read_tickets(db, requests, count, run)) return;
+    for (size_t i = 0; i < count; i++) decide(&requests[i], is_conditional, now, &run->members[i]);
     send_updates(context, db, fence, slots, count, run);
     /* Each reply waited for the whole run: one observation each. */
     double seconds = (double)(tk_monotonic_us() - run->started_us) / 1e6;

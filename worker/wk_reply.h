@@ -28,7 +28,8 @@ wk_outcome wk_reply_add(mongoc_collection_t *tickets, const tk_request *request,
                         wk_result *result);
 
 /**
- * @brief Decides request on ticket as read (is_found false: absent).
+ * @brief Decides request on ticket as read (is_found false: absent, ticket
+ * may then be NULL).
  * @returns WK_ANSWERED with the final answer in *result (404; a reply stored
  * already answered as the first time; 409; 412), or WK_DONE: write it.
  * Internal notes are not hidden yet (wk_tickets_hide_internal).
