@@ -13,9 +13,8 @@ from bson import ObjectId
 
 from helpers import metrics as prom
 from helpers.api import MSG_FETCHED, MSG_REPLIED, expect_ok
-from helpers.kafka import COMMANDS, EVENTS, new_id, probe_all_partitions, reply_command
-from helpers.ops import held_partitions, wait_http, worker_with_http
-from helpers.wait import wait_until
+from helpers.kafka import COMMANDS, EVENTS, new_id, reply_command
+from helpers.ops import worker_holding
 
 MSG_UPDATED = "Ticket updated successfully!"
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -167,12 +166,7 @@ def _wait_events(events, scenario):
 
 def test_a_burst_of_replies_answers_announces_and_stores_as_one_by_one(api, kafka, taps, tickets_coll, tokens,
                                                                        stack, procs):
-    worker, url = worker_with_http(procs)
-    wait_until(lambda: any(t == COMMANDS for t, _ in held_partitions(worker)), 60,
-               "the new worker holds a ticket.commands partition")
-    probe_all_partitions(kafka, timeout=60)  # the rebalance has settled
-    wait_http(url + "/readyz", 200, timeout=10)
-    (partition,) = sorted(p for t, p in held_partitions(worker) if t == COMMANDS)[:1]
+    _, url, partition = worker_holding(procs, kafka, COMMANDS)
     events = taps(EVENTS)
 
     reference = Scenario(api, tokens)
