@@ -106,7 +106,8 @@ reply_trips_step() {
     replies=$(awk -v r="$(result reply-trips rps)" -v a="$WARMUP" -v b="$DURATION" 'BEGIN { printf "%d", r * (a + b) }')
     awk -v t="$((trips1 - trips0))" -v n="$replies" -v m="${WORKER_BATCH_MAX:-256}" 'BEGIN {
         printf "reply-trips: WORKER_BATCH_MAX=%s, %d database round trips for about %d replies: %.2f per reply\n",
-            m, t, n, n > 0 ? t / n : 0 }' | tee "$RUN/results/reply-trips.md"
+            m, t, n, (n > 0 ? t / n : 0) }' >"$RUN/results/reply-trips.md"
+    tk_info "$(cat "$RUN/results/reply-trips.md")"
     stop_workers
     start_workers "$WORKERS"
     stk_stop "$RUN" delayproxy 5

@@ -52,6 +52,7 @@ typedef struct {
     const char *group_instance_id; /* KAFKA_GROUP_INSTANCE_ID: static membership; NULL = dynamic */
     int worker_threads;
     int batch_max; /* WORKER_BATCH_MAX: messages a lane applies at once (group commit); 1 = one by one */
+    int bulk_replies; /* WORKER_BULK_REPLIES: 1 = a batch's run of replies is one update (wk_replies_bulk); 0 = one by one */
     int http_port; /* WORKER_HTTP_PORT: health and metrics; 0 = off */
     const char *bind_address;
     tk_log_level log_level;

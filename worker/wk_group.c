@@ -163,10 +163,12 @@ void wk_group_handle(const wk_process_context *context, const wk_collections *db
         goto cleanup;
     }
     classify_members(slots, count, requests, kinds);
+    bool has_bulk_replies = atomic_load(&context->store->has_bulk_replies);
     wk_share share;
     wk_share_init(&share);
     for (size_t start = 0, end; start < count; start = end) {
-        end = wk_batch_group_end(kinds, requests, count, start);
+        end = kinds[start] == WK_BATCH_REPLY && !has_bulk_replies ? start + 1
+                                                                   : wk_batch_group_end(kinds, requests, count, start);
         if (end - start > 1) {
             wk_share_clear(&share);
             if (kinds[start] == WK_BATCH_CREATE)
