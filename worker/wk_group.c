@@ -168,13 +168,12 @@ void wk_group_handle(const wk_process_context *context, const wk_collections *db
     wk_share_init(&share);
     for (size_t start = 0, end; start < count; start = end) {
         end = kinds[start] == WK_BATCH_REPLY && !has_bulk_replies ? start + 1
-                                                                   : wk_batch_group_end(kinds, requests, count, start);
+                                                                  : wk_batch_group_end(kinds, requests, count, start);
         if (end - start > 1) {
             wk_share_clear(&share);
             if (kinds[start] == WK_BATCH_CREATE)
                 commit_creates(context, db, progress, fence, slots + start, requests + start, end - start);
-            else
-                wk_replies_bulk_commit(context, db, progress, fence, slots + start, requests + start, end - start);
+            else wk_replies_bulk_commit(context, db, progress, fence, slots + start, requests + start, end - start);
         } else {
             handle_member(context, db, progress, fence, &slots[start], &share);
         }

@@ -161,8 +161,8 @@ static void send_updates(const wk_process_context *context, const wk_collections
         tk_log_fields(TK_LOG_DEBUG, "batched reply update", json_pack("{s:I}", "statements", (json_int_t)run->sent));
     if (alone > 0) /* one by one now: each reads again, a reply stored already is answered as a repeat */
         tk_log_fields(TK_LOG_WARN, "batched reply update not certain, the rest go one by one",
-                      json_pack("{s:I, s:I, s:i, s:s}", "statements", (json_int_t)run->sent, "alone",
-                                (json_int_t)alone, "code", (int)error.code, "error", is_ok ? "" : error.message));
+                      json_pack("{s:I, s:I, s:i, s:s}", "statements", (json_int_t)run->sent, "alone", (json_int_t)alone,
+                                "code", (int)error.code, "error", is_ok ? "" : error.message));
     bson_destroy(&reply);
     bson_destroy(command);
 }

@@ -196,8 +196,8 @@ static bool append_incremented(bson_t *out, const bson_iter_t *iter) {
 static bool has_reply_shape(const bson_t *ticket) {
     bson_iter_t iter;
     return bson_iter_init_find(&iter, ticket, "response") && BSON_ITER_HOLDS_ARRAY(&iter) &&
-           bson_iter_init_find(&iter, ticket, "__v") && (BSON_ITER_HOLDS_INT32(&iter) || BSON_ITER_HOLDS_INT64(&iter)) &&
-           bson_has_field(ticket, "updatedAt");
+           bson_iter_init_find(&iter, ticket, "__v") &&
+           (BSON_ITER_HOLDS_INT32(&iter) || BSON_ITER_HOLDS_INT64(&iter)) && bson_has_field(ticket, "updatedAt");
 }
 
 /* One field of the applied ticket. @returns 1 changed, 0 not one the update changes, -1 failed. */
@@ -225,7 +225,8 @@ static bson_t *applied_new(const bson_t *current, const bson_t *entry, const cha
         int rc = append_changed(out, &iter, entry, to, now);
         if (rc < 0 || (rc == 0 && !bson_append_iter(out, NULL, 0, &iter))) goto fail;
     }
-    if (to != NULL && !bson_has_field(current, "statusChangedAt") && !BSON_APPEND_DATE_TIME(out, "statusChangedAt", now))
+    if (to != NULL && !bson_has_field(current, "statusChangedAt") &&
+        !BSON_APPEND_DATE_TIME(out, "statusChangedAt", now))
         goto fail;
     return out;
 fail:
