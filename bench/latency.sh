@@ -93,3 +93,30 @@ scaling_latency_step() {
     tk_python "$TK_ROOT/bench/latency_report.py" "$RUN/results" "$DB_LATENCY_MS" "$RUN/results/lat-ping.md" \
         >"$RUN/results/scaling-latency.md" || tk_warn "the scaling-latency table failed"
 }
+
+# The reply step (closed loop, c=DB_CONNS) with the workers behind the proxy
+# at REPLY_TRIPS_DELAY_MS (default 0: counting, not delaying): prints and
+# writes results/reply-trips.md, the workers' database round trips per
+# reply (warm-up and window together, as latency_run; their few probes and
+# heartbeats included). Compare WORKER_BATCH_MAX=1 (one by one) with the default.
+reply_trips_step() {
+    local saved=$DB_LATENCY_MS trips0 trips1 replies
+    DB_LATENCY_MS=${REPLY_TRIPS_DELAY_MS:-0}
+    latency_build
+    latency_start_proxy
+    DB_LATENCY_MS=$saved
+    stop_workers
+    WORKER_MONGO_PORT=$PROXY_PORT start_workers "$WORKERS"
+    settle
+    trips0=$(latency_round_trips)
+    closed reply-trips reply "$DB_CONNS" "$DURATION" --cpu "proxy=$(pid_of delayproxy)"
+    trips1=$(latency_round_trips)
+    replies=$(awk -v r="$(result reply-trips rps)" -v a="$WARMUP" -v b="$DURATION" 'BEGIN { printf "%d", r * (a + b) }')
+    awk -v t="$((trips1 - trips0))" -v n="$replies" -v m="${WORKER_BATCH_MAX:-256}" 'BEGIN {
+        printf "reply-trips: WORKER_BATCH_MAX=%s, %d database round trips for about %d replies: %.2f per reply\n",
+            m, t, n, (n > 0 ? t / n : 0) }' >"$RUN/results/reply-trips.md"
+    tk_info "$(cat "$RUN/results/reply-trips.md")"
+    stop_workers
+    start_workers "$WORKERS"
+    stk_stop "$RUN" delayproxy 5
+}

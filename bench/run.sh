@@ -40,7 +40,9 @@ usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--work
   --hold N         waiting requests of the memory test (default 10000, quick 2000)
   --profile        also profile gateway and worker under create-ticket load (perf)
   --only STEPS     comma list of: healthz,admin,list,latency,reply,mix,reads,create,scaling,hold,walk,
-                   dbprobe,baseline,profile,scaling-latency (scaling-latency, full runs only: workers
+                   dbprobe,baseline,profile,scaling-latency,reply-trips (reply-trips, only when named:
+                   the reply step through bench/delayproxy.c with no delay, printing the
+                   workers' database round trips per reply; scaling-latency, full runs only: workers
                    1, 2, 4 and WORKER_THREADS 1..8 with DB_LATENCY_MS=2 between workers and database,
                    bench/latency.sh; reads: get-ticket and a team list's first page at one
                    connection; walk: the admin list page by page; both skip themselves
@@ -550,6 +552,7 @@ fi
 want latency && closed latency-reply reply 1 "$LAT_DURATION"
 want reply && closed reply reply "$DB_CONNS" "$DURATION"
 want mix && closed mix mix "$DB_CONNS" "$DURATION"
+want reply-trips && reply_trips_step
 want latency && closed latency-create create 1 "$LAT_DURATION"
 # Reads of one ticket and of a first page (DESIGN.md), once the routes exist.
 if want reads; then

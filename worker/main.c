@@ -157,6 +157,7 @@ int main(void) {
         tk_log_fields(TK_LOG_ERROR, "cannot start", json_pack("{s:s}", "error", err));
         goto cleanup;
     }
+    atomic_store(&store.has_bulk_replies, config.bulk_replies != 0);
     if (ensure_indexes(&store) != 0) {
         exit_code = 0; /* stopped while waiting for the database */
         goto cleanup;

@@ -10,12 +10,9 @@
 #include "tk_kafka.h"
 #include "tk_log.h"
 #include "wk_metrics.h"
+#include "wk_replies_bulk.h"
 #include "wk_tickets.h"
 #include "wk_verify.h"
-
-static wk_lease lease_of(wk_fence *fence, const wk_lane_slot *slot) {
-    return (wk_lease){fence, rd_kafka_topic_name(slot->message->rkt), slot->message->partition, slot->epoch};
-}
 
 /* A run's bookkeeping: the documents sent and which member each one is. */
 typedef struct {
@@ -53,7 +50,7 @@ static void insert_run(const wk_process_context *context, const wk_collections *
     int64_t now = tk_now_ms();
     run->started_us = tk_monotonic_us();
     for (size_t i = 0; i < count; i++) {
-        wk_lease lease = lease_of(fence, &slots[i]);
+        wk_lease lease = wk_batch_lease_of(fence, &slots[i]);
         if (!wk_lease_holds(&lease)) continue;
         run->documents[run->sent] = wk_tickets_create_document_new(&requests[i], now);
         run->member_of[run->sent++] = i;
@@ -96,43 +93,17 @@ static bool finish_create(const wk_process_context *context, const wk_collection
                           const rd_kafka_message_t *message, const tk_request *request, const bson_t *document,
                           wk_batch_fate fate, int64_t started_us) {
     wk_result result;
-    wk_address address;
     wk_outcome rc = fate == WK_FATE_APPLIED ? wk_tickets_answer_created(document, request->ticket_id, &result)
                                             : wk_tickets_answer_repeated_create(db->tickets, request, &result);
     if (rc != WK_DONE) return false;
-    wk_progress_record *record = wk_progress_begin(progress, TK_TOPIC_COMMANDS, message->partition, message->offset);
-    if (record == NULL) { /* stored already: the redelivery answers it as a repeat */
-        tk_log_fields(TK_LOG_ERROR, "out of memory, message left for redelivery", NULL);
-        wk_result_close(&result);
-        return true;
-    }
-    wk_address_from_message(message, &address);
-    if (address.wants_reply) {
-        json_t *reply = tk_reply_json_new(result.status, result.message, json_incref(result.data));
-        if (reply == NULL || wk_output_reply(context->output, &address, reply, progress, record) != 0)
-            tk_log_fields(TK_LOG_WARN, "reply not sent, message left for redelivery",
-                          json_pack("{s:s}", "correlationId", address.correlation_id));
-        json_decref(reply);
-    }
-    if (result.event != NULL &&
-        wk_output_event(context->output, result.event_key, result.event, &address, progress, record) != 0)
-        tk_log_fields(TK_LOG_WARN, "event not sent, message left for redelivery", NULL);
-    int64_t elapsed_us = tk_monotonic_us() - started_us;
-    wk_metrics_message(TK_TOPIC_COMMANDS, request->type, result.status, (double)elapsed_us / 1e6);
-    if (tk_log_enabled(TK_LOG_DEBUG))
-        tk_log_fields(TK_LOG_DEBUG, "command applied",
-                      json_pack("{s:s, s:i, s:s, s:s, s:i, s:I, s:f, s:b}", "type", tk_request_type_name(request->type),
-                                "status", result.status, "ticketId", request->ticket_id, "correlationId",
-                                address.correlation_id, "partition", (int)message->partition, "offset",
-                                (json_int_t)message->offset, "elapsedMs", (double)elapsed_us / 1000.0, "batched", 1));
+    wk_process_finish(context, progress, message, request, &result, started_us);
     wk_result_close(&result);
-    wk_progress_done(progress, record);
     return true;
 }
 
 static void handle_alone(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
                          wk_fence *fence, const wk_lane_slot *slot) {
-    wk_lease lease = lease_of(fence, slot);
+    wk_lease lease = wk_batch_lease_of(fence, slot);
     wk_process_message(context, db, progress, slot->message, &lease);
 }
 
@@ -145,7 +116,7 @@ static void handle_member(const wk_process_context *context, const wk_collection
         handle_alone(context, db, progress, fence, slot);
         return;
     }
-    wk_lease lease = lease_of(fence, slot);
+    wk_lease lease = wk_batch_lease_of(fence, slot);
     wk_process_message_shared(context, db, progress, slot->message, &lease, share);
 }
 
@@ -163,7 +134,7 @@ static void commit_creates(const wk_process_context *context, const wk_collectio
     run_close(&run);
 }
 
-/* Parses each message to learn its kind; creates keep their request. */
+/* Parses each message to learn its kind; creates and replies keep their request. */
 static void classify_members(const wk_lane_slot *slots, size_t count, tk_request *requests, wk_batch_kind *kinds) {
     char reason[TK_ERROR_TEXT_MAX];
     for (size_t i = 0; i < count; i++) {
@@ -179,7 +150,7 @@ static void classify_members(const wk_lane_slot *slots, size_t count, tk_request
                            : -1;
         if (parse_rc != 0) memset(&requests[i], 0, sizeof requests[i]);
         kinds[i] = wk_batch_kind_of(parse_rc, &requests[i]);
-        if (parse_rc == 0 && kinds[i] != WK_BATCH_CREATE) tk_request_close(&requests[i]);
+        if (parse_rc == 0 && kinds[i] == WK_BATCH_ALONE) tk_request_close(&requests[i]);
     }
 }
 
@@ -192,13 +163,17 @@ void wk_group_handle(const wk_process_context *context, const wk_collections *db
         goto cleanup;
     }
     classify_members(slots, count, requests, kinds);
+    bool has_bulk_replies = atomic_load(&context->store->has_bulk_replies);
     wk_share share;
     wk_share_init(&share);
     for (size_t start = 0, end; start < count; start = end) {
-        end = wk_batch_group_end(kinds, count, start);
+        end = kinds[start] == WK_BATCH_REPLY && !has_bulk_replies ? start + 1
+                                                                  : wk_batch_group_end(kinds, requests, count, start);
         if (end - start > 1) {
             wk_share_clear(&share);
-            commit_creates(context, db, progress, fence, slots + start, requests + start, end - start);
+            if (kinds[start] == WK_BATCH_CREATE)
+                commit_creates(context, db, progress, fence, slots + start, requests + start, end - start);
+            else wk_replies_bulk_commit(context, db, progress, fence, slots + start, requests + start, end - start);
         } else {
             handle_member(context, db, progress, fence, &slots[start], &share);
         }

@@ -20,6 +20,8 @@
 #define EXPIRED_HELP "Queries skipped because their deadline had passed"
 #define SHARED_NAME "ticket_worker_queries_shared_total"
 #define SHARED_HELP "Queries answered from the read of an identical query of the same batch"
+#define BULK_REPLIES_NAME "ticket_worker_replies_bulk_total"
+#define BULK_REPLIES_HELP "Replies stored by one update command together with other replies of the same batch"
 #define DB_ERRORS_NAME "ticket_worker_db_errors_total"
 #define DB_ERRORS_HELP "Database operations that failed"
 #define DB_DURATION_NAME "ticket_worker_db_operation_duration_seconds"
@@ -46,6 +48,7 @@ static struct {
     tk_series *dlq;
     tk_series *queries_expired;
     tk_series *queries_shared;
+    tk_series *replies_bulk;
 } handles;
 
 static size_t index_of(const char *const *names, size_t count, const char *name) {
@@ -99,6 +102,7 @@ void wk_metrics_register(void) {
     handles.dlq = tk_metrics_counter(DLQ_NAME, DLQ_HELP, "");
     handles.queries_expired = tk_metrics_counter(EXPIRED_NAME, EXPIRED_HELP, "");
     handles.queries_shared = tk_metrics_counter(SHARED_NAME, SHARED_HELP, "");
+    handles.replies_bulk = tk_metrics_counter(BULK_REPLIES_NAME, BULK_REPLIES_HELP, "");
 }
 
 void wk_metrics_message(const char *topic, tk_request_type type, int status, double seconds) {
@@ -114,6 +118,8 @@ void wk_metrics_dead_letter(void) { tk_counter_add(handles.dlq, 1); }
 void wk_metrics_query_expired(void) { tk_counter_add(handles.queries_expired, 1); }
 
 void wk_metrics_query_shared(void) { tk_counter_add(handles.queries_shared, 1); }
+
+void wk_metrics_replies_bulk(size_t count) { tk_counter_add(handles.replies_bulk, (uint64_t)count); }
 
 void wk_metrics_db_error(const char *operation, bool is_transient) {
     size_t o = index_of(DB_OPERATIONS, COUNT_OF(DB_OPERATIONS), operation);

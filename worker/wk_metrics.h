@@ -6,6 +6,7 @@
 #define WK_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "tk_envelope.h"
 
@@ -20,6 +21,9 @@ void wk_metrics_query_expired(void);
 
 /** @brief One query answered from an identical query's read (wk_share.h). */
 void wk_metrics_query_shared(void);
+
+/** @brief count replies stored by one update command of a batch (wk_replies_bulk.h). */
+void wk_metrics_replies_bulk(size_t count);
 
 /** @brief One message sent to ticket.dlq. */
 void wk_metrics_dead_letter(void);

@@ -191,15 +191,33 @@ static bool admit(const wk_process_context *context, const rd_kafka_message_t *m
 }
 
 static void log_handled(const rd_kafka_message_t *message, const wk_address *address, const tk_request *request,
-                        const wk_result *result, int64_t elapsed_us) {
+                        const wk_result *result, int64_t elapsed_us, bool is_batched) {
     if (!tk_log_enabled(TK_LOG_DEBUG)) return;
     json_t *fields = json_pack("{s:s, s:i, s:s*, s:s, s:i, s:I, s:f, s:o*}", "type",
                                tk_request_type_name(request->type), "status", result->status, "ticketId",
                                request->ticket_id, "correlationId", address->correlation_id, "partition",
                                (int)message->partition, "offset", (json_int_t)message->offset, "elapsedMs",
                                (double)elapsed_us / 1000.0, "traceId", trace_id_json(address));
+    if (fields != NULL && is_batched) json_object_set_new(fields, "batched", json_true());
     tk_log_fields(TK_LOG_DEBUG, request->type == TK_REQUEST_TICKETS_LIST ? "query answered" : "command applied",
                   fields);
+}
+
+/* Answers, announces and marks the record done: a message's last step. */
+static void finish(const wk_process_context *context, wk_progress *progress, wk_progress_record *record,
+                   const rd_kafka_message_t *message, const wk_address *address, const tk_request *request,
+                   const wk_result *result, wk_share *shared, int64_t started_us, bool is_batched) {
+    if (address->wants_reply) answer_result(context, address, result, shared, progress, record);
+    const json_t *events[] = {result->event, result->status_event};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
+        if (events[i] != NULL &&
+            wk_output_event(context->output, result->event_key, events[i], address, progress, record) != 0)
+            tk_log_fields(TK_LOG_WARN, "event not sent, message left for redelivery", NULL);
+    }
+    int64_t elapsed_us = tk_monotonic_us() - started_us;
+    wk_metrics_message(static_topic_name(message), request->type, result->status, (double)elapsed_us / 1e6);
+    log_handled(message, address, request, result, elapsed_us, is_batched);
+    wk_progress_done(progress, record);
 }
 
 /* A query answered before in this batch is answered again from that read;
@@ -254,17 +272,20 @@ void wk_process_message_shared(const wk_process_context *context, const wk_colle
         }
         return;
     }
-    if (address.wants_reply) answer_result(context, &address, &result, shared, progress, record);
-    const json_t *events[] = {result.event, result.status_event};
-    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
-        if (events[i] != NULL &&
-            wk_output_event(context->output, result.event_key, events[i], &address, progress, record) != 0)
-            tk_log_fields(TK_LOG_WARN, "event not sent, message left for redelivery", NULL);
-    }
-    int64_t elapsed_us = tk_monotonic_us() - started_us;
-    wk_metrics_message(static_topic_name(message), request.type, result.status, (double)elapsed_us / 1e6);
-    log_handled(message, &address, &request, &result, elapsed_us);
+    finish(context, progress, record, message, &address, &request, &result, shared, started_us, false);
     wk_result_close(&result);
     tk_request_close(&request);
-    wk_progress_done(progress, record);
+}
+
+void wk_process_finish(const wk_process_context *context, wk_progress *progress, const rd_kafka_message_t *message,
+                       const tk_request *request, const wk_result *result, int64_t started_us) {
+    wk_address address;
+    wk_progress_record *record = wk_progress_begin(progress, static_topic_name(message), message->partition,
+                                                   message->offset);
+    if (record == NULL) { /* stored already: the redelivery answers it as a repeat */
+        tk_log_fields(TK_LOG_ERROR, "out of memory, message left for redelivery", NULL);
+        return;
+    }
+    wk_address_from_message(message, &address);
+    finish(context, progress, record, message, &address, request, result, NULL, started_us, true);
 }

@@ -12,6 +12,7 @@
 #include "wk_progress.h"
 #include "wk_share.h"
 #include "wk_store.h"
+#include "wk_tickets.h"
 
 /** A lane's handles on the collections (its own client's). */
 typedef struct {
@@ -42,5 +43,14 @@ void wk_process_message(const wk_process_context *context, const wk_collections 
  */
 void wk_process_message_shared(const wk_process_context *context, const wk_collections *db, wk_progress *progress,
                                const rd_kafka_message_t *message, const wk_lease *lease, wk_share *share);
+
+/**
+ * @brief The last step of a message a batch applied together with others
+ * (wk_group): answers with result, publishes its events, counts it as
+ * handled since started_us and stores the offset once all are acknowledged.
+ * Borrows request and result.
+ */
+void wk_process_finish(const wk_process_context *context, wk_progress *progress, const rd_kafka_message_t *message,
+                       const tk_request *request, const wk_result *result, int64_t started_us);
 
 #endif

@@ -27,7 +27,8 @@ typedef struct {
     pthread_t probe_thread;
     bool is_probing;
     atomic_bool is_stopping;
-    atomic_bool has_conditional_push; /* always set: see add_response in wk_tickets.c */
+    atomic_bool has_conditional_push; /* always set: see wk_reply_add in wk_reply.c */
+    atomic_bool has_bulk_replies;     /* WORKER_BULK_REPLIES: a run of replies as one update (wk_replies_bulk) */
 } wk_store;
 
 /**

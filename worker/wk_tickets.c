@@ -11,12 +11,12 @@
 #include "tk_log.h"
 #include "wk_lifecycle.h"
 #include "wk_metrics.h"
+#include "wk_reply.h"
 #include "wk_store.h"
 #include "wk_ticket_json.h"
 
 static const char MSG_CREATED[] = "Ticket created successfullly!";
 static const char MSG_FETCHED[] = "Ticket fetched successfullly!";
-static const char MSG_REPLIED[] = "Response added successfully!";
 const char WK_MSG_NOT_FOUND[] = "Ticket not found";
 const char WK_MSG_CLOSED[] = "Ticket is closed";
 const char WK_MSG_MODIFIED[] = "Ticket was modified by someone else";
@@ -28,15 +28,13 @@ typedef wk_outcome (*operation_fn)(mongoc_collection_t *tickets, const tk_reques
 
 static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                                 wk_result *result);
-static wk_outcome add_response(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
-                               wk_result *result);
 static wk_outcome list_tickets(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                                wk_result *result);
 static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                              wk_result *result);
 
 static const operation_fn OPERATIONS[TK_REQUEST_TYPE_COUNT] = {
-    [TK_REQUEST_TICKET_CREATE] = create_ticket,       [TK_REQUEST_TICKET_REPLY] = add_response,
+    [TK_REQUEST_TICKET_CREATE] = create_ticket,       [TK_REQUEST_TICKET_REPLY] = wk_reply_add,
     [TK_REQUEST_TICKETS_LIST] = list_tickets,         [TK_REQUEST_TICKET_GET] = get_ticket,
     [TK_REQUEST_TICKET_UPDATE] = wk_lifecycle_change, [TK_REQUEST_TICKET_RESOLVE] = wk_lifecycle_change,
 };
@@ -49,7 +47,7 @@ void wk_tickets_set_answer(wk_result *result, int status, const char *message, j
 
 /* Customers never see internal notes: not in a list, a ticket, or the answer
  * to their own reply or resolve. The event keeps them: services read events. */
-static void hide_internal_from_customer(const tk_request *request, wk_result *result) {
+void wk_tickets_hide_internal(const tk_request *request, wk_result *result) {
     if (request->actor.is_admin || result->data == NULL) return;
     result->data = wk_ticket_json_hide_internal(result->data);
     if (result->data == NULL) wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
@@ -166,7 +164,7 @@ wk_outcome wk_tickets_answer_repeated_create(mongoc_collection_t *tickets, const
         wk_tickets_set_answer(result, 409, MSG_ID_TAKEN, NULL);
     } else {
         rc = answer_created(&existing, request->ticket_id, result);
-        hide_internal_from_customer(request, result); /* notes may have come since */
+        wk_tickets_hide_internal(request, result); /* notes may have come since */
     }
     bson_destroy(&existing);
     return rc;
@@ -194,214 +192,6 @@ static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *
 cleanup:
     bson_destroy(ticket);
     return rc;
-}
-
-/* Finds the response entry with response_id; *entry (may be NULL) then
- * iterates its fields. */
-static bool has_response(const bson_t *ticket, const bson_oid_t *response_id, bson_iter_t *entry) {
-    bson_iter_t iter, entries, field;
-    if (!bson_iter_init_find(&iter, ticket, "response") || !BSON_ITER_HOLDS_ARRAY(&iter) ||
-        !bson_iter_recurse(&iter, &entries))
-        return false;
-    while (bson_iter_next(&entries)) {
-        if (bson_iter_recurse(&entries, &field) && bson_iter_find(&field, "_id") && BSON_ITER_HOLDS_OID(&field) &&
-            bson_oid_equal(bson_iter_oid(&field), response_id))
-            return entry == NULL || bson_iter_recurse(&entries, entry);
-    }
-    return false;
-}
-
-/* The status change a reply made, kept (hidden) on its entry so that a
- * redelivery announces it again: ticket.status_changed, or NULL. */
-static json_t *reply_status_event_new(const bson_t *ticket, const tk_request *request) {
-    bson_oid_t response_id;
-    bson_iter_t entry, from, to;
-    bson_oid_init_from_string(&response_id, request->response_id);
-    if (!has_response(ticket, &response_id, &entry)) return NULL;
-    from = entry;
-    to = entry;
-    if (!bson_iter_find(&from, "statusFrom") || !BSON_ITER_HOLDS_UTF8(&from) || !bson_iter_find(&to, "statusTo") ||
-        !BSON_ITER_HOLDS_UTF8(&to))
-        return NULL;
-    return wk_lifecycle_status_event_new(request->response_id, request->ticket_id, wk_tickets_stored_team(ticket),
-                                         &request->actor, bson_iter_utf8(&from, NULL), bson_iter_utf8(&to, NULL));
-}
-
-static wk_outcome answer_response_added(const bson_t *ticket, const tk_request *request, wk_result *result) {
-    json_t *data = wk_ticket_json_new(ticket);
-    json_t *entries = json_object_get(data, "response");
-    json_t *response = NULL;
-    size_t index;
-    json_t *entry;
-    json_array_foreach(entries, index, entry) {
-        if (strcmp(json_string_value(json_object_get(entry, "_id")), request->response_id) == 0) response = entry;
-    }
-    if (data == NULL || response == NULL) {
-        json_decref(data);
-        wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
-        return WK_DONE;
-    }
-    result->event = wk_tickets_event_new("ticket.replied", "replied", request->response_id,
-                                         wk_tickets_stored_team(ticket));
-    if (result->event != NULL) {
-        json_object_set_new(result->event, "ticketId", json_string(request->ticket_id));
-        json_object_set(result->event, "reply", response);
-        json_object_set(result->event, "ticket", data);
-        /* Said at the top too: a consumer that must not pass notes on to customers checks one member. */
-        if (json_is_true(json_object_get(response, "internal")))
-            json_object_set_new(result->event, "internal", json_true());
-    }
-    result->status_event = reply_status_event_new(ticket, request);
-    memcpy(result->event_key, request->ticket_id, TK_OBJECT_ID_LEN + 1);
-    wk_tickets_set_answer(result, 200, MSG_REPLIED, data);
-    return WK_DONE;
-}
-
-/* A new reply to a closed ticket is 409; one with a stale If-Match, 412.
- * @returns true with the refusal in *result. */
-static bool refuse_reply(const bson_t *ticket, const tk_request *request, wk_result *result) {
-    bson_iter_t iter;
-    bool is_closed = bson_iter_init_find(&iter, ticket, "status") && BSON_ITER_HOLDS_UTF8(&iter) &&
-                     strcmp(bson_iter_utf8(&iter, NULL), "closed") == 0;
-    bool is_stale = request->has_if_match &&
-                    !(bson_iter_init_find(&iter, ticket, "__v") && BSON_ITER_HOLDS_NUMBER(&iter) &&
-                      bson_iter_as_int64(&iter) == request->if_match);
-    if (is_stale || is_closed)
-        wk_tickets_set_answer(result, is_stale ? 412 : 409, is_stale ? WK_MSG_MODIFIED : WK_MSG_CLOSED, NULL);
-    return is_stale || is_closed;
-}
-
-/* The answer for a ticket as it is now: 404 when gone or not the actor's,
- * the first answer when it has the reply. @returns WK_ANSWERED when decided. */
-static wk_outcome answer_from_current(mongoc_collection_t *tickets, const tk_request *request,
-                                      const bson_oid_t *ticket_id, const bson_oid_t *response_id, bson_t *current,
-                                      wk_result *result) {
-    bson_error_t error;
-    bson_reinit(current);
-    int found = wk_tickets_find(tickets, ticket_id, current, &error);
-    if (found < 0) return wk_tickets_database_failure("find", &error, result) == WK_RETRY ? WK_RETRY : WK_ANSWERED;
-    if (found == 0 || !wk_tickets_is_visible_to(current, &request->actor)) {
-        wk_tickets_set_answer(result, 404, WK_MSG_NOT_FOUND, NULL);
-        return WK_ANSWERED;
-    }
-    if (has_response(current, response_id, NULL)) { /* seen before: answer as the first time */
-        answer_response_added(current, request, result);
-        return WK_ANSWERED;
-    }
-    return refuse_reply(current, request, result) ? WK_ANSWERED : WK_DONE;
-}
-
-/* The stored status of ticket, or NULL. */
-static const char *stored_status(const bson_t *ticket) {
-    bson_iter_t iter;
-    return bson_iter_init_find(&iter, ticket, "status") && BSON_ITER_HOLDS_UTF8(&iter) ? bson_iter_utf8(&iter, NULL)
-                                                                                       : NULL;
-}
-
-/* The push of the new entry (internal only when true; the status change it
- * makes, hidden, for a redelivery's event), and the status it moves to. */
-static bson_t *reply_update_new(const tk_request *request, const bson_oid_t *response_id, const char *from,
-                                const char *to, int64_t now) {
-    bson_t *update = bson_new();
-    bson_t push, entry, set;
-    BSON_APPEND_DOCUMENT_BEGIN(update, "$push", &push);
-    BSON_APPEND_DOCUMENT_BEGIN(&push, "response", &entry);
-    BCON_APPEND(&entry, "_id", BCON_OID(response_id), "creatorId", BCON_UTF8(request->actor.id), "creatorType",
-                BCON_UTF8(request->actor.is_admin ? "admin" : "customer"), "description",
-                BCON_UTF8(request->description), "createdAt", BCON_DATE_TIME(now), "updatedAt", BCON_DATE_TIME(now));
-    if (request->internal) BSON_APPEND_BOOL(&entry, "internal", true);
-    if (to != NULL) BCON_APPEND(&entry, "statusFrom", BCON_UTF8(from), "statusTo", BCON_UTF8(to));
-    bson_append_document_end(&push, &entry);
-    bson_append_document_end(update, &push);
-    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
-    BSON_APPEND_DATE_TIME(&set, "updatedAt", now);
-    if (to != NULL) BCON_APPEND(&set, "status", BCON_UTF8(to), "statusChangedAt", BCON_DATE_TIME(now));
-    bson_append_document_end(update, &set);
-    BCON_APPEND(update, "$inc", "{", "__v", BCON_INT32(1), "}");
-    return update;
-}
-
-/* {_id}, and when conditional: the reply not stored yet, the status it was
- * decided on (closed, the automatic move), the __v of If-Match. */
-static bson_t *reply_query_new(const tk_request *request, const bson_oid_t *ticket_id, const bson_oid_t *response_id,
-                               const char *status, bool is_conditional) {
-    bson_t *query = BCON_NEW("_id", BCON_OID(ticket_id));
-    if (!is_conditional) return query;
-    BCON_APPEND(query, "response._id", "{", "$ne", BCON_OID(response_id), "}");
-    if (status != NULL) BSON_APPEND_UTF8(query, "status", status);
-    /* As stored ($inc keeps int32): FerretDB compares pushed-down JSON exactly. */
-    if (request->has_if_match && request->if_match <= INT32_MAX)
-        BSON_APPEND_INT32(query, "__v", (int32_t)request->if_match);
-    else if (request->has_if_match) BSON_APPEND_INT64(query, "__v", request->if_match);
-    return query;
-}
-
-/* Read, check, then push, and only if the partition is still ours. The
- * push is conditional on every server: {_id, "response._id": {$ne}} matches
- * nothing once the reply is stored; no match means re-read and answer as a
- * repeat (or 404 when the ticket went). On MongoDB that makes two writers
- * (a revoked owner whose write was already on the wire, and the new one)
- * store it once. FerretDB 1.24 applies an update by reading the document,
- * changing it in Go and writing it back by _id, so there the condition does
- * not make two truly concurrent writes atomic: the fence does (a write
- * starts only while the lane holds the partition, a revoke purges queued
- * messages, ends retry loops and waits for the in-flight write). What the
- * condition still covers on FerretDB is the write the driver gave up on
- * (socketTimeoutMS) while the server was frozen: FerretDB evaluates it when
- * it wakes, finds the reply stored by the new owner and changes nothing
- * (tests/faults/test_7_* freezes the server and reconciles; with a plain
- * {_id} filter it stored that reply twice). On the PostgreSQL backend only
- * {_id} is pushed down, so the condition costs one document's check. */
-static wk_outcome add_response(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
-                               wk_result *result) {
-    bson_oid_t ticket_id, response_id;
-    bson_error_t error;
-    bson_t current = BSON_INITIALIZER;
-    wk_outcome rc;
-    bson_oid_init_from_string(&ticket_id, request->ticket_id);
-    bson_oid_init_from_string(&response_id, request->response_id);
-
-    rc = answer_from_current(tickets, request, &ticket_id, &response_id, &current, result);
-    if (rc != WK_DONE) goto cleanup;
-    if (!wk_tickets_may_write(guard)) {
-        rc = WK_FENCED;
-        goto cleanup;
-    }
-
-    const char *status = stored_status(&current);
-    const char *to = wk_lifecycle_status_after_reply(status, request);
-    bson_t *query = reply_query_new(request, &ticket_id, &response_id, status,
-                                    guard != NULL && guard->has_conditional_push);
-    bson_t *update = reply_update_new(request, &response_id, status, to, tk_now_ms());
-    bson_t *extra = wk_tickets_max_time_opts_new();
-    mongoc_find_and_modify_opts_t *opts = mongoc_find_and_modify_opts_new();
-    mongoc_find_and_modify_opts_set_update(opts, update);
-    mongoc_find_and_modify_opts_set_flags(opts, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
-    mongoc_find_and_modify_opts_append(opts, extra);
-    bson_t command_reply;
-    bson_iter_t value;
-    if (!mongoc_collection_find_and_modify_with_opts(tickets, query, opts, &command_reply, &error)) {
-        rc = wk_tickets_database_failure("findAndModify", &error, result);
-    } else if (bson_iter_init_find(&value, &command_reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&value)) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t updated;
-        bson_iter_document(&value, &len, &data);
-        if (bson_init_static(&updated, data, len)) rc = answer_response_added(&updated, request, result);
-        else wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
-    } else {
-        /* No match: another writer stored the reply first, or the ticket went. */
-        rc = answer_from_current(tickets, request, &ticket_id, &response_id, &current, result);
-        if (rc == WK_DONE) rc = WK_RETRY; /* neither stored nor gone: the next attempt reads again */
-    }
-    bson_destroy(&command_reply);
-    mongoc_find_and_modify_opts_destroy(opts);
-    bson_destroy(extra);
-    bson_destroy(update);
-    bson_destroy(query);
-cleanup:
-    bson_destroy(&current);
-    return rc == WK_ANSWERED ? WK_DONE : rc;
 }
 
 /* The filter every page of a list shares: scope, then the filter members
@@ -572,7 +362,7 @@ wk_outcome wk_tickets_execute(mongoc_collection_t *tickets, const tk_request *re
     int64_t started_us = tk_monotonic_us();
     wk_outcome rc = OPERATIONS[request->type](tickets, request, guard, result);
     wk_metrics_db_duration(request->type, (double)(tk_monotonic_us() - started_us) / 1e6);
-    if (rc == WK_DONE) hide_internal_from_customer(request, result);
+    if (rc == WK_DONE) wk_tickets_hide_internal(request, result);
     if (rc != WK_DONE) wk_result_close(result);
     return rc;
 }

@@ -82,6 +82,9 @@ extern const char WK_MSG_INTERNAL[];
 /** @brief Sets the answer; takes data. */
 void wk_tickets_set_answer(wk_result *result, int status, const char *message, json_t *data);
 
+/** @brief A customer's answer without internal notes (500 when that fails); admins see all. */
+void wk_tickets_hide_internal(const tk_request *request, wk_result *result);
+
 /**
  * @brief A database error: WK_RETRY (logged) when it may pass or a write's
  * outcome is unknown, else WK_DONE with 500 in *result.

@@ -14,10 +14,8 @@ from bson import ObjectId
 from helpers import metrics as prom
 from helpers.api import (MSG_FETCHED, MSG_REPLIED, assert_newest_first, assert_ticket_shape,
                          describe, expect_error, expect_ok, link_path, next_link)
-from helpers.kafka import (QUERIES, REPLIES, TEST_REPLY_PARTITION, list_query, new_id,
-                           probe_all_partitions)
-from helpers.ops import held_partitions, wait_http, worker_with_http
-from helpers.wait import wait_until
+from helpers.kafka import QUERIES, REPLIES, TEST_REPLY_PARTITION, list_query, new_id
+from helpers.ops import worker_holding
 
 INVALID_CURSOR = "Invalid cursor"
 NOT_FOUND = "Ticket not found"
@@ -413,12 +411,7 @@ def test_worker_skips_a_query_past_its_deadline(kafka, api, customer, taps):
 def test_expired_queries_are_counted(stack, procs, kafka, taps):
     """A worker with /metrics joins the group; an expired query sent to a
     partition it holds is skipped and counted, and the next one answered."""
-    worker, url = worker_with_http(procs)
-    wait_until(lambda: any(t == QUERIES for t, _ in held_partitions(worker)), 60,
-               "the new worker holds a ticket.queries partition")
-    probe_all_partitions(kafka, timeout=60)  # the rebalance has settled
-    wait_http(url + "/readyz", 200, timeout=10)
-    (partition,) = sorted(p for t, p in held_partitions(worker) if t == QUERIES)[:1]
+    _, url, partition = worker_holding(procs, kafka, QUERIES)
     before = prom.value(prom.scrape(url + "/metrics")[0], "ticket_worker_queries_expired_total")
     assert before is not None, "ticket_worker_queries_expired_total is not exported from the start"
     replies = taps(REPLIES, [TEST_REPLY_PARTITION])

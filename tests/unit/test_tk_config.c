@@ -31,6 +31,7 @@ static int reset(void **state) {
                            "WORKER_THREADS",
                            "WORKER_BATCH_MAX",
                            "WORKER_WRITE_LANES",
+                           "WORKER_BULK_REPLIES",
                            "WORKER_HTTP_PORT",
                            "MONGODB_URI",
                            "ACCESS_LOG",
@@ -234,6 +235,17 @@ static void test_worker_batch_bound(void **state) {
     setenv("WORKER_BATCH_MAX", "257", 1); /* more than a lane's queue holds */
     assert_int_equal(tk_worker_config_load(&config, err, sizeof err), -1);
     assert_string_equal(err, "WORKER_BATCH_MAX must be an integer from 1 to 256 (got '257')");
+    unsetenv("WORKER_BATCH_MAX");
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.bulk_replies, 1);
+    tk_worker_config_close(&config);
+    setenv("WORKER_BULK_REPLIES", "0", 1); /* replies one by one, creates still batched */
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
+    assert_int_equal(config.bulk_replies, 0);
+    tk_worker_config_close(&config);
+    setenv("WORKER_BULK_REPLIES", "2", 1);
+    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), -1);
+    assert_string_equal(err, "WORKER_BULK_REPLIES must be an integer from 0 to 1 (got '2')");
 }
 
 /* JWT_SECRET_FILE (a Docker secret): read and trimmed by tk_secret. */

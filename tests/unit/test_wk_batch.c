@@ -1,7 +1,8 @@
 /* wk_batch: a batch is what the queue holds, never more than the bound, in
- * order; it is cut into runs of plain creates and messages handled alone
- * (poison, replies, queries, keyed creates); insertMany's answer splits a
- * run into applied, already applied and handled-alone members. */
+ * order; it is cut into runs of plain creates, runs of plain replies to
+ * distinct tickets, and messages handled alone (poison, queries, updates,
+ * keyed commands); insertMany's answer splits a run into applied, already
+ * applied and handled-alone members, the update's into applied and alone. */
 #include "test_support.h"
 
 #include <stdlib.h>
@@ -71,16 +72,22 @@ static wk_batch_kind kind_of_file(const char *relative) {
     return kind;
 }
 
-static void test_only_plain_valid_creates_join_a_run(void **state) {
+static void test_only_plain_valid_creates_and_replies_join_a_run(void **state) {
     (void)state;
     assert_int_equal(kind_of_file("envelope/valid/create-contract-example.json"), WK_BATCH_CREATE);
     /* poison: alone, so it goes to the dead-letter topic by itself */
     assert_int_equal(kind_of_file("envelope/invalid/actor-id-blank.json"), WK_BATCH_ALONE);
     /* a keyed create writes its key record first: alone */
     assert_int_equal(kind_of_file("envelope/valid/create-idempotency-key-255-chars.json"), WK_BATCH_ALONE);
+    assert_int_equal(kind_of_file("envelope/valid/reply-customer.json"), WK_BATCH_REPLY);
+    assert_int_equal(kind_of_file("envelope/valid/reply-admin-internal.json"), WK_BATCH_REPLY);
+    assert_int_equal(kind_of_file("envelope/valid/reply-customer-internal-false-if-match.json"), WK_BATCH_REPLY);
+    /* a keyed reply writes its key record first: alone */
+    assert_int_equal(kind_of_file("envelope/valid/reply-with-idempotency-key.json"), WK_BATCH_ALONE);
+    assert_int_equal(kind_of_file("envelope/valid/update-every-change.json"), WK_BATCH_ALONE);
     tk_request reply = {0};
     reply.type = TK_REQUEST_TICKET_REPLY;
-    assert_int_equal(wk_batch_kind_of(0, &reply), WK_BATCH_ALONE);
+    assert_int_equal(wk_batch_kind_of(-1, &reply), WK_BATCH_ALONE); /* poison whatever it claims */
 }
 
 static void test_groups_keep_the_order(void **state) {
@@ -90,11 +97,46 @@ static void test_groups_keep_the_order(void **state) {
     const size_t ends[] = {3, 4, 5, 6, 7, 9};
     size_t start = 0, group = 0;
     while (start < 9) {
-        size_t end = wk_batch_group_end(kinds, 9, start);
+        size_t end = wk_batch_group_end(kinds, NULL, 9, start);
         assert_int_equal(end, ends[group++]);
         start = end;
     }
     assert_int_equal(group, 6);
+}
+
+/* Cuts kinds (replies to tickets[i]) into groups; @returns how many, ends in ends. */
+static size_t cut(const wk_batch_kind *kinds, const char *const *tickets, size_t count, size_t *ends) {
+    tk_request requests[16];
+    memset(requests, 0, sizeof requests);
+    for (size_t i = 0; i < count; i++) requests[i].ticket_id = tickets[i];
+    size_t groups = 0;
+    for (size_t start = 0; start < count; start = ends[groups++])
+        ends[groups] = wk_batch_group_end(kinds, requests, count, start);
+    return groups;
+}
+
+static void test_reply_runs_hold_one_reply_per_ticket_in_order(void **state) {
+    (void)state;
+    const wk_batch_kind R = WK_BATCH_REPLY, C = WK_BATCH_CREATE, A = WK_BATCH_ALONE;
+    /* a b c | a (second to a) b' ... : a repeat ticket starts the next group */
+    const wk_batch_kind kinds[] = {R, R, R, R, R, C, C, R, A, R, R};
+    const char *const tickets[] = {"a", "b", "c", "a", "d", "x", "y", "a", "q", "a", "a"};
+    const size_t expected[] = {3, 5, 7, 8, 9, 10, 11};
+    size_t ends[16];
+    size_t groups = cut(kinds, tickets, 11, ends);
+    assert_int_equal(groups, 7);
+    for (size_t g = 0; g < groups; g++) assert_int_equal(ends[g], expected[g]);
+}
+
+static void test_a_run_of_replies_to_one_ticket_goes_one_at_a_time(void **state) {
+    (void)state;
+    const wk_batch_kind R = WK_BATCH_REPLY;
+    const wk_batch_kind kinds[] = {R, R, R};
+    const char *const tickets[] = {"t", "t", "t"};
+    size_t ends[16];
+    assert_int_equal(cut(kinds, tickets, 3, ends), 3);
+    assert_int_equal(ends[0], 1);
+    assert_int_equal(ends[2], 3);
 }
 
 static bson_t *write_errors_reply(const int *indexes, const int *codes, size_t count) {
@@ -161,16 +203,77 @@ static void test_an_unknown_outcome_sends_everyone_alone(void **state) {
     bson_destroy(reply);
 }
 
+static void test_an_update_that_matched_every_statement_applies_all(void **state) {
+    (void)state;
+    wk_batch_fate fates[4];
+    bson_t *reply = BCON_NEW("n", BCON_INT32(4), "nModified", BCON_INT32(4), "ok", BCON_DOUBLE(1));
+    wk_batch_classify_updates(true, reply, 4, fates);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(fates[i], WK_FATE_APPLIED);
+    bson_destroy(reply);
+}
+
+static void test_an_update_short_of_matches_sends_everyone_alone(void **state) {
+    (void)state;
+    wk_batch_fate fates[4];
+    /* one condition failed (raced, stored already, ticket gone): which one is not said */
+    bson_t *reply = BCON_NEW("n", BCON_INT32(3), "nModified", BCON_INT32(3), "ok", BCON_DOUBLE(1));
+    wk_batch_classify_updates(true, reply, 4, fates);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(fates[i], WK_FATE_ALONE);
+    bson_destroy(reply);
+    bson_t empty = BSON_INITIALIZER; /* network error, no "n" */
+    wk_batch_classify_updates(false, &empty, 4, fates);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(fates[i], WK_FATE_ALONE);
+    wk_batch_classify_updates(false, NULL, 4, fates);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(fates[i], WK_FATE_ALONE);
+}
+
+static void test_an_update_write_error_sends_that_statement_alone(void **state) {
+    (void)state;
+    const int indexes[] = {2};
+    const int codes[] = {11000}; /* even a duplicate key: an update's error is never "already applied" */
+    bson_t *reply = write_errors_reply(indexes, codes, 1);
+    BSON_APPEND_INT32(reply, "n", 3);
+    wk_batch_fate fates[4];
+    wk_batch_classify_updates(true, reply, 4, fates);
+    assert_int_equal(fates[0], WK_FATE_APPLIED);
+    assert_int_equal(fates[1], WK_FATE_APPLIED);
+    assert_int_equal(fates[2], WK_FATE_ALONE);
+    assert_int_equal(fates[3], WK_FATE_APPLIED);
+    bson_destroy(reply);
+
+    reply = write_errors_reply(indexes, codes, 1); /* and the others short: all alone */
+    BSON_APPEND_INT32(reply, "n", 2);
+    wk_batch_classify_updates(true, reply, 4, fates);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(fates[i], WK_FATE_ALONE);
+    bson_destroy(reply);
+
+    reply = BCON_NEW("n", BCON_INT32(4)); /* a write concern error: durability unknown */
+    bson_t concern, entry;
+    BSON_APPEND_ARRAY_BEGIN(reply, "writeConcernErrors", &concern);
+    BSON_APPEND_DOCUMENT_BEGIN(&concern, "0", &entry);
+    BSON_APPEND_INT32(&entry, "code", 64);
+    bson_append_document_end(&concern, &entry);
+    bson_append_array_end(reply, &concern);
+    wk_batch_classify_updates(true, reply, 4, fates);
+    for (size_t i = 0; i < 4; i++) assert_int_equal(fates[i], WK_FATE_ALONE);
+    bson_destroy(reply);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_take_keeps_queue_order_across_the_wrap),
         cmocka_unit_test(test_take_stops_at_the_bound_and_leaves_the_rest),
         cmocka_unit_test(test_take_from_an_empty_queue_takes_nothing),
-        cmocka_unit_test(test_only_plain_valid_creates_join_a_run),
+        cmocka_unit_test(test_only_plain_valid_creates_and_replies_join_a_run),
         cmocka_unit_test(test_groups_keep_the_order),
+        cmocka_unit_test(test_reply_runs_hold_one_reply_per_ticket_in_order),
+        cmocka_unit_test(test_a_run_of_replies_to_one_ticket_goes_one_at_a_time),
         cmocka_unit_test(test_an_accepted_insert_applies_every_member),
         cmocka_unit_test(test_duplicates_are_already_applied_others_go_alone),
         cmocka_unit_test(test_an_unknown_outcome_sends_everyone_alone),
+        cmocka_unit_test(test_an_update_that_matched_every_statement_applies_all),
+        cmocka_unit_test(test_an_update_short_of_matches_sends_everyone_alone),
+        cmocka_unit_test(test_an_update_write_error_sends_that_statement_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

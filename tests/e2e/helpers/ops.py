@@ -11,7 +11,9 @@ import uuid
 
 import requests
 
+from .kafka import probe_all_partitions
 from .procs import free_port
+from .wait import wait_until
 
 TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -96,6 +98,18 @@ def worker_with_http(factory, env=None, wait=True, **kwargs):
     overrides.update(env or {})
     worker = factory.worker(env=overrides, wait=wait, **kwargs)
     return worker, "http://127.0.0.1:%d" % port
+
+
+def worker_holding(factory, kafka, topic):
+    """Start a worker with /metrics and wait until it holds a partition of
+    `topic` and the rebalance has settled; returns (worker, base url, partition)."""
+    worker, url = worker_with_http(factory)
+    wait_until(lambda: any(t == topic for t, _ in held_partitions(worker)), 60,
+               "the new worker holds a %s partition" % topic)
+    probe_all_partitions(kafka, timeout=60)
+    wait_http(url + "/readyz", 200, timeout=10)
+    (partition,) = sorted(p for t, p in held_partitions(worker) if t == topic)[:1]
+    return worker, url, partition
 
 
 def wait_http(url, status=200, timeout=20.0):
