@@ -172,8 +172,7 @@ int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
     config->group_instance_id = env_string("KAFKA_GROUP_INSTANCE_ID", NULL);
     config->bind_address = env_string("BIND_ADDRESS", "0.0.0.0");
     if (env_int("WORKER_THREADS", 4, 1, 64, &config->worker_threads, err, err_len) != 0 ||
-        env_int("WORKER_WRITE_LANES", (config->worker_threads + 1) / 2, 1, 64, &config->write_lanes, err, err_len) !=
-            0 ||
+        env_int("WORKER_WRITE_LANES", 1, 1, 64, &config->write_lanes, err, err_len) != 0 ||
         env_int("WORKER_BATCH_MAX", 256, 1, 256, &config->batch_max, err, err_len) != 0 ||
         env_int("WORKER_BULK_REPLIES", 1, 0, 1, &config->bulk_replies, err, err_len) != 0 ||
         env_int("WORKER_HTTP_PORT", 0, 0, 65535, &config->http_port, err, err_len) != 0 ||

@@ -51,7 +51,7 @@ typedef struct {
     const char *worker_id;         /* WORKER_ID: names this worker in logs and client ids; NULL = none */
     const char *group_instance_id; /* KAFKA_GROUP_INSTANCE_ID: static membership; NULL = dynamic */
     int worker_threads;
-    int write_lanes; /* WORKER_WRITE_LANES: lanes (of worker_threads) that apply commands; default half */
+    int write_lanes; /* WORKER_WRITE_LANES: lanes (of worker_threads) that apply commands; default 1 */
     int batch_max;   /* WORKER_BATCH_MAX: messages a lane applies at once (group commit); 1 = one by one */
     int bulk_replies; /* WORKER_BULK_REPLIES: 1 = a batch's run of replies is one update (wk_replies_bulk); 0 = one by one */
     int http_port; /* WORKER_HTTP_PORT: health and metrics; 0 = off */

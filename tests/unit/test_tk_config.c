@@ -199,15 +199,11 @@ static void test_trust_settings(void **state) {
     assert_non_null(strstr(err, "REPLY_TOPICS"));
 }
 
-/* Half the lanes apply commands unless WORKER_WRITE_LANES says otherwise. */
+/* One lane applies commands unless WORKER_WRITE_LANES says otherwise. */
 static void test_worker_write_lanes(void **state) {
     (void)state;
     tk_worker_config config;
     char err[TK_CONFIG_ERROR_MAX] = "";
-    assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
-    assert_int_equal(config.write_lanes, 2);
-    tk_worker_config_close(&config);
-    setenv("WORKER_THREADS", "1", 1);
     assert_int_equal(tk_worker_config_load(&config, err, sizeof err), 0);
     assert_int_equal(config.write_lanes, 1);
     tk_worker_config_close(&config);
