@@ -97,8 +97,7 @@ static void *run_lane(void *arg) {
         } else {
             for (size_t i = 0; i < taken; i++) {
                 wk_lane_slot *slot = &lane->batch[i];
-                wk_lease lease = {&lanes->fence, rd_kafka_topic_name(slot->message->rkt), slot->message->partition,
-                                  slot->epoch};
+                wk_lease lease = wk_batch_lease_of(&lanes->fence, slot);
                 lanes->handle(lanes, &db, &lane->progress, slot->message, &lease);
             }
         }

@@ -67,12 +67,6 @@ typedef struct {
     json_t *fields; /* {name: {old, new}}: only what differs */
 } change_plan;
 
-static const char *text_of(const bson_t *document, const char *name) {
-    bson_iter_t iter;
-    if (!bson_iter_init_find(&iter, document, name) || !BSON_ITER_HOLDS_UTF8(&iter)) return NULL;
-    return bson_iter_utf8(&iter, NULL);
-}
-
 static int64_t version_of(const bson_t *ticket) {
     bson_iter_t iter;
     return bson_iter_init_find(&iter, ticket, "__v") && BSON_ITER_HOLDS_NUMBER(&iter) ? bson_iter_as_int64(&iter) : -1;
@@ -97,7 +91,7 @@ static json_t *differences_new(const bson_t *current, const tk_request *request)
     for (size_t i = 0; fields != NULL && i < CHANGEABLE_COUNT; i++) {
         bool is_set;
         const char *wanted = wanted_value(request, i, &is_set);
-        const char *old = text_of(current, CHANGEABLE[i].name);
+        const char *old = wk_tickets_stored_text(current, CHANGEABLE[i].name);
         bool is_same = wanted == NULL ? old == NULL : old != NULL && strcmp(old, wanted) == 0;
         if (!is_set || is_same) continue;
         if (json_object_set_new(fields, CHANGEABLE[i].name,
@@ -237,7 +231,7 @@ static wk_outcome refuse_or_plan(const tk_request *request, change_plan *plan, w
         wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
         return WK_ANSWERED;
     }
-    const char *status = text_of(&plan->current, "status");
+    const char *status = wk_tickets_stored_text(&plan->current, "status");
     if (status != NULL && strcmp(status, "closed") == 0 && json_object_size(plan->fields) > 0) {
         wk_tickets_set_answer(result, 409, closed_message(plan->fields), NULL);
         return WK_ANSWERED;

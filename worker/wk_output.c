@@ -272,15 +272,6 @@ static rd_kafka_headers_t *reply_headers(const wk_address *address, int chunk_in
     return headers;
 }
 
-int wk_output_reply(wk_output *output, const wk_address *address, const json_t *reply, wk_progress *progress,
-                    wk_progress_record *record) {
-    char *text = json_dumps(reply, JSON_COMPACT);
-    if (text == NULL) return -1;
-    int rc = wk_output_reply_text(output, address, text, strlen(text), progress, record);
-    free(text);
-    return rc;
-}
-
 int wk_output_reply_text(wk_output *output, const wk_address *address, const char *text, size_t len,
                          wk_progress *progress, wk_progress_record *record) {
     int chunk_count = (int)((len + TK_REPLY_CHUNK_BYTES - 1) / TK_REPLY_CHUNK_BYTES);

@@ -42,13 +42,10 @@ void wk_address_from_message(const rd_kafka_message_t *message, wk_address *addr
 int wk_output_init(wk_output *output, const char *brokers, const char *client_id, char *err, size_t err_len);
 
 /**
- * @brief Sends reply to address (chunked above TK_REPLY_CHUNK_BYTES), tracked by
- * record. Waits while the local queue is full. @returns 0, or -1 when stopping.
+ * @brief Sends a reply's text (len bytes, copied) to address, in chunks above
+ * TK_REPLY_CHUNK_BYTES, tracked by record. Waits while the local queue is
+ * full. @returns 0, or -1 when stopping.
  */
-int wk_output_reply(wk_output *output, const wk_address *address, const json_t *reply, wk_progress *progress,
-                    wk_progress_record *record);
-
-/** @brief wk_output_reply with the reply already dumped (text: len bytes, copied). */
 int wk_output_reply_text(wk_output *output, const wk_address *address, const char *text, size_t len,
                          wk_progress *progress, wk_progress_record *record);
 

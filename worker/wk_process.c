@@ -29,16 +29,30 @@ static const char *static_topic_name(const rd_kafka_message_t *message) {
 
 /* Sends reply (takes ownership). A failed send leaves its unit outstanding,
  * so the offset stays unstored and the message comes again. */
-static void send_reply(const wk_process_context *context, const wk_address *address, json_t *reply,
-                       wk_progress *progress, wk_progress_record *record) {
-    if (reply == NULL) {
+/* reply (taken) as its text, NULL when it or the text could not be built. */
+static char *reply_text_new(json_t *reply) {
+    char *text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
+    json_decref(reply);
+    return text;
+}
+
+/* Sends a reply's text (NULL: it could not be built, which is logged). */
+static void send_reply_text(const wk_process_context *context, const wk_address *address, const char *text, size_t len,
+                            wk_progress *progress, wk_progress_record *record) {
+    if (text == NULL) {
         tk_log_fields(TK_LOG_ERROR, "cannot build reply", json_pack("{s:s}", "correlationId", address->correlation_id));
         return;
     }
-    if (wk_output_reply(context->output, address, reply, progress, record) != 0)
+    if (wk_output_reply_text(context->output, address, text, len, progress, record) != 0)
         tk_log_fields(TK_LOG_WARN, "reply not sent, message left for redelivery",
                       json_pack("{s:s}", "correlationId", address->correlation_id));
-    json_decref(reply);
+}
+
+static void send_reply(const wk_process_context *context, const wk_address *address, json_t *reply,
+                       wk_progress *progress, wk_progress_record *record) {
+    char *text = reply_text_new(reply);
+    send_reply_text(context, address, text, text != NULL ? strlen(text) : 0, progress, record);
+    free(text);
 }
 
 static void answer(const wk_process_context *context, const wk_address *address, int status, const char *message,
@@ -140,20 +154,11 @@ static void answer_shared(const wk_process_context *context, const wk_address *a
                           wk_share *share, wk_progress *progress, wk_progress_record *record) {
     size_t len = 0;
     if (wk_share_reply(share, &len) == NULL) {
-        json_t *reply = result_reply(result);
-        char *text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
-        json_decref(reply);
-        if (text == NULL) {
-            tk_log_fields(TK_LOG_ERROR, "cannot build reply",
-                          json_pack("{s:s}", "correlationId", address->correlation_id));
-            return;
-        }
-        wk_share_keep_reply(share, text, strlen(text));
+        char *text = reply_text_new(result_reply(result));
+        if (text != NULL) wk_share_keep_reply(share, text, strlen(text));
     }
-    const char *text = wk_share_reply(share, &len);
-    if (wk_output_reply_text(context->output, address, text, len, progress, record) != 0)
-        tk_log_fields(TK_LOG_WARN, "reply not sent, message left for redelivery",
-                      json_pack("{s:s}", "correlationId", address->correlation_id));
+    const char *text = wk_share_reply(share, &len); /* sets len: not in the same call's arguments */
+    send_reply_text(context, address, text, len, progress, record);
 }
 
 static void answer_result(const wk_process_context *context, const wk_address *address, const wk_result *result,

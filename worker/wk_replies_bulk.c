@@ -20,6 +20,7 @@ typedef enum {
 
 typedef struct {
     member_state state;
+    bson_oid_t id;        /* its ticket's */
     bson_t *ticket;       /* as read; NULL when absent */
     wk_result result;     /* MEMBER_ANSWERED */
     wk_reply_write write; /* MEMBER_SENT: the statement and the ticket it leaves */
@@ -52,14 +53,11 @@ static void run_close(reply_run *run, size_t count) {
 }
 
 /* The member whose ticket is document (ids compared as ObjectIds, not as text). */
-static member *member_of(const bson_t *document, const tk_request *requests, size_t count, reply_run *run) {
+static member *member_of(const bson_t *document, size_t count, reply_run *run) {
     bson_iter_t iter;
-    bson_oid_t id;
     if (!bson_iter_init_find(&iter, document, "_id") || !BSON_ITER_HOLDS_OID(&iter)) return NULL;
-    for (size_t i = 0; i < count; i++) {
-        bson_oid_init_from_string(&id, requests[i].ticket_id);
-        if (bson_oid_equal(&id, bson_iter_oid(&iter))) return &run->members[i];
-    }
+    for (size_t i = 0; i < count; i++)
+        if (bson_oid_equal(&run->members[i].id, bson_iter_oid(&iter))) return &run->members[i];
     return NULL;
 }
 
@@ -69,7 +67,6 @@ static member *member_of(const bson_t *document, const tk_request *requests, siz
  * @returns false when the read failed: every member goes one by one. */
 static bool read_tickets(const wk_collections *db, const tk_request *requests, size_t count, reply_run *run) {
     bson_t *filter = bson_new(), in, ids;
-    bson_oid_t id;
     char key[16];
     const char *key_text;
     bson_error_t error;
@@ -77,9 +74,9 @@ static bool read_tickets(const wk_collections *db, const tk_request *requests, s
     BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &in);
     BSON_APPEND_ARRAY_BEGIN(&in, "$in", &ids);
     for (size_t i = 0; i < count; i++) {
-        bson_oid_init_from_string(&id, requests[i].ticket_id);
+        bson_oid_init_from_string(&run->members[i].id, requests[i].ticket_id);
         bson_uint32_to_string((uint32_t)i, &key_text, key, sizeof key);
-        bson_append_oid(&ids, key_text, -1, &id);
+        bson_append_oid(&ids, key_text, -1, &run->members[i].id);
     }
     bson_append_array_end(&in, &ids);
     bson_append_document_end(filter, &in);
@@ -88,7 +85,7 @@ static bool read_tickets(const wk_collections *db, const tk_request *requests, s
                             BCON_INT64(WK_STORE_MAX_TIME_MS));
     mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(db->tickets, filter, opts, NULL);
     while (mongoc_cursor_next(cursor, &document)) {
-        member *m = member_of(document, requests, count, run);
+        member *m = member_of(document, count, run);
         if (m != NULL && m->ticket == NULL) m->ticket = bson_copy(document); /* the cursor owns document */
     }
     bool is_ok = !mongoc_cursor_error(cursor, &error);

@@ -111,13 +111,6 @@ static wk_outcome answer_from_current(mongoc_collection_t *tickets, const tk_req
     return wk_reply_decide(current, found == 1, request, result);
 }
 
-/* The stored status of ticket, or NULL. */
-static const char *stored_status(const bson_t *ticket) {
-    bson_iter_t iter;
-    return bson_iter_init_find(&iter, ticket, "status") && BSON_ITER_HOLDS_UTF8(&iter) ? bson_iter_utf8(&iter, NULL)
-                                                                                       : NULL;
-}
-
 /* The new entry (internal only when true; the status change it makes,
  * hidden, for a redelivery's event). */
 static bson_t *entry_new(const tk_request *request, const char *from, const char *to, int64_t now) {
@@ -236,7 +229,7 @@ fail:
 
 void wk_reply_write_init(wk_reply_write *write, const bson_t *current, const tk_request *request, bool is_conditional,
                          bool wants_applied, int64_t now_ms) {
-    const char *status = stored_status(current);
+    const char *status = wk_tickets_stored_text(current, "status");
     const char *to = wk_lifecycle_status_after_reply(status, request);
     bson_t *entry = entry_new(request, status, to, now_ms);
     memset(write, 0, sizeof *write);

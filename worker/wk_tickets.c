@@ -86,13 +86,15 @@ json_t *wk_tickets_event_new(const char *type, const char *event_id_prefix, cons
                      "occurredAt", now, "teamId", team);
 }
 
-/* The stored team of a ticket, NULL when it has none (created by an admin
- * through Kafka). */
-const char *wk_tickets_stored_team(const bson_t *ticket) {
+const char *wk_tickets_stored_text(const bson_t *ticket, const char *name) {
     bson_iter_t iter;
-    if (!bson_iter_init_find(&iter, ticket, "teamId") || !BSON_ITER_HOLDS_UTF8(&iter)) return NULL;
+    if (!bson_iter_init_find(&iter, ticket, name) || !BSON_ITER_HOLDS_UTF8(&iter)) return NULL;
     return bson_iter_utf8(&iter, NULL);
 }
+
+/* The stored team of a ticket, NULL when it has none (created by an admin
+ * through Kafka). */
+const char *wk_tickets_stored_team(const bson_t *ticket) { return wk_tickets_stored_text(ticket, "teamId"); }
 
 bool wk_tickets_is_visible_to(const bson_t *ticket, const tk_actor *actor) {
     if (actor->is_admin) return true;

@@ -100,6 +100,9 @@ bson_t *wk_tickets_max_time_opts_new(void);
 /** @returns a new event {version, type, eventId "<prefix>:<id>", occurredAt, teamId?}, or NULL when out of memory. */
 json_t *wk_tickets_event_new(const char *type, const char *event_id_prefix, const char *event_id, const char *team);
 
+/** @returns the text field name of a stored ticket (borrowed), NULL when absent or not text. */
+const char *wk_tickets_stored_text(const bson_t *ticket, const char *name);
+
 /** @returns the stored teamId of ticket (borrowed), or NULL when it has none. */
 const char *wk_tickets_stored_team(const bson_t *ticket);
 
