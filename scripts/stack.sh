@@ -811,6 +811,8 @@ stk_start_ferretdb() {
         stk_start_postgres "$run" || return 1
         backend_args=(-backend postgresql -postgresql-url "$(stk_pg_url "$run")")
     fi
+    # FERRETDB_DEBUG_ADDR (e.g. 127.0.0.1:6060): Go's pprof, for profiling the database's CPU.
+    [[ -n ${FERRETDB_DEBUG_ADDR:-} ]] && backend_args+=(-debug-addr "$FERRETDB_DEBUG_ADDR")
     stk_spawn "$run" ferretdb "$STK_FERRETDB_BIN" -listen "127.0.0.1:$port" \
         "${backend_args[@]}" -log-level "${FERRETDB_LOG_LEVEL:-warn}" || return 1
     echo "$port" >"$run/ferretdb.port"
