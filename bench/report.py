@@ -258,7 +258,8 @@ def report(res, s):
     p(f"## ./dev bench — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     p("")
     p(f"- commit {git_commit(s.get('root', '.'))}; mode: {s.get('mode')}, measured {s.get('duration')}s per run "
-      f"after {s.get('warmup')}s warm-up")
+      f"after {s.get('warmup')}s warm-up; each stack first served {s.get('warm_up', '0')}s of team-list reads, "
+      f"not measured (a JVM broker's JIT is cold for minutes)")
     p(f"- machine: {os.cpu_count()} CPUs, {cpu_model()}; load average before: {s.get('load_before')}, "
       f"after: {loadavg()}")
     p(f"- JVMs on the machine at start: {s.get('java_before')} (ours is one; others belong to other stacks)")

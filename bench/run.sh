@@ -53,6 +53,8 @@ usage: ./dev bench [--quick] [--duration S] [--rate R] [--connections N] [--work
   --tickets N      first preload N tickets in 500 teams straight into the database
                    (bench/preload.py); e.g. --tickets 100000 --only dbprobe
 FERRETDB_BACKEND=sqlite ./dev bench ... measures the old SQLite backend.
+WARM_UP=S ./dev bench ...: seconds of unmeasured team-list reads that warm each
+stack (ours, then the baseline's) before its runs (default 60, quick 2; 0: none).
 
 Tables go to stdout and .cache/bench/latest.md; see BENCHMARKS.md.
 Throughput and latency count 2xx answers only. Any error answer (non-2xx,
@@ -90,10 +92,10 @@ is_count "$WORKERS" || tk_die "--workers must be a positive number"
 [[ $PRELOAD == 0 ]] || is_count "$PRELOAD" || tk_die "--tickets must be a positive number"
 
 if ((QUICK)); then
-    DURATION=${DURATION:-2} WARMUP=0.5 LAT_DURATION=2 SCALE_DURATION=2 HOLD=${HOLD:-2000}
+    DURATION=${DURATION:-2} WARMUP=0.5 LAT_DURATION=2 SCALE_DURATION=2 HOLD=${HOLD:-2000} WARM_UP=${WARM_UP:-2}
     SEED_OTHER=100 SEED_REPLY=100 PROFILE_SECONDS=3 PROFILE_HZ=1999 IDLE_SECONDS=2
 else
-    DURATION=${DURATION:-15} WARMUP=3 LAT_DURATION=10 SCALE_DURATION=10 HOLD=${HOLD:-10000}
+    DURATION=${DURATION:-15} WARMUP=3 LAT_DURATION=10 SCALE_DURATION=10 HOLD=${HOLD:-10000} WARM_UP=${WARM_UP:-60}
     SEED_OTHER=100 SEED_REPLY=200 PROFILE_SECONDS=10 PROFILE_HZ=2999 IDLE_SECONDS=5
 fi
 SEED_LIST=100            # the team of the team-list workload
@@ -360,6 +362,18 @@ seed() {
     [[ $ok == "$count" ]] || tk_die "seeding $spec: $ok of $count created; see $RUN/loadgen.log"
 }
 
+# The broker is a JVM: for its first minutes under load its JIT compiles the
+# produce and fetch paths (C2 threads: 22 s of CPU in a broker's first 2.5
+# minutes, 0.1 s a second after that), which a broker in service has long
+# done. WARM_UP seconds of team-list reads, not measured, warm every path
+# (produce, fetch, purgatory) without adding data; the baseline gets the same.
+warm_up() {
+    [[ $WARM_UP != 0 ]] || return 0
+    tk_info "warming up: ${WARM_UP}s of team-list reads, not measured ..."
+    "$LOADGEN" --port "$GW_PORT" --label warm-up --spec "$SPECS/list.tsv" --connections "$DB_CONNS" \
+        --duration "$WARM_UP" >/dev/null 2>>"$RUN/loadgen.log" || tk_die "the warm-up failed; see $RUN/loadgen.log"
+}
+
 closed() { # closed NAME SPEC CONNECTIONS DURATION [extra]
     local name=$1 spec=$2 conns=$3 duration=$4
     shift 4
@@ -380,6 +394,7 @@ report() {
     baseline_info="node $(node --version 2>/dev/null || echo '?'), $(node -p "Object.entries(require('$BASELINE_SRC/package.json').dependencies).map(([k, v]) => k + ' ' + v).join(', ')" 2>/dev/null || echo '?')"
     tk_python "$TK_ROOT/bench/report.py" "$RUN/results" --set "root=$TK_ROOT" \
         --set "mode=$( ((QUICK)) && echo quick || echo full)" --set "duration=$DURATION" --set "warmup=$WARMUP" \
+        --set "warm_up=$WARM_UP" \
         --set "load_before=$LOAD_BEFORE" --set "java_before=$JAVA_BEFORE" --set "backend=$STK_FERRETDB_BACKEND" \
         --set "workers=$WORKERS" --set "worker_threads=$WORKER_THREADS" --set "seed_list=$SEED_LIST" \
         --set "seed_reply=$SEED_REPLY" --set "idle_seconds=$IDLE_SECONDS" --set "idle_text=$IDLE_TEXT" \
@@ -540,6 +555,7 @@ want healthz && closed healthz healthz "$CONNS" "$DURATION"
 # The list team and a second team: the admin list sees both (a moderate size).
 ((NEEDS_LOAD)) && seed seed-list "$SEED_LIST"
 ((NEEDS_LOAD)) && seed seed-other "$SEED_OTHER"
+((NEEDS_LOAD)) && warm_up
 want admin && closed admin admin "$DB_CONNS" "$DURATION"
 want list && closed list list "$DB_CONNS" "$DURATION"
 
@@ -647,6 +663,7 @@ if want baseline; then
     seed create 200
     seed seed-list "$SEED_LIST"
     seed seed-other "$SEED_OTHER"
+    warm_up
     seed seed-reply "$SEED_REPLY" "$RUN/baseline-reply-ids"
     write_reply_specs "$SPECS" "$RUN/baseline-reply-ids"
     closed baseline-mix mix "$DB_CONNS" "$DURATION"
