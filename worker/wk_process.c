@@ -27,8 +27,6 @@ static const char *static_topic_name(const rd_kafka_message_t *message) {
     return strcmp(name, TK_TOPIC_QUERIES) == 0 ? TK_TOPIC_QUERIES : TK_TOPIC_COMMANDS;
 }
 
-/* Sends reply (takes ownership). A failed send leaves its unit outstanding,
- * so the offset stays unstored and the message comes again. */
 /* reply (taken) as its text, NULL when it or the text could not be built. */
 static char *reply_text_new(json_t *reply) {
     char *text = reply != NULL ? json_dumps(reply, JSON_COMPACT) : NULL;
@@ -36,7 +34,9 @@ static char *reply_text_new(json_t *reply) {
     return text;
 }
 
-/* Sends a reply's text (NULL: it could not be built, which is logged). */
+/* Sends a reply's text (NULL: it could not be built, which is logged). A
+ * failed send leaves its unit outstanding, so the offset stays unstored and
+ * the message comes again. */
 static void send_reply_text(const wk_process_context *context, const wk_address *address, const char *text, size_t len,
                             wk_progress *progress, wk_progress_record *record) {
     if (text == NULL) {
@@ -48,6 +48,7 @@ static void send_reply_text(const wk_process_context *context, const wk_address 
                       json_pack("{s:s}", "correlationId", address->correlation_id));
 }
 
+/* Sends reply (takes ownership). */
 static void send_reply(const wk_process_context *context, const wk_address *address, json_t *reply,
                        wk_progress *progress, wk_progress_record *record) {
     char *text = reply_text_new(reply);
