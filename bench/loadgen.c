@@ -27,7 +27,9 @@
  *
  * While the measured window runs, the CPU time (utime+stime from
  * /proc/PID/stat) of the processes named with --cpu NAME=PID[,PID...] is
- * sampled at its start and end, their peak RSS is reset at the start
+ * sampled at its start and end (+PID: that process and its children, found
+ * again at the end; PostgreSQL's backends, each in its own session, are
+ * children of the postmaster), their peak RSS is reset at the start
  * (/proc/PID/clear_refs "5") and read at the end (VmHWM).
  */
 #define _GNU_SOURCE
@@ -58,7 +60,8 @@
 
 #define MAX_THREADS 16
 #define MAX_CPU_GROUPS 8
-#define MAX_PIDS_PER_GROUP 16
+#define MAX_PIDS_PER_GROUP 256
+#define MAX_PARENTS_PER_GROUP 4
 #define MAX_STATUS 600
 
 /* ------------------------------------------------------------------ utils */
@@ -260,6 +263,8 @@ typedef struct {
     char name[32];
     pid_t pids[MAX_PIDS_PER_GROUP];
     int npids;
+    pid_t parents[MAX_PARENTS_PER_GROUP]; /* +PID: their children count too */
+    int nparents;
     uint64_t ticks_start[MAX_PIDS_PER_GROUP];
     uint64_t ticks_end[MAX_PIDS_PER_GROUP];
     uint64_t switches_start[MAX_PIDS_PER_GROUP]; /* context switches, all threads */
@@ -293,7 +298,7 @@ static struct {
 static void usage(void) {
     fputs("usage: loadgen --port P --spec FILE [--connections N] [--threads T] [--rate R]\n"
           "               [--duration S] [--warmup S] [--drain S] [--requests N [--ids-out FILE]]\n"
-          "               [--hold N --stop-pids PID,... --rss-pid PID] [--cpu NAME=PID[,PID...]]... [--label L]\n",
+          "               [--hold N --stop-pids PID,... --rss-pid PID] [--cpu NAME=[+]PID[,...]]... [--label L]\n",
           stderr);
     exit(2);
 }
@@ -306,6 +311,23 @@ static void parse_pids(const char *text, pid_t *pids, int *n) {
         if (*n >= MAX_PIDS_PER_GROUP) die("too many pids in '%s'", text);
         long v = strtol(tok, NULL, 10);
         if (v > 0) pids[(*n)++] = (pid_t)v;
+    }
+    free(copy);
+}
+
+/* PID,+PID,...: a leading + also counts that process's children. */
+static void parse_group_pids(const char *text, cpu_group *g) {
+    char *copy = strdup(text);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        bool is_parent = tok[0] == '+';
+        long v = strtol(tok + is_parent, NULL, 10);
+        if (v <= 0) continue;
+        if (g->npids >= MAX_PIDS_PER_GROUP) die("too many pids in '%s'", text);
+        g->pids[g->npids++] = (pid_t)v;
+        if (!is_parent) continue;
+        if (g->nparents >= MAX_PARENTS_PER_GROUP) die("too many +pids in '%s'", text);
+        g->parents[g->nparents++] = (pid_t)v;
     }
     free(copy);
 }
@@ -336,7 +358,7 @@ static void parse_args(int argc, char **argv) {
             const char *eq = strchr(v, '=');
             if (eq == NULL || eq == v || (size_t)(eq - v) >= sizeof g->name) die("--cpu wants NAME=PID[,PID...]");
             memcpy(g->name, v, (size_t)(eq - v));
-            parse_pids(eq + 1, g->pids, &g->npids);
+            parse_group_pids(eq + 1, g);
         } else usage();
 #undef ARG
     }
@@ -417,6 +439,50 @@ static void proc_reset_hwm(pid_t pid) {
     if (write(fd, "5", 1) < 0) {
     }
     close(fd);
+}
+
+/* The parent pid (field 4 of /proc/PID/stat), or -1. */
+static pid_t proc_ppid(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    int ppid = -1;
+    if (p == NULL || sscanf(p + 2, "%*c %d", &ppid) != 1) return -1;
+    return (pid_t)ppid;
+}
+
+static bool group_has_pid(const cpu_group *g, pid_t pid) {
+    for (int i = 0; i < g->npids; i++)
+        if (g->pids[i] == pid) return true;
+    return false;
+}
+
+/* Adds the children of g's +PIDs not in it yet. Their ticks at the start are
+ * 0: one found at the end was born during the window. */
+static void group_add_children(cpu_group *g) {
+    if (g->nparents == 0) return;
+    DIR *dir = opendir("/proc");
+    if (dir == NULL) return;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL && g->npids < MAX_PIDS_PER_GROUP) {
+        pid_t pid = (pid_t)strtol(entry->d_name, NULL, 10);
+        if (pid <= 0 || group_has_pid(g, pid)) continue;
+        pid_t ppid = proc_ppid(pid);
+        for (int i = 0; i < g->nparents; i++)
+            if (ppid == g->parents[i]) {
+                g->ticks_start[g->npids] = 0;
+                g->switches_start[g->npids] = 0;
+                g->pids[g->npids++] = pid;
+                break;
+            }
+    }
+    closedir(dir);
 }
 
 /* Busy and total jiffies of the whole machine (/proc/stat "cpu" line). */
@@ -844,17 +910,20 @@ static void thread_connect(thread_ctx *t) {
 /* --------------------------------------------------------------- sampling */
 
 static void sample_start(uint64_t *busy, uint64_t *total) {
-    for (int g = 0; g < opt.ngroups; g++)
+    for (int g = 0; g < opt.ngroups; g++) {
+        group_add_children(&opt.groups[g]);
         for (int i = 0; i < opt.groups[g].npids; i++) {
             proc_reset_hwm(opt.groups[g].pids[i]);
             opt.groups[g].ticks_start[i] = proc_ticks(opt.groups[g].pids[i]);
             opt.groups[g].switches_start[i] = proc_switches(opt.groups[g].pids[i]);
         }
+    }
     machine_ticks(busy, total);
 }
 
 static void sample_end(uint64_t *busy, uint64_t *total) {
     for (int g = 0; g < opt.ngroups; g++) {
+        group_add_children(&opt.groups[g]);
         opt.groups[g].hwm_kb = 0;
         for (int i = 0; i < opt.groups[g].npids; i++) {
             opt.groups[g].ticks_end[i] = proc_ticks(opt.groups[g].pids[i]);

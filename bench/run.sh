@@ -200,12 +200,15 @@ worker_names() {
 pid_of() { stk_alive "$RUN" "$1" || tk_die "$1 is not running; see $RUN/$1.log"; }
 
 # The database's processes, comma-separated: FerretDB and, with the
-# PostgreSQL backend, every PostgreSQL process (its process group).
+# PostgreSQL backend, every PostgreSQL process. Its backends each run in a
+# session of their own (no process group holds them): the postmaster is
+# named with a +, which makes loadgen count its children too, found again
+# at the end of each run (FerretDB opens connections as load grows).
 db_pids() {
     local pids pg
     pids=$(pid_of ferretdb)
     if pg=$(stk_alive "$RUN" postgres); then
-        pids+=",$(pgrep -g "$pg" | paste -sd, -)"
+        pids+=",+$pg"
     fi
     echo "$pids"
 }

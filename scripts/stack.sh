@@ -666,51 +666,15 @@ stk_psql() {
         -U ferretdb -d ferretdb "$@"
 }
 
-# The GIN indexes FerretDB needs, made by an event trigger whenever FerretDB
-# creates a collection's table (it does so lazily, on the first insert or
-# createIndexes, under whatever database name a test picks):
-# - FerretDB pushes an equality filter down as `_jsonb->'f' @> 'value'`; its
-#   own indexes (B-trees on (_jsonb->'f')) cannot answer `@>`, a GIN index
-#   on the same expression can. `_id` of every collection (reads, updates
-#   and idempotency keys by _id); for tickets (table tickets_<fnv32a hash>)
-#   also every field the worker filters on by equality.
-# - Ranges, sorts and LIMIT (patch 0001-typed-pushdown) use the B-trees the
-#   worker asks for with createIndexes ({teamId:1,createdAt:-1,_id:-1},
-#   {createdAt:-1,_id:-1}).
-STK_PG_INIT_SQL=$(cat <<'EOF'
-CREATE FUNCTION public.ticket_gin_indexes() RETURNS event_trigger
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    obj record;
-    tbl text;
-    sch text;
-    field text;
-    fields text[];
-BEGIN
-    FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands()
-               WHERE command_tag = 'CREATE TABLE' AND object_type = 'table' LOOP
-        SELECT c.relname, n.nspname INTO tbl, sch
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = obj.objid;
-        CONTINUE WHEN tbl LIKE '\_ferretdb\_%' OR NOT EXISTS (
-            SELECT 1 FROM pg_attribute WHERE attrelid = obj.objid AND attname = '_jsonb');
-        fields := ARRAY['_id'];
-        IF tbl ~ '^tickets_[0-9a-f]{8}$' THEN
-            fields := fields || ARRAY['teamId', 'status', 'priority', 'category', 'creatorId', 'assigneeId'];
-        END IF;
-        FOREACH field IN ARRAY fields LOOP
-            EXECUTE format('CREATE INDEX %I ON %I.%I USING gin ((_jsonb->%L))',
-                           left(tbl, 40) || '_gin_' || lower(field), sch, tbl, field);
-        END LOOP;
-    END LOOP;
-END
-$fn$;
-CREATE EVENT TRIGGER ticket_gin_indexes ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
-    EXECUTE FUNCTION public.ticket_gin_indexes();
-EOF
-)
+# No index of our own: FerretDB's patch 0001 (TypedPushdown) pushes every
+# equality the worker filters on (strings, ObjectIds, dates) down as
+# `_jsonb->'f' = v`, ranges, sorts and LIMIT likewise, and the B-trees the
+# worker asks for with createIndexes serve them all, `_id` included. (Until
+# 2026-12-03 an event trigger added a GIN index per filtered field for `@>`;
+# besides costing every write, the GIN next to the B-tree led the planner to
+# sort a whole team for a first page.)
 
-# initdb into RUN/postgres/data (once), then the database ferretdb with the
-# event trigger above.
+# initdb into RUN/postgres/data (once), then the database ferretdb.
 stk_pg_init() {
     local run=$1 dir data
     dir=$(stk_pg_dir "$run")
@@ -751,8 +715,7 @@ EOF
     stk_spawn "$run" postgres "${STK_PG_AS[@]}" "$STK_PG_BIN/postgres" -D "$data" || return 1
     stk_pg_wait "$run" 30 || return 1
     if ! "$STK_PG_BIN/psql" -X -q -h "$dir" -p "$STK_PG_PORT" -U ferretdb -d postgres \
-            -c 'CREATE DATABASE ferretdb' >>"$run/postgres.log" 2>&1 ||
-            ! stk_psql "$run" -c "$STK_PG_INIT_SQL" >>"$run/postgres.log" 2>&1; then
+            -c 'CREATE DATABASE ferretdb' >>"$run/postgres.log" 2>&1; then
         tk_fail "creating database ferretdb failed; see $run/postgres.log"
         stk_stop_postgres "$run"
         rm -rf "$data"

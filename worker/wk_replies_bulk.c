@@ -62,8 +62,9 @@ static member *member_of(const bson_t *document, size_t count, reply_run *run) {
 }
 
 /* Reads every member's ticket in one round trip: {_id: {$in: [...]}} (the
- * ids are distinct), which the project's FerretDB pushes down to the GIN
- * index on _id (a BitmapOr, no scan) and MongoDB serves from _id's index.
+ * ids are distinct), which the project's FerretDB pushes down as an OR of
+ * `_id = x` (a BitmapOr of its _id index, no scan) and MongoDB serves from
+ * _id's index.
  * @returns false when the read failed: every member goes one by one. */
 static bool read_tickets(const wk_collections *db, const tk_request *requests, size_t count, reply_run *run) {
     bson_t *filter = bson_new(), in, ids;
