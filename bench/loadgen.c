@@ -356,7 +356,7 @@ static void parse_args(int argc, char **argv) {
             if (opt.ngroups >= MAX_CPU_GROUPS) die("too many --cpu groups");
             cpu_group *g = &opt.groups[opt.ngroups++];
             const char *eq = strchr(v, '=');
-            if (eq == NULL || eq == v || (size_t)(eq - v) >= sizeof g->name) die("--cpu wants NAME=PID[,PID...]");
+            if (eq == NULL || eq == v || (size_t)(eq - v) >= sizeof g->name) die("--cpu wants NAME=[+]PID[,...]");
             memcpy(g->name, v, (size_t)(eq - v));
             parse_group_pids(eq + 1, g);
         } else usage();

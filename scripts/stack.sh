@@ -669,7 +669,8 @@ stk_psql() {
 # No index of our own: FerretDB's patch 0001 (TypedPushdown) pushes every
 # equality the worker filters on (strings, ObjectIds, dates) down as
 # `_jsonb->'f' = v`, ranges, sorts and LIMIT likewise, and the B-trees the
-# worker asks for with createIndexes serve them all, `_id` included. (Until
+# worker asks for with createIndexes (and FerretDB's own on _id) serve them
+# all. (Until
 # 2026-12-03 an event trigger added a GIN index per filtered field for `@>`;
 # besides costing every write, the GIN next to the B-tree led the planner to
 # sort a whole team for a first page.)
