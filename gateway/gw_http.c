@@ -467,10 +467,6 @@ int gw_http_start(gw_http *http, gw_gateway *gateway, char *err, size_t err_len)
     return 0;
 }
 
-void gw_http_quiesce(gw_http *http) {
-    if (http->daemon != NULL) MHD_quiesce_daemon(http->daemon);
-}
-
 void gw_http_stop(gw_http *http) {
     if (http->daemon == NULL) return;
     usleep(50 * 1000); /* let resumed connections send their answers */

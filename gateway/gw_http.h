@@ -23,9 +23,6 @@ typedef struct {
  */
 int gw_http_start(gw_http *http, gw_gateway *gateway, char *err, size_t err_len);
 
-/** @brief Stops accepting new connections; open ones go on. */
-void gw_http_quiesce(gw_http *http);
-
 /** @brief Lets resumed connections send their answers, then stops the daemon. Accepts a never-started http. */
 void gw_http_stop(gw_http *http);
 
