@@ -8,6 +8,8 @@ the closed ticket (409) and the stale If-Match (412), and a redelivered reply
 is answered as the first time and adds nothing."""
 
 import re
+import signal
+import threading
 
 from bson import ObjectId
 
@@ -91,11 +93,21 @@ class Scenario:
         return value
 
 
-def _run(kafka, scenario, one_by_one, partition):
+def _run(kafka, scenario, one_by_one, partition, worker):
     items = [(COMMANDS, value, "bulk-replies", partition) for value, _, _ in scenario.steps]
     if one_by_one:
         return [kafka.request_many([item], timeout=30)[0] for item in items]
-    return kafka.request_many(items, timeout=30)
+    # A burst: the worker is stopped for a second while it is published, so
+    # it finds the replies waiting together (a fast worker would otherwise
+    # take each as it comes, one by one).
+    worker.send_signal(signal.SIGSTOP)
+    resume = threading.Timer(1.0, worker.send_signal, (signal.SIGCONT,))
+    resume.start()
+    try:
+        return kafka.request_many(items, timeout=30)
+    finally:
+        resume.cancel()
+        worker.send_signal(signal.SIGCONT)
 
 
 def _events_of(events, scenario):
@@ -166,18 +178,18 @@ def _wait_events(events, scenario):
 
 def test_a_burst_of_replies_answers_announces_and_stores_as_one_by_one(api, kafka, taps, tickets_coll, tokens,
                                                                        stack, procs):
-    _, url, partition = worker_holding(procs, kafka, COMMANDS)
+    worker, url, partition = worker_holding(procs, kafka, COMMANDS)
     events = taps(EVENTS)
 
     reference = Scenario(api, tokens)
-    reference_answers = _run(kafka, reference, True, partition)
+    reference_answers = _run(kafka, reference, True, partition, worker)
     reference_stored = _check(api, tickets_coll, reference, reference_answers)
     _wait_events(events, reference)
 
     before = prom.value(prom.scrape(url + "/metrics")[0], BULK)
     assert before is not None, BULK + " is not exported from the start"
     burst = Scenario(api, tokens)
-    burst_answers = _run(kafka, burst, False, partition)
+    burst_answers = _run(kafka, burst, False, partition, worker)
     burst_stored = _check(api, tickets_coll, burst, burst_answers)
     _wait_events(events, burst)
     after = prom.value(prom.scrape(url + "/metrics")[0], BULK)
