@@ -670,10 +670,11 @@ stk_psql() {
 # equality the worker filters on (strings, ObjectIds, dates) down as
 # `_jsonb->'f' = v`, ranges, sorts and LIMIT likewise, and the B-trees the
 # worker asks for with createIndexes (and FerretDB's own on _id) serve them
-# all. (Until
-# 2026-12-03 an event trigger added a GIN index per filtered field for `@>`;
-# besides costing every write, the GIN next to the B-tree led the planner to
-# sort a whole team for a first page.)
+# all. (Until 2026-12-03 an event trigger added a GIN index per filtered
+# field for `@>`; besides costing every write, the GIN next to the B-tree led
+# the planner to sort a whole team for a first page.) FerretDB's aggregate
+# does not use the patch's pushdown: a $match there reads the whole table
+# (the worker sends no aggregate).
 
 # initdb into RUN/postgres/data (once), then the database ferretdb.
 stk_pg_init() {
