@@ -31,10 +31,11 @@ STK_TOPICS=(
 
 # Heap and GC of the broker; override with KAFKA_HEAP_OPTS / KAFKA_JVM_OPTS.
 STK_KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
-# ParallelGC: no concurrent GC threads to compete for two shared cores (the
-# broker cost less CPU per request than with G1), and its young pauses are
-# half SerialGC's and fewer: 7-8 ms against 14-15 ms, 125 ms in all against
-# 470 ms in a 15 s run at 1,200 creates a second (BENCHMARKS.md, issue 11).
+# ParallelGC: like SerialGC (with which the broker cost less CPU per request
+# than with G1), no concurrent GC threads to compete for two shared cores,
+# and about the same CPU per request; its young pauses are half SerialGC's
+# and fewer: 7-8 ms against 14-15 ms, 125 ms in all against 470 ms in a 15 s
+# run at 1,200 creates a second (BENCHMARKS.md, issue 11, fifth session).
 STK_KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseParallelGC -XX:ParallelGCThreads=2 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dlog4j2.shutdownHookEnabled=false}"
 # Short-lived helper JVMs (storage format, topic creation): start fast.
 STK_TOOL_JVM_OPTS=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
