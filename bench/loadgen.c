@@ -485,16 +485,23 @@ static void group_add_children(cpu_group *g) {
     closedir(dir);
 }
 
-/* Busy and total jiffies of the whole machine (/proc/stat "cpu" line). */
-static void machine_ticks(uint64_t *busy, uint64_t *total) {
-    *busy = *total = 0;
+/* Jiffies of the whole machine (/proc/stat "cpu" line). */
+typedef struct {
+    uint64_t busy; /* all but idle and iowait */
+    uint64_t total;
+    uint64_t steal; /* the hypervisor ran another machine on our vCPUs */
+} machine_ticks_t;
+
+static void machine_ticks(machine_ticks_t *m) {
+    memset(m, 0, sizeof *m);
     FILE *f = fopen("/proc/stat", "r");
     if (f == NULL) return;
     unsigned long long v[10] = {0};
     if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
                &v[6], &v[7], &v[8], &v[9]) >= 4) {
-        for (int i = 0; i < 8; i++) *total += v[i];
-        *busy = *total - v[3] - v[4]; /* minus idle and iowait */
+        for (int i = 0; i < 8; i++) m->total += v[i];
+        m->busy = m->total - v[3] - v[4];
+        m->steal = v[7];
     }
     fclose(f);
 }
@@ -909,7 +916,7 @@ static void thread_connect(thread_ctx *t) {
 
 /* --------------------------------------------------------------- sampling */
 
-static void sample_start(uint64_t *busy, uint64_t *total) {
+static void sample_start(machine_ticks_t *machine) {
     for (int g = 0; g < opt.ngroups; g++) {
         group_add_children(&opt.groups[g]);
         for (int i = 0; i < opt.groups[g].npids; i++) {
@@ -918,10 +925,10 @@ static void sample_start(uint64_t *busy, uint64_t *total) {
             opt.groups[g].switches_start[i] = proc_switches(opt.groups[g].pids[i]);
         }
     }
-    machine_ticks(busy, total);
+    machine_ticks(machine);
 }
 
-static void sample_end(uint64_t *busy, uint64_t *total) {
+static void sample_end(machine_ticks_t *machine) {
     for (int g = 0; g < opt.ngroups; g++) {
         group_add_children(&opt.groups[g]);
         opt.groups[g].hwm_kb = 0;
@@ -932,7 +939,7 @@ static void sample_end(uint64_t *busy, uint64_t *total) {
             if (hwm > opt.groups[g].hwm_kb) opt.groups[g].hwm_kb = hwm;
         }
     }
-    machine_ticks(busy, total);
+    machine_ticks(machine);
 }
 
 static double group_cpu_ms(const cpu_group *g) {
@@ -1240,25 +1247,25 @@ int main(int argc, char **argv) {
     pthread_t tids[MAX_THREADS];
     for (int i = 0; i < nthreads; i++) pthread_create(&tids[i], NULL, thread_main, &threads[i]);
 
-    uint64_t busy0 = 0, total0 = 0, busy1 = 0, total1 = 0;
+    machine_ticks_t machine0 = {0}, machine1 = {0};
     double self0 = 0, self1 = 0;
     uint64_t window_start = t_measure, window_end = t_measure;
     if (opt.requests == 0) {
         sleep_until(t_measure);
         window_start = now_ns();
-        sample_start(&busy0, &total0);
+        sample_start(&machine0);
         self0 = self_cpu_ms();
         sleep_until(t_end);
-        sample_end(&busy1, &total1);
+        sample_end(&machine1);
         self1 = self_cpu_ms();
         window_end = now_ns();
     } else {
-        sample_start(&busy0, &total0);
+        sample_start(&machine0);
         self0 = self_cpu_ms();
     }
     for (int i = 0; i < nthreads; i++) pthread_join(tids[i], NULL);
     if (opt.requests > 0) {
-        sample_end(&busy1, &total1);
+        sample_end(&machine1);
         self1 = self_cpu_ms();
         window_end = now_ns();
     }
@@ -1318,14 +1325,22 @@ int main(int argc, char **argv) {
     }
     double self_ms = self1 - self0;
     out(&line, " cpu_loadgen_ms=%.0f cpu_loadgen_ms_per_1k=%.2f", self_ms, k_requests > 0 ? self_ms / k_requests : 0.0);
-    double machine_busy = total1 > total0 ? 100.0 * (double)(busy1 - busy0) / (double)(total1 - total0) : 0.0;
-    /* CPU used by everything else on the machine (other sessions), in cores */
+    double machine_busy = machine1.total > machine0.total ? 100.0 * (double)(machine1.busy - machine0.busy) /
+                                                                (double)(machine1.total - machine0.total)
+                                                          : 0.0;
+    /* CPU used by everything else on the machine, in cores: other sessions,
+     * interrupts, and the time the hypervisor gave our vCPUs to other
+     * machines (steal, also reported alone) */
     double ours_ms = self_ms;
     for (int g = 0; g < opt.ngroups; g++) ours_ms += group_cpu_ms(&opt.groups[g]);
     double window_s = (double)(window_end - window_start) / 1e9;
-    double busy_ms = (double)(busy1 - busy0) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+    double ms_per_tick = 1000.0 / (double)sysconf(_SC_CLK_TCK);
+    double busy_ms = (double)(machine1.busy - machine0.busy) * ms_per_tick;
+    double steal_ms = (double)(machine1.steal - machine0.steal) * ms_per_tick;
     double others = window_s > 0 ? (busy_ms - ours_ms) / 1000.0 / window_s : 0.0;
-    out(&line, " machine_busy_pct=%.0f others_cores=%.2f", machine_busy, others < 0 ? 0.0 : others);
+    double steal = window_s > 0 ? steal_ms / 1000.0 / window_s : 0.0;
+    out(&line, " machine_busy_pct=%.0f others_cores=%.2f steal_cores=%.2f", machine_busy, others < 0 ? 0.0 : others,
+        steal);
     print_json(line.text);
     fprintf(stderr,
             "loadgen: %s %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms, errors %s "

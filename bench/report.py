@@ -117,6 +117,14 @@ def load_text(r):
     return f"open, {f0(r['rate'])} req/s" if r["mode"] == "open" else f"closed, c={r['connections']}"
 
 
+def others(r):
+    """Cores of everything else on the machine; the part the hypervisor
+    took for other machines (steal) in brackets."""
+    text = f2(r.get("others_cores", 0))
+    steal = float(r.get("steal_cores", 0))
+    return f"{text} ({f2(steal)} stolen)" if steal >= 0.01 else text
+
+
 def cpu(r, name):
     return float(r.get(f"cpu_{name}_ms_per_1k", 0))
 
@@ -126,7 +134,7 @@ def row(r, title):
         title, load_text(r), str(r.get("tickets", "-")), f0(r["rps"]), f2(r["p50_ms"]), f2(r["p90_ms"]),
         f2(r["p99_ms"]), f2(r["p999_ms"]), errors_text(r), f1(cpu(r, "gateway")), f1(cpu(r, "worker")),
         f1(cpu(r, "gateway") + cpu(r, "worker")), f1(cpu(r, "broker")), f1(cpu(r, "db")), f1(cpu(r, "loadgen")),
-        f"{r['machine_busy_pct']}%", f2(r.get("others_cores", 0)),
+        f"{r['machine_busy_pct']}%", others(r),
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -145,7 +153,7 @@ def scale_row(n, r, base):
     cells = [
         str(n), f0(r["rps"]), speedup, f2(r["p50_ms"]), f2(r["p99_ms"]), errors_text(r), f1(cpu(r, "gateway")),
         f1(cpu(r, "worker")), f1(cpu(r, "broker")), f1(cpu(r, "db")), f"{r['machine_busy_pct']}%",
-        f2(r.get("others_cores", 0)),
+        others(r),
     ]
     cells += [f2(float(r.get(f"cpu_{p}_ms", 0)) / 1000 / d) for p in ("gateway", "worker", "broker", "db")]
     return "| " + " | ".join(cells) + " |"
@@ -164,7 +172,7 @@ def baseline_section(res):
         cells = [
             title, load_text(ours), f"{ours.get('tickets', '-')} / {base.get('tickets', '-')}", f0(ours["rps"]), f0(base["rps"]), f"{ratio:.2f}×", goal,
             f"{f2(ours['p50_ms'])} / {f2(ours['p99_ms'])}", f"{f2(base['p50_ms'])} / {f2(base['p99_ms'])}",
-            f0(ours_cpu), f0(base_cpu), f"{base_cpu / ours_cpu:.2f}×" if ours_cpu > 0 else "-", f2(ours.get("others_cores", 0)), f2(base.get("others_cores", 0)),
+            f0(ours_cpu), f0(base_cpu), f"{base_cpu / ours_cpu:.2f}×" if ours_cpu > 0 else "-", others(ours), others(base),
         ]
         rows.append("| " + " | ".join(cells) + " |")
     return rows
@@ -271,7 +279,8 @@ def report(res, s):
       'every ticket in the DB (column "tickets in DB", counted before each run)')
     p("- CPU columns: CPU time (user+system, /proc/PID/stat) per 1,000 requests in ms, i.e. µs per request, idle "
       "cost included; peak RSS: VmHWM during the run; other sessions: CPU of everything else on the machine during "
-      f"the run, in cores (of {os.cpu_count()})")
+      f"the run, in cores (of {os.cpu_count()}), with, in brackets, the part stolen: time the hypervisor gave our "
+      "vCPUs to other machines (/proc/stat steal)")
     p(f"- CPU with no load at all (ms per second, over {s.get('idle_seconds')}s): {s.get('idle_text')}")
     p("")
     p("### Workloads")
