@@ -490,9 +490,9 @@ typedef struct {
     uint64_t busy; /* all but idle and iowait */
     uint64_t total;
     uint64_t steal; /* the hypervisor ran another machine on our vCPUs */
-} machine_ticks_t;
+} machine_sample;
 
-static void machine_ticks(machine_ticks_t *m) {
+static void machine_ticks(machine_sample *m) {
     memset(m, 0, sizeof *m);
     FILE *f = fopen("/proc/stat", "r");
     if (f == NULL) return;
@@ -916,7 +916,7 @@ static void thread_connect(thread_ctx *t) {
 
 /* --------------------------------------------------------------- sampling */
 
-static void sample_start(machine_ticks_t *machine) {
+static void sample_start(machine_sample *machine) {
     for (int g = 0; g < opt.ngroups; g++) {
         group_add_children(&opt.groups[g]);
         for (int i = 0; i < opt.groups[g].npids; i++) {
@@ -928,7 +928,7 @@ static void sample_start(machine_ticks_t *machine) {
     machine_ticks(machine);
 }
 
-static void sample_end(machine_ticks_t *machine) {
+static void sample_end(machine_sample *machine) {
     for (int g = 0; g < opt.ngroups; g++) {
         group_add_children(&opt.groups[g]);
         opt.groups[g].hwm_kb = 0;
@@ -1247,7 +1247,7 @@ int main(int argc, char **argv) {
     pthread_t tids[MAX_THREADS];
     for (int i = 0; i < nthreads; i++) pthread_create(&tids[i], NULL, thread_main, &threads[i]);
 
-    machine_ticks_t machine0 = {0}, machine1 = {0};
+    machine_sample machine0 = {0}, machine1 = {0};
     double self0 = 0, self1 = 0;
     uint64_t window_start = t_measure, window_end = t_measure;
     if (opt.requests == 0) {
