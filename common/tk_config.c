@@ -124,6 +124,10 @@ static int load_gateway_secrets(tk_gateway_config *config, char *err, size_t err
     return tk_kafka_security_load(&config->kafka_security, err, err_len);
 }
 
+/* 128 KiB admits every body the contract allows: a create's 10,300 code points,
+ * each sent as an escaped surrogate pair (12 bytes), make about 121 KiB. */
+#define MAX_BODY_KIB_DEFAULT 128
+
 int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len) {
     int max_body_kib = 0;
     int rate_per_second = 0, rate_burst = 0;
@@ -134,7 +138,7 @@ int tk_gateway_config_load(tk_gateway_config *config, char *err, size_t err_len)
         env_int("REQUEST_TIMEOUT_MS", 5000, 10, 600000, &config->request_timeout_ms, err, err_len) != 0 ||
         env_int("GATEWAY_ID", 0, 0, 1023, &config->gateway_id, err, err_len) != 0 ||
         env_int("HTTP_THREADS", 2, 1, 64, &config->http_threads, err, err_len) != 0 ||
-        env_int("MAX_BODY_KIB", 64, 1, 1024, &max_body_kib, err, err_len) != 0 ||
+        env_int("MAX_BODY_KIB", MAX_BODY_KIB_DEFAULT, 1, 1024, &max_body_kib, err, err_len) != 0 ||
         env_int("MAX_PENDING_REQUESTS", 20000, 1, 1000000, &config->max_pending_requests, err, err_len) != 0 ||
         env_int("MAX_CONNECTIONS_PER_IP", 1000, 0, 1000000, &config->max_connections_per_ip, err, err_len) != 0 ||
         env_int("RATE_LIMIT_PER_SECOND", 50, 0, 1000000, &rate_per_second, err, err_len) != 0 ||

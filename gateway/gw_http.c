@@ -310,7 +310,7 @@ static void dispatch(gw_request *request) {
     }
     payload = gw_command_payload_new(&command);
     /* The payload holds all we need: a waiting request keeps no body (20000
-     * waiting requests of 64 KiB would hold 1.3 GB). */
+     * waiting requests of 128 KiB would hold 2.6 GB). */
     free(request->body);
     request->body = NULL;
     request->body_len = 0;

@@ -97,8 +97,8 @@ def _create_cases():
     add("form-urlencoded", b"category=a&subject=b&description=c", BAD_CTYPE, 415,
         {"Content-Type": "application/x-www-form-urlencoded"})
     add("no-content-type", json.dumps(SEED_CREATE_REQUEST).encode(), BAD_CTYPE, 415, {})
-    big = json.dumps(seed_with(description="x" * (64 * 1024 + 1))).encode()
-    add("body-over-64KiB", big, TOO_LARGE, 413)
+    big = json.dumps(seed_with(description="x" * (128 * 1024 + 1))).encode()
+    add("body-over-128KiB", big, TOO_LARGE, 413)
     return cases
 
 
@@ -125,7 +125,7 @@ def _reply_cases():
     add("duplicate-keys", b'{"description":"a","description":"b"}', NOT_JSON)
     add("json-array", b'["x"]', NOT_OBJECT)
     add("text-plain", b'{"description":"a"}', BAD_CTYPE, 415, {"Content-Type": "text/plain"})
-    add("body-over-64KiB", {f: "z" * (70 * 1024)}, TOO_LARGE, 413)
+    add("body-over-128KiB", {f: "z" * (130 * 1024)}, TOO_LARGE, 413)
     return cases
 
 

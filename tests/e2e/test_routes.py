@@ -1,6 +1,7 @@
 """Item 1: the five routes answer with the seed's bodies."""
 
 import datetime as dt
+import json
 import time
 
 from bson import ObjectId
@@ -75,6 +76,28 @@ def test_create_ticket_at_length_limits_is_accepted(api, customer):
     data = expect_ok(api.create_ticket(customer, body), 201, MSG_CREATED)
     assert (data["category"], data["subject"], data["description"]) == \
         (body["category"], body["subject"], body["description"])
+
+
+def test_largest_valid_bodies_are_accepted_with_every_character_escaped(api, customer, admin):
+    # A client may send any character as a \u escape (Python's json.dumps
+    # does by default): an emoji then takes 12 bytes, and a create at every
+    # length limit about 121 KiB. The body limit must not refuse what the
+    # schema allows.
+    emoji = "\U0001F600"
+    body = {"category": emoji * 100, "subject": emoji * 200, "description": emoji * 10000,
+            "priority": "urgent"}
+    raw = json.dumps(body).encode()
+    assert len(raw) > 120 * 1024 and b"\\ud83d\\ude00" in raw
+    json_type = {"Content-Type": "application/json"}
+    data = expect_ok(api.request("POST", "/create-ticket", customer.token, data=raw, headers=json_type),
+                     201, MSG_CREATED)
+    assert [data[f] for f in body] == list(body.values())
+    for user, path in ((customer, "/create-reply"), (admin, "/admin-create-reply")):
+        reply = json.dumps({"description": emoji * 10000}).encode()
+        data = expect_ok(api.request("POST", path, user.token, data=reply, headers=json_type,
+                                     params={"id": data["_id"]}), 200, MSG_REPLIED)
+        assert data["response"][-1]["description"] == emoji * 10000
+    assert len(data["response"]) == 2
 
 
 def test_create_ticket_is_stored_in_mongodb(api, customer, tickets_coll):

@@ -81,7 +81,7 @@ static void test_gateway_defaults(void **state) {
     assert_int_equal(config.request_timeout_ms, 5000);
     assert_int_equal(config.gateway_id, 0);
     assert_string_equal(config.jwt_algorithm, "HS256");
-    assert_int_equal(config.max_body_bytes, 64 * 1024);
+    assert_int_equal(config.max_body_bytes, 128 * 1024);
     assert_int_equal(config.max_connections_per_ip, 1000);
     assert_true(config.is_access_log);
     assert_null(config.jwt_previous_key);
