@@ -43,7 +43,7 @@ def test_http_bodies_validate_against_openapi(stack, api, tokens, procs):
     check(api.request("POST", "/create-ticket", customer.token, data=b"{}",
                       headers={"Content-Type": "text/plain"}), "/api/ticket/create-ticket", "POST")
     check(api.request("POST", "/create-ticket", customer.token,
-                      data=b'{"description":"' + b"x" * 70000 + b'"}',
+                      data=b'{"description":"' + b"x" * 140000 + b'"}',
                       headers={"Content-Type": "application/json"}),
           "/api/ticket/create-ticket", "POST")
     check(api.request("GET", "/get-tickets"), "/api/ticket/get-tickets", "GET")
