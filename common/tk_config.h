@@ -54,7 +54,8 @@ typedef struct {
     int write_lanes; /* WORKER_WRITE_LANES: lanes (of worker_threads) that apply commands; default 1 */
     int batch_max;   /* WORKER_BATCH_MAX: messages a lane applies at once (group commit); 1 = one by one */
     int bulk_replies; /* WORKER_BULK_REPLIES: 1 = a batch's run of replies is one update (wk_replies_bulk); 0 = one by one */
-    int http_port; /* WORKER_HTTP_PORT: health and metrics; 0 = off */
+    int recent_tickets; /* WORKER_RECENT_TICKETS: copies of tickets as last stored (wk_recent); 0 = none */
+    int http_port;      /* WORKER_HTTP_PORT: health and metrics; 0 = off */
     const char *bind_address;
     tk_log_level log_level;
     tk_sign_keys command_keys;                   /* COMMAND_KEYS or COMMAND_KEYS_FILE: whose commands are applied */

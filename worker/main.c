@@ -158,6 +158,7 @@ int main(void) {
         goto cleanup;
     }
     atomic_store(&store.has_bulk_replies, config.bulk_replies != 0);
+    store.recent = wk_recent_new((size_t)config.recent_tickets); /* NULL when 0 or short of memory: reads instead */
     if (ensure_indexes(&store) != 0) {
         exit_code = 0; /* stopped while waiting for the database */
         goto cleanup;

@@ -96,6 +96,7 @@ static bool finish_create(const wk_process_context *context, const wk_collection
     wk_outcome rc = fate == WK_FATE_APPLIED ? wk_tickets_answer_created(document, request->ticket_id, &result)
                                             : wk_tickets_answer_repeated_create(db->tickets, request, &result);
     if (rc != WK_DONE) return false;
+    if (fate == WK_FATE_APPLIED) wk_recent_put(context->store->recent, document);
     wk_process_finish(context, progress, message, request, &result, started_us);
     wk_result_close(&result);
     return true;

@@ -289,10 +289,11 @@ static bson_t *update_new(const tk_request *request, const change_plan *plan, in
     return update;
 }
 
-/* The conditional write. @returns WK_ANSWERED when applied (answer in
- * *result), WK_DONE when it matched nothing (read again), or as a failure. */
+/* The conditional write; the ticket it leaves is kept in recent. @returns
+ * WK_ANSWERED when applied (answer in *result), WK_DONE when it matched
+ * nothing (read again), or as a failure. */
 static wk_outcome write_plan(mongoc_collection_t *tickets, const tk_request *request, const change_plan *plan,
-                             wk_result *result) {
+                             wk_recent *recent, wk_result *result) {
     bson_oid_t id;
     bson_error_t error;
     bson_t reply;
@@ -318,8 +319,12 @@ static wk_outcome write_plan(mongoc_collection_t *tickets, const tk_request *req
         uint32_t len;
         bson_t updated;
         bson_iter_document(&value, &len, &data);
-        if (bson_init_static(&updated, data, len)) answer_changed(&updated, request, plan->fields, result);
-        else wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
+        if (bson_init_static(&updated, data, len)) {
+            answer_changed(&updated, request, plan->fields, result);
+            wk_recent_put(recent, &updated);
+        } else {
+            wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
+        }
         rc = WK_ANSWERED;
     }
     bson_destroy(&reply);
@@ -337,7 +342,7 @@ wk_outcome wk_lifecycle_change(mongoc_collection_t *tickets, const tk_request *r
     for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
         wk_outcome step = decide(tickets, request, &plan, result);
         if (step == WK_DONE && !wk_tickets_may_write(guard)) step = WK_FENCED;
-        if (step == WK_DONE) step = write_plan(tickets, request, &plan, result);
+        if (step == WK_DONE) step = write_plan(tickets, request, &plan, guard != NULL ? guard->recent : NULL, result);
         if (step == WK_DONE) continue; /* matched nothing: someone wrote in between */
         rc = step == WK_ANSWERED ? WK_DONE : step;
         break;

@@ -115,7 +115,7 @@ static wk_outcome execute_with_retry(const wk_process_context *context, const wk
                                      tk_request *request, wk_result *result) {
     int backoff_ms = RETRY_FIRST_MS;
     wk_original_ids original;
-    wk_write_guard guard = {lease, atomic_load(&context->store->has_conditional_push)};
+    wk_write_guard guard = {lease, atomic_load(&context->store->has_conditional_push), context->store->recent};
     wk_outcome rc;
     while ((rc = execute(db, &guard, request, &original, result)) == WK_RETRY) {
         atomic_store(&context->store->is_reachable, false);

@@ -6,7 +6,11 @@
 
 #include "tk_clock.h"
 #include "tk_ids.h"
+#include "tk_log.h"
+#include "wk_batch.h"
 #include "wk_lifecycle.h"
+#include "wk_metrics.h"
+#include "wk_store.h"
 #include "wk_ticket_json.h"
 
 static const char MSG_REPLIED[] = "Response added successfully!";
@@ -247,6 +251,73 @@ void wk_reply_write_close(wk_reply_write *write) {
     memset(write, 0, sizeof *write);
 }
 
+/* The __v current was decided on, pinned in query (If-Match pinned it already). */
+static bool pin_version(bson_t *query, const bson_t *current, const tk_request *request) {
+    bson_iter_t version;
+    if (request->has_if_match) return true;
+    return bson_iter_init_find(&version, current, "__v") && bson_append_iter(query, NULL, 0, &version);
+}
+
+/* Sends write as an update command of one statement. maxTimeMS goes at the
+ * command's level: in update_one's options mongoc puts it in the statement,
+ * which FerretDB refuses. @returns true when the statement surely matched. */
+static bool update_matched(mongoc_collection_t *tickets, const wk_reply_write *write) {
+    bson_t *command = BCON_NEW("update", BCON_UTF8(mongoc_collection_get_name(tickets)), "updates", "[", "{", "q",
+                               BCON_DOCUMENT(write->query), "u", BCON_DOCUMENT(write->update), "}", "]", "maxTimeMS",
+                               BCON_INT64(WK_STORE_MAX_TIME_MS));
+    bson_t reply;
+    bson_error_t error = {0};
+    wk_batch_fate fate;
+    bool is_ok = mongoc_collection_write_command_with_opts(tickets, command, NULL, &reply, &error);
+    wk_batch_classify_updates(is_ok, &reply, 1, &fate);
+    if (!is_ok)
+        tk_log_fields(TK_LOG_WARN, "reply write on the worker's copy failed, the reply is read again",
+                      json_pack("{s:i, s:s}", "code", (int)error.code, "error", error.message));
+    bson_destroy(&reply);
+    bson_destroy(command);
+    return fate == WK_FATE_APPLIED;
+}
+
+/* A reply to a ticket wk_recent knows: decided on that copy, written once
+ * with the copy's __v in the filter, so the push applies only while the
+ * ticket is exactly the copy, and answered from the ticket as the update
+ * leaves it (as wk_replies_bulk answers). No read: one round trip.
+ * @returns true with *rc when stored or fenced; false when not sure (no
+ * copy, a decision other than "store it", no match, an error): the caller
+ * reads and decides, and its write's conditions store nothing twice. */
+static bool add_to_known(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                         const bson_oid_t *ticket_id, wk_result *result, wk_outcome *rc) {
+    bson_t known = BSON_INITIALIZER;
+    wk_reply_write write = {0};
+    bool is_done = false;
+    if (guard == NULL || !wk_recent_copy(guard->recent, ticket_id, &known)) goto cleanup;
+    if (wk_reply_decide(&known, true, request, result) != WK_DONE) { /* 404, 409, 412, a repeat: read to be sure */
+        wk_result_close(result);
+        memset(result, 0, sizeof *result);
+        goto cleanup;
+    }
+    if (!wk_tickets_may_write(guard)) {
+        *rc = WK_FENCED;
+        is_done = true;
+        goto cleanup;
+    }
+    wk_reply_write_init(&write, &known, request, guard->has_conditional_push, true, tk_now_ms());
+    if (write.applied == NULL || !pin_version(write.query, &known, request)) goto cleanup;
+    if (update_matched(tickets, &write)) {
+        *rc = wk_reply_answer(write.applied, request, result);
+        wk_recent_put(guard->recent, write.applied);
+        wk_metrics_reply_unread();
+        is_done = true;
+    } else {
+        wk_recent_forget(guard->recent, ticket_id);
+        wk_metrics_recent_stale();
+    }
+cleanup:
+    wk_reply_write_close(&write);
+    bson_destroy(&known);
+    return is_done;
+}
+
 /* Read, check, then push, and only if the partition is still ours. The
  * push is conditional on every server: {_id, "response._id": {$ne}} matches
  * nothing once the reply is stored; no match means re-read and answer as a
@@ -272,6 +343,7 @@ wk_outcome wk_reply_add(mongoc_collection_t *tickets, const tk_request *request,
     wk_outcome rc;
     bson_oid_init_from_string(&ticket_id, request->ticket_id);
 
+    if (add_to_known(tickets, request, guard, &ticket_id, result, &rc)) goto cleanup;
     rc = answer_from_current(tickets, request, &ticket_id, &current, result);
     if (rc != WK_DONE) goto cleanup;
     if (!wk_tickets_may_write(guard)) {
@@ -293,8 +365,12 @@ wk_outcome wk_reply_add(mongoc_collection_t *tickets, const tk_request *request,
         uint32_t len;
         bson_t updated;
         bson_iter_document(&value, &len, &data);
-        if (bson_init_static(&updated, data, len)) rc = wk_reply_answer(&updated, request, result);
-        else wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
+        if (bson_init_static(&updated, data, len)) {
+            rc = wk_reply_answer(&updated, request, result);
+            wk_recent_put(guard != NULL ? guard->recent : NULL, &updated);
+        } else {
+            wk_tickets_set_answer(result, 500, WK_MSG_INTERNAL, NULL);
+        }
     } else {
         /* No match: another writer stored the reply first, or the ticket went. */
         rc = answer_from_current(tickets, request, &ticket_id, &current, result);

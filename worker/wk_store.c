@@ -224,5 +224,6 @@ void wk_store_close(wk_store *store) {
     if (store->pool != NULL) mongoc_client_pool_destroy(store->pool);
     if (store->uri != NULL) mongoc_uri_destroy(store->uri);
     bson_free(store->database);
+    wk_recent_destroy(store->recent);
     memset(store, 0, sizeof *store);
 }

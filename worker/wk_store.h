@@ -7,6 +7,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "wk_recent.h"
+
 #define WK_TICKETS_COLLECTION "tickets"
 #define WK_IDEMPOTENCY_COLLECTION "idempotency_keys"
 #define WK_IDEMPOTENCY_TTL_SECONDS 86400 /* a client retry key is forgotten after a day */
@@ -29,6 +31,7 @@ typedef struct {
     atomic_bool is_stopping;
     atomic_bool has_conditional_push; /* always set: see wk_reply_add in wk_reply.c */
     atomic_bool has_bulk_replies;     /* WORKER_BULK_REPLIES: a run of replies as one update (wk_replies_bulk) */
+    wk_recent *recent;                /* owned: WORKER_RECENT_TICKETS copies of tickets as stored, or NULL (off) */
 } wk_store;
 
 /**

@@ -184,6 +184,7 @@ static wk_outcome create_ticket(mongoc_collection_t *tickets, const tk_request *
     }
     if (mongoc_collection_insert_one(tickets, ticket, NULL, NULL, &error)) {
         rc = answer_created(ticket, request->ticket_id, result);
+        wk_recent_put(guard != NULL ? guard->recent : NULL, ticket);
         goto cleanup;
     }
     if (error.code != WK_DUPLICATE_KEY) {
@@ -332,7 +333,6 @@ cleanup:
 /* One ticket by id; another team's is answered exactly as an unknown one. */
 static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                              wk_result *result) {
-    (void)guard; /* reads only */
     bson_oid_t id;
     bson_error_t error;
     bson_t ticket = BSON_INITIALIZER;
@@ -346,6 +346,7 @@ static wk_outcome get_ticket(mongoc_collection_t *tickets, const tk_request *req
         wk_tickets_set_answer(result, 404, WK_MSG_NOT_FOUND, NULL);
     } else {
         json_t *data = wk_ticket_json_new(&ticket);
+        wk_recent_put(guard != NULL ? guard->recent : NULL, &ticket); /* a reply often follows a read */
         if (data != NULL && bson_iter_init_find(&version, &ticket, "__v") && BSON_ITER_HOLDS_NUMBER(&version))
             snprintf(result->etag, sizeof result->etag, "\"%lld\"", (long long)bson_iter_as_int64(&version));
         wk_tickets_set_answer(result, data != NULL ? 200 : 500, data != NULL ? MSG_FETCHED : WK_MSG_INTERNAL, data);

@@ -10,6 +10,7 @@
 #include "tk_envelope.h"
 #include "tk_ids.h"
 #include "wk_fence.h"
+#include "wk_recent.h"
 #include "tk_list.h"
 
 /** What an operation produced: the answer and the event to publish. */
@@ -36,6 +37,7 @@ typedef enum {
 typedef struct {
     const wk_lease *lease;     /* NULL: always owned */
     bool has_conditional_push; /* filter the reply push on the reply's absence (tests may turn it off) */
+    wk_recent *recent;         /* the tickets this worker stored last (wk_recent), or NULL */
 } wk_write_guard;
 
 /**

@@ -27,7 +27,7 @@ static void test_fenced_create_writes_nothing(void **state) {
     assert_int_equal(wk_fence_init(&fence), 0);
     wk_lease lease = {&fence, TK_TOPIC_COMMANDS, 4, wk_fence_assign(&fence, TK_TOPIC_COMMANDS, 4)};
     wk_fence_revoke(&fence, TK_TOPIC_COMMANDS, 4); /* the partition moved on while the message waited */
-    wk_write_guard guard = {&lease, true};
+    wk_write_guard guard = {&lease, true, NULL};
 
     tk_request request;
     memset(&request, 0, sizeof request);
