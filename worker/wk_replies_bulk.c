@@ -21,7 +21,8 @@ typedef enum {
 typedef struct {
     member_state state;
     bson_oid_t id;        /* its ticket's */
-    bson_t *ticket;       /* as read; NULL when absent */
+    bson_t *ticket;       /* as read, or the worker's copy (wk_recent); NULL when absent */
+    bool is_copy;         /* ticket is the copy: decided on it, written pinned to its __v */
     wk_result result;     /* MEMBER_ANSWERED */
     wk_reply_write write; /* MEMBER_SENT: the statement and the ticket it leaves */
     size_t statement;     /* MEMBER_SENT: its index in the update */
@@ -61,22 +62,41 @@ static member *member_of(const bson_t *document, size_t count, reply_run *run) {
     return NULL;
 }
 
-/* Reads every member's ticket in one round trip: {_id: {$in: [...]}} (the
- * ids are distinct), which the project's FerretDB pushes down as an OR of
- * `_id = x` (a BitmapOr of its _id index, no scan) and MongoDB serves from
- * _id's index.
+/* Takes the worker's copy of each member's ticket it has (wk_recent).
+ * @returns how many members still need a read. */
+static size_t take_copies(wk_recent *recent, const tk_request *requests, size_t count, reply_run *run) {
+    size_t unknown = 0;
+    for (size_t i = 0; i < count; i++) {
+        member *m = &run->members[i];
+        bson_oid_init_from_string(&m->id, requests[i].ticket_id);
+        bson_t *copy = bson_new();
+        m->is_copy = wk_recent_copy(recent, &m->id, copy);
+        if (m->is_copy) m->ticket = copy;
+        else bson_destroy(copy);
+        unknown += !m->is_copy;
+    }
+    return unknown;
+}
+
+/* Reads the ticket of every member without a copy in one round trip:
+ * {_id: {$in: [...]}} (the ids are distinct), which the project's FerretDB
+ * pushes down as an OR of `_id = x` (a BitmapOr of its _id index, no scan)
+ * and MongoDB serves from _id's index.
  * @returns false when the read failed: every member goes one by one. */
-static bool read_tickets(const wk_collections *db, const tk_request *requests, size_t count, reply_run *run) {
+static bool read_tickets(const wk_process_context *context, const wk_collections *db, const tk_request *requests,
+                         size_t count, reply_run *run) {
+    if (take_copies(context->store->recent, requests, count, run) == 0) return true;
     bson_t *filter = bson_new(), in, ids;
     char key[16];
     const char *key_text;
     bson_error_t error;
     const bson_t *document;
+    uint32_t listed = 0;
     BSON_APPEND_DOCUMENT_BEGIN(filter, "_id", &in);
     BSON_APPEND_ARRAY_BEGIN(&in, "$in", &ids);
     for (size_t i = 0; i < count; i++) {
-        bson_oid_init_from_string(&run->members[i].id, requests[i].ticket_id);
-        bson_uint32_to_string((uint32_t)i, &key_text, key, sizeof key);
+        if (run->members[i].is_copy) continue;
+        bson_uint32_to_string(listed++, &key_text, key, sizeof key);
         bson_append_oid(&ids, key_text, -1, &run->members[i].id);
     }
     bson_append_array_end(&in, &ids);
@@ -99,15 +119,19 @@ static bool read_tickets(const wk_collections *db, const tk_request *requests, s
     return is_ok;
 }
 
-/* Decides a member on its ticket as read, as wk_reply_add would. */
+/* Decides a member on its ticket as read, as wk_reply_add would; on a copy,
+ * only "store it" is trusted (anything else is read again, one by one), and
+ * the write is pinned to the copy's __v. */
 static void decide(const tk_request *request, bool is_conditional, int64_t now, member *m) {
     if (wk_reply_decide(m->ticket, m->ticket != NULL, request, &m->result) == WK_ANSWERED) {
-        m->state = MEMBER_ANSWERED;
-        wk_tickets_hide_internal(request, &m->result);
+        m->state = m->is_copy ? MEMBER_ALONE : MEMBER_ANSWERED;
+        if (m->is_copy) wk_result_close(&m->result);
+        else wk_tickets_hide_internal(request, &m->result);
         return;
     }
     wk_reply_write_init(&m->write, m->ticket, request, is_conditional, true, now);
-    m->state = m->write.applied != NULL ? MEMBER_SENT : MEMBER_ALONE; /* a shape left to the server */
+    bool is_pinned = !m->is_copy || wk_reply_write_pin(&m->write, m->ticket, request);
+    m->state = m->write.applied != NULL && is_pinned ? MEMBER_SENT : MEMBER_ALONE; /* a shape left to the server */
 }
 
 /* The update command of every decided member whose lease holds right now;
@@ -171,7 +195,7 @@ static void apply_run(const wk_process_context *context, const wk_collections *d
                       const wk_lane_slot *slots, const tk_request *requests, size_t count, reply_run *run) {
     bool is_conditional = atomic_load(&context->store->has_conditional_push);
     int64_t now = tk_now_ms();
-    if (!read_tickets(db, requests, count, run)) return;
+    if (!read_tickets(context, db, requests, count, run)) return;
     for (size_t i = 0; i < count; i++) decide(&requests[i], is_conditional, now, &run->members[i]);
     send_updates(context, db, fence, slots, count, run);
     /* Each reply waited for the whole run: one observation each. */
@@ -192,6 +216,7 @@ static bool finish_member(const wk_process_context *context, wk_progress *progre
     memset(&result, 0, sizeof result);
     wk_reply_answer(m->write.applied, request, &result);
     wk_recent_put(context->store->recent, m->write.applied);
+    if (m->is_copy) wk_metrics_reply_unread();
     wk_tickets_hide_internal(request, &result);
     wk_process_finish(context, progress, slot->message, request, &result, run->started_us);
     wk_result_close(&result);
@@ -207,6 +232,8 @@ void wk_replies_bulk_commit(const wk_process_context *context, const wk_collecti
         if (is_ready && finish_member(context, progress, fence, &slots[i], &requests[i], &run, &run.members[i]))
             continue;
         wk_lease lease = wk_batch_lease_of(fence, &slots[i]);
+        /* Its statement may have applied, or its copy gone stale: the one-message path reads. */
+        if (is_ready) wk_recent_forget(context->store->recent, &run.members[i].id);
         wk_process_message(context, db, progress, slots[i].message, &lease);
     }
     run_close(&run, count);

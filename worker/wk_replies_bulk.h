@@ -1,11 +1,14 @@
 /* wk_replies_bulk — a run of replies to distinct tickets in one unordered
- * update command: each ticket read, each reply decided in memory exactly as
- * wk_reply decides one (404, the first answer again, 409, 412, the status
- * move), one conditional statement per reply to write, and every reply whose
- * statement surely matched answered from the ticket as the statement leaves
- * it. Whatever is not certain (a read or the write failed, fewer matched
- * than sent, a partition revoked) goes through the one-message path, which
- * reads again and decides; its conditions make a second attempt store nothing twice. */
+ * update command: each ticket read (or taken from the worker's copy,
+ * wk_recent, with its statement pinned to the copy's __v), each reply
+ * decided in memory exactly as wk_reply decides one (404, the first answer
+ * again, 409, 412, the status move), one conditional statement per reply to
+ * write, and every reply whose statement surely matched answered from the
+ * ticket as the statement leaves it. Whatever is not certain (a read or the
+ * write failed, fewer matched than sent, a partition revoked, a copy that
+ * did not say "store it") goes through the one-message path with its copy
+ * forgotten: it reads again and decides, and its conditions make a second
+ * attempt store nothing twice. */
 #ifndef WK_REPLIES_BULK_H
 #define WK_REPLIES_BULK_H
 

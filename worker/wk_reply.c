@@ -251,11 +251,10 @@ void wk_reply_write_close(wk_reply_write *write) {
     memset(write, 0, sizeof *write);
 }
 
-/* The __v current was decided on, pinned in query (If-Match pinned it already). */
-static bool pin_version(bson_t *query, const bson_t *current, const tk_request *request) {
+bool wk_reply_write_pin(wk_reply_write *write, const bson_t *current, const tk_request *request) {
     bson_iter_t version;
-    if (request->has_if_match) return true;
-    return bson_iter_init_find(&version, current, "__v") && bson_append_iter(query, NULL, 0, &version);
+    if (request->has_if_match) return true; /* decided on current: If-Match pinned its __v already */
+    return bson_iter_init_find(&version, current, "__v") && bson_append_iter(write->query, NULL, 0, &version);
 }
 
 /* Sends write as an update command of one statement. maxTimeMS goes at the
@@ -302,7 +301,7 @@ static bool add_to_known(mongoc_collection_t *tickets, const tk_request *request
         goto cleanup;
     }
     wk_reply_write_init(&write, &known, request, guard->has_conditional_push, true, tk_now_ms());
-    if (write.applied == NULL || !pin_version(write.query, &known, request)) goto cleanup;
+    if (write.applied == NULL || !wk_reply_write_pin(&write, &known, request)) goto cleanup;
     if (update_matched(tickets, &write)) {
         *rc = wk_reply_answer(write.applied, request, result);
         wk_recent_put(guard->recent, write.applied);

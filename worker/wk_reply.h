@@ -44,6 +44,13 @@ wk_outcome wk_reply_decide(const bson_t *ticket, bool is_found, const tk_request
 void wk_reply_write_init(wk_reply_write *write, const bson_t *current, const tk_request *request, bool is_conditional,
                          bool wants_applied, int64_t now_ms);
 
+/**
+ * @brief Pins write's filter to the __v of current, a copy of the ticket
+ * (wk_recent) it was decided on: the write then applies to that very version
+ * or matches nothing (every change bumps __v). @returns false when current has no __v.
+ */
+bool wk_reply_write_pin(wk_reply_write *write, const bson_t *current, const tk_request *request);
+
 /** @brief Frees the write's documents. Accepts a zeroed struct. */
 void wk_reply_write_close(wk_reply_write *write);
 

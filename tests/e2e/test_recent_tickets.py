@@ -6,6 +6,9 @@ status moves are those of a read. A copy that is no longer what is stored
 (changed by another worker, or behind the workers' back: every change bumps
 __v) is caught by that filter, and the reply is read and decided again."""
 
+import signal
+import threading
+
 from bson import ObjectId
 
 from helpers import metrics as prom
@@ -15,6 +18,7 @@ from helpers.ops import worker_holding
 
 UNREAD = "ticket_worker_replies_unread_total"
 STALE = "ticket_worker_recent_stale_total"
+BULK = "ticket_worker_replies_bulk_total"
 
 
 def test_replies_use_the_copy_and_a_stale_copy_is_read_again(api, kafka, tickets_coll, tokens, procs):
@@ -86,3 +90,56 @@ def test_replies_use_the_copy_and_a_stale_copy_is_read_again(api, kafka, tickets
     assert (refused["status"], refused["message"]) == (409, "Ticket is closed"), refused
     assert counters() == (unread + 2, stale + 2)
     assert stored() == ("closed", 5, [r1, r2, r3])
+
+
+def _burst(kafka, worker, items):
+    """Publishes items while the worker is stopped for a second, so that it
+    finds them waiting together and takes them as one batch."""
+    worker.send_signal(signal.SIGSTOP)
+    resume = threading.Timer(1.0, worker.send_signal, (signal.SIGCONT,))
+    resume.start()
+    try:
+        return kafka.request_many(items, timeout=30)
+    finally:
+        resume.cancel()
+        worker.send_signal(signal.SIGCONT)
+
+
+def test_a_burst_of_replies_uses_the_copies_and_a_stale_one_is_read_again(kafka, tickets_coll, tokens, procs):
+    worker, url, partition = worker_holding(procs, kafka, COMMANDS)
+    customer = tokens.customer()
+    ids = [new_id() for _ in range(6)]
+    created = kafka.request_many([(COMMANDS, create_command(t, customer.team, actor_id=customer.sub), t, partition)
+                                  for t in ids], timeout=30)
+    assert [obj["status"] for obj, _, _ in created] == [201] * len(ids), created
+
+    def counter(name):
+        return prom.value(prom.scrape(url + "/metrics")[0], name)
+
+    def replies():
+        pairs = [(t, new_id()) for t in ids]
+        commands = [(COMMANDS, reply_command(t, r, team=customer.team, actor_id=customer.sub), t, partition)
+                    for t, r in pairs]
+        answers = _burst(kafka, worker, commands)
+        for (t, r), (obj, _, _) in zip(pairs, answers):
+            assert (obj["status"], obj["message"]) == (200, MSG_REPLIED), obj
+            assert obj["data"]["_id"] == t and obj["data"]["response"][-1]["_id"] == r, obj
+        return [r for _, r in pairs], [obj["data"] for obj, _, _ in answers]
+
+    unread, bulk = counter(UNREAD), counter(BULK)
+    first, _ = replies()
+    # Every ticket was known: decided on its copy, none read.
+    assert counter(UNREAD) == unread + len(ids)
+    assert counter(BULK) > bulk, "no reply of the burst went through the bulk update"
+
+    # One ticket changed behind the worker's back (a field the reply does not
+    # look at, and __v): the burst's update matches fewer than it sent, so
+    # every reply goes one by one and reads; each is stored once, and
+    # answered with the ticket as it is.
+    tickets_coll.update_one({"_id": ObjectId(ids[2])}, {"$set": {"priority": "urgent"}, "$inc": {"__v": 1}})
+    second, answers = replies()
+    for n, ticket_id in enumerate(ids):
+        doc = tickets_coll.find_one({"_id": ObjectId(ticket_id)})
+        assert [str(r["_id"]) for r in doc["response"]] == [first[n], second[n]], doc
+        assert (doc["priority"], doc["__v"]) == (("urgent", 3) if n == 2 else ("low", 2)), doc
+        assert (answers[n]["priority"], answers[n]["__v"]) == (doc["priority"], doc["__v"]), answers[n]
