@@ -259,8 +259,9 @@ bool wk_reply_write_pin(wk_reply_write *write, const bson_t *current, const tk_r
 
 /* Sends write as an update command of one statement. maxTimeMS goes at the
  * command's level: in update_one's options mongoc puts it in the statement,
- * which FerretDB refuses. @returns true when the statement surely matched. */
-static bool update_matched(mongoc_collection_t *tickets, const wk_reply_write *write) {
+ * which FerretDB refuses. @returns 1 when the statement surely matched, 0
+ * when it ran and matched nothing, -1 when the command failed. */
+static int update_matched(mongoc_collection_t *tickets, const wk_reply_write *write) {
     bson_t *command = BCON_NEW("update", BCON_UTF8(mongoc_collection_get_name(tickets)), "updates", "[", "{", "q",
                                BCON_DOCUMENT(write->query), "u", BCON_DOCUMENT(write->update), "}", "]", "maxTimeMS",
                                BCON_INT64(WK_STORE_MAX_TIME_MS));
@@ -274,7 +275,7 @@ static bool update_matched(mongoc_collection_t *tickets, const wk_reply_write *w
                       json_pack("{s:i, s:s}", "code", (int)error.code, "error", error.message));
     bson_destroy(&reply);
     bson_destroy(command);
-    return fate == WK_FATE_APPLIED;
+    return !is_ok ? -1 : fate == WK_FATE_APPLIED ? 1 : 0;
 }
 
 /* A reply to a ticket wk_recent knows: decided on that copy, written once
@@ -302,14 +303,15 @@ static bool add_to_known(mongoc_collection_t *tickets, const tk_request *request
     }
     wk_reply_write_init(&write, &known, request, guard->has_conditional_push, true, tk_now_ms());
     if (write.applied == NULL || !wk_reply_write_pin(&write, &known, request)) goto cleanup;
-    if (update_matched(tickets, &write)) {
+    int matched = update_matched(tickets, &write);
+    if (matched == 1) {
         *rc = wk_reply_answer(write.applied, request, result);
         wk_recent_put(guard->recent, write.applied);
         wk_metrics_reply_unread();
         is_done = true;
     } else {
         wk_recent_forget(guard->recent, ticket_id);
-        wk_metrics_recent_stale();
+        if (matched == 0) wk_metrics_recent_stale(); /* a failure is logged; the read will tell */
     }
 cleanup:
     wk_reply_write_close(&write);
