@@ -4,7 +4,9 @@
  * bumps __v, so the write applies only to the very version every decision
  * was made on (closed or not, If-Match, which fields differ, their old
  * values for the event); when it matches nothing, someone wrote in between
- * and the next attempt reads again. With ifMatch the read version must be
+ * and the next attempt reads again. The first attempt may plan on the
+ * worker's copy of the ticket instead of a read (wk_recent): the same
+ * condition makes that safe. With ifMatch the read version must be
  * ifMatch, so "check and write" is one step on MongoDB. FerretDB 1.24 applies
  * an update by read-modify-write in Go (see wk_tickets' add_response): there
  * the partition fence serialises the writers of a ticket and the __v
@@ -30,6 +32,7 @@
 
 #include "tk_clock.h"
 #include "tk_ids.h"
+#include "wk_metrics.h"
 #include "wk_ticket_json.h"
 
 #define WRITE_ATTEMPTS 3 /* reads and conditional writes before waiting (WK_RETRY) */
@@ -335,18 +338,62 @@ static wk_outcome write_plan(mongoc_collection_t *tickets, const tk_request *req
     return rc;
 }
 
+/* Plans the change on the worker's copy of the ticket (wk_recent) instead of
+ * a read; write_plan pins it to the copy's __v. Only "write this" is trusted
+ * from a copy: a repeat, a refusal or nothing to do is read to be sure.
+ * @returns true with a plan to write. */
+static bool plan_on_copy(wk_recent *recent, const tk_request *request, change_plan *plan, wk_result *result) {
+    bson_oid_t id;
+    bson_oid_init_from_string(&id, request->ticket_id);
+    if (!wk_recent_copy(recent, &id, &plan->current)) return false;
+    if (wk_tickets_is_visible_to(&plan->current, &request->actor)) {
+        json_t *logged = logged_fields_new(&plan->current, request->command_id);
+        bool is_repeat = logged != NULL;
+        json_decref(logged);
+        if (!is_repeat && refuse_or_plan(request, plan, result) == WK_DONE) return true;
+    }
+    wk_result_close(result);
+    memset(result, 0, sizeof *result);
+    return false;
+}
+
+/* The write of a plan made on the copy. @returns WK_DONE when it could not
+ * be used (no copy, not "write this", matched nothing: read and decide),
+ * else how it ended. */
+static wk_outcome change_on_copy(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
+                                 change_plan *plan, wk_result *result) {
+    wk_recent *recent = guard != NULL ? guard->recent : NULL;
+    if (!plan_on_copy(recent, request, plan, result)) return WK_DONE;
+    if (!wk_tickets_may_write(guard)) return WK_FENCED;
+    wk_outcome step = write_plan(tickets, request, plan, recent, result);
+    if (step == WK_ANSWERED && result->status < 500) wk_metrics_write_unread();
+    if (step == WK_DONE) { /* changed since: forget the copy and read */
+        bson_oid_t id;
+        bson_oid_init_from_string(&id, request->ticket_id);
+        wk_recent_forget(recent, &id);
+        wk_metrics_recent_stale();
+    }
+    return step;
+}
+
 wk_outcome wk_lifecycle_change(mongoc_collection_t *tickets, const tk_request *request, const wk_write_guard *guard,
                                wk_result *result) {
     change_plan plan = {BSON_INITIALIZER, -1, NULL};
     wk_outcome rc = WK_RETRY; /* every attempt lost to another writer: wait, then read again */
+    wk_outcome step = change_on_copy(tickets, request, guard, &plan, result);
+    if (step != WK_DONE) {
+        rc = step == WK_ANSWERED ? WK_DONE : step;
+        goto cleanup;
+    }
     for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-        wk_outcome step = decide(tickets, request, &plan, result);
+        step = decide(tickets, request, &plan, result);
         if (step == WK_DONE && !wk_tickets_may_write(guard)) step = WK_FENCED;
         if (step == WK_DONE) step = write_plan(tickets, request, &plan, guard != NULL ? guard->recent : NULL, result);
         if (step == WK_DONE) continue; /* matched nothing: someone wrote in between */
         rc = step == WK_ANSWERED ? WK_DONE : step;
         break;
     }
+cleanup:
     json_decref(plan.fields);
     bson_destroy(&plan.current);
     return rc;

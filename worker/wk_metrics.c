@@ -22,10 +22,10 @@
 #define SHARED_HELP "Queries answered from the read of an identical query of the same batch"
 #define BULK_REPLIES_NAME "ticket_worker_replies_bulk_total"
 #define BULK_REPLIES_HELP "Replies stored by one update command together with other replies of the same batch"
-#define UNREAD_NAME "ticket_worker_replies_unread_total"
-#define UNREAD_HELP "Replies decided on the worker's copy of the ticket as it last stored it, without a read"
+#define UNREAD_NAME "ticket_worker_unread_writes_total"
+#define UNREAD_HELP "Replies, updates and resolves decided on the worker's copy of the ticket, without a read"
 #define STALE_NAME "ticket_worker_recent_stale_total"
-#define STALE_HELP "Replies whose copy of the ticket was no longer what is stored (read and decided again)"
+#define STALE_HELP "Changes whose copy of the ticket was no longer what is stored (read and decided again)"
 #define DB_ERRORS_NAME "ticket_worker_db_errors_total"
 #define DB_ERRORS_HELP "Database operations that failed"
 #define DB_DURATION_NAME "ticket_worker_db_operation_duration_seconds"
@@ -53,7 +53,7 @@ static struct {
     tk_series *queries_expired;
     tk_series *queries_shared;
     tk_series *replies_bulk;
-    tk_series *replies_unread;
+    tk_series *unread_writes;
     tk_series *recent_stale;
 } handles;
 
@@ -109,7 +109,7 @@ void wk_metrics_register(void) {
     handles.queries_expired = tk_metrics_counter(EXPIRED_NAME, EXPIRED_HELP, "");
     handles.queries_shared = tk_metrics_counter(SHARED_NAME, SHARED_HELP, "");
     handles.replies_bulk = tk_metrics_counter(BULK_REPLIES_NAME, BULK_REPLIES_HELP, "");
-    handles.replies_unread = tk_metrics_counter(UNREAD_NAME, UNREAD_HELP, "");
+    handles.unread_writes = tk_metrics_counter(UNREAD_NAME, UNREAD_HELP, "");
     handles.recent_stale = tk_metrics_counter(STALE_NAME, STALE_HELP, "");
 }
 
@@ -129,7 +129,7 @@ void wk_metrics_query_shared(void) { tk_counter_add(handles.queries_shared, 1); 
 
 void wk_metrics_replies_bulk(size_t count) { tk_counter_add(handles.replies_bulk, (uint64_t)count); }
 
-void wk_metrics_reply_unread(void) { tk_counter_add(handles.replies_unread, 1); }
+void wk_metrics_write_unread(void) { tk_counter_add(handles.unread_writes, 1); }
 
 void wk_metrics_recent_stale(void) { tk_counter_add(handles.recent_stale, 1); }
 

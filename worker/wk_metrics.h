@@ -25,10 +25,10 @@ void wk_metrics_query_shared(void);
 /** @brief count replies stored by one update command of a batch (wk_replies_bulk.h). */
 void wk_metrics_replies_bulk(size_t count);
 
-/** @brief One reply stored on the worker's copy of its ticket, without a read (wk_recent.h). */
-void wk_metrics_reply_unread(void);
+/** @brief One change (a reply, an update, a resolve) decided on the worker's copy of its ticket, without a read (wk_recent.h). */
+void wk_metrics_write_unread(void);
 
-/** @brief One reply whose copy of its ticket was no longer what is stored: read and decided again. */
+/** @brief One change whose copy of its ticket was no longer what is stored: read and decided again. */
 void wk_metrics_recent_stale(void);
 
 /** @brief One message sent to ticket.dlq. */

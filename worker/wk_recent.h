@@ -1,9 +1,9 @@
 /* wk_recent — the tickets this worker stored last, each as stored. A copy
  * is good for exactly the __v it holds: every change to a ticket bumps __v
  * (wk_lifecycle.c), so a write whose filter pins that __v applies to this
- * very document or matches nothing. A reply to a ticket known here is
- * decided on the copy and needs no read (wk_reply_add): one database round
- * trip instead of two. Commands are keyed by ticket, so the replies to a
+ * very document or matches nothing. A reply, an update or a resolve of a
+ * ticket known here is decided on the copy and needs no read (wk_reply,
+ * wk_replies_bulk, wk_lifecycle): one database round trip instead of two. Commands are keyed by ticket, so the replies to a
  * ticket reach the worker that created it and wrote it last.
  *
  * Bounded: a fixed number of slots, one per ticket id's hash (a newer

@@ -216,7 +216,7 @@ static bool finish_member(const wk_process_context *context, wk_progress *progre
     memset(&result, 0, sizeof result);
     wk_reply_answer(m->write.applied, request, &result);
     wk_recent_put(context->store->recent, m->write.applied);
-    if (m->is_copy) wk_metrics_reply_unread();
+    if (m->is_copy) wk_metrics_write_unread();
     wk_tickets_hide_internal(request, &result);
     wk_process_finish(context, progress, slot->message, request, &result, run->started_us);
     wk_result_close(&result);

@@ -307,7 +307,7 @@ static bool add_to_known(mongoc_collection_t *tickets, const tk_request *request
     if (matched == 1) {
         *rc = wk_reply_answer(write.applied, request, result);
         wk_recent_put(guard->recent, write.applied);
-        wk_metrics_reply_unread();
+        wk_metrics_write_unread();
         is_done = true;
     } else {
         wk_recent_forget(guard->recent, ticket_id);

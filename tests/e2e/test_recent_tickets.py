@@ -6,6 +6,7 @@ status moves are those of a read. A copy that is no longer what is stored
 (changed by another worker, or behind the workers' back: every change bumps
 __v) is caught by that filter, and the reply is read and decided again."""
 
+import functools
 import signal
 import threading
 
@@ -16,9 +17,20 @@ from helpers.api import MSG_CREATED, MSG_FETCHED, MSG_REPLIED
 from helpers.kafka import COMMANDS, create_command, new_id, reply_command
 from helpers.ops import worker_holding
 
-UNREAD = "ticket_worker_replies_unread_total"
+UNREAD = "ticket_worker_unread_writes_total"
 STALE = "ticket_worker_recent_stale_total"
 BULK = "ticket_worker_replies_bulk_total"
+
+
+def _send(kafka, partition, ticket_id, command):
+    """One command to the worker's partition; its answer."""
+    ((answer, _, _),) = kafka.request_many([(COMMANDS, command, ticket_id, partition)], timeout=30)
+    return answer
+
+
+def _counters(url):
+    families = prom.scrape(url + "/metrics")[0]
+    return prom.value(families, UNREAD), prom.value(families, STALE)
 
 
 def test_replies_use_the_copy_and_a_stale_copy_is_read_again(api, kafka, tickets_coll, tokens, procs):
@@ -26,13 +38,8 @@ def test_replies_use_the_copy_and_a_stale_copy_is_read_again(api, kafka, tickets
     customer, admin = tokens.customer(), tokens.admin()
     ticket_id = new_id()
 
-    def send(command):
-        ((answer, _, _),) = kafka.request_many([(COMMANDS, command, ticket_id, partition)], timeout=30)
-        return answer
-
-    def counters():
-        families = prom.scrape(url + "/metrics")[0]
-        return prom.value(families, UNREAD), prom.value(families, STALE)
+    send = functools.partial(_send, kafka, partition, ticket_id)
+    counters = functools.partial(_counters, url)
 
     def reply(reply_id, who, text):
         return send(reply_command(ticket_id, reply_id, team=who.team, actor_id=who.sub, role=who.role,
@@ -143,3 +150,42 @@ def test_a_burst_of_replies_uses_the_copies_and_a_stale_one_is_read_again(kafka,
         assert [str(r["_id"]) for r in doc["response"]] == [first[n], second[n]], doc
         assert (doc["priority"], doc["__v"]) == (("urgent", 3) if n == 2 else ("low", 2)), doc
         assert (answers[n]["priority"], answers[n]["__v"]) == (doc["priority"], doc["__v"]), answers[n]
+
+
+def _update_command(ticket_id, admin, changes, command_id=None):
+    return {"version": 1, "type": "ticket.update", "actor": {"id": admin.sub, "role": "admin"},
+            "ticketId": ticket_id, "commandId": command_id or new_id(), "changes": changes}
+
+
+def test_updates_use_the_copy_and_a_stale_copy_is_read_again(kafka, tickets_coll, tokens, procs):
+    worker, url, partition = worker_holding(procs, kafka, COMMANDS)
+    customer, admin = tokens.customer(), tokens.admin()
+    ticket_id = new_id()
+
+    send = functools.partial(_send, kafka, partition, ticket_id)
+    counters = functools.partial(_counters, url)
+
+    def stored():
+        doc = tickets_coll.find_one({"_id": ObjectId(ticket_id)})
+        return doc["status"], doc["priority"], doc["__v"]
+
+    assert send(create_command(ticket_id, customer.team, actor_id=customer.sub))["status"] == 201
+    unread, stale = counters()
+
+    first = _update_command(ticket_id, admin, {"status": "open", "priority": "high"})
+    answer = send(first)
+    assert (answer["status"], answer["data"]["status"], answer["data"]["priority"]) == (200, "open", "high"), answer
+    assert counters() == (unread + 1, stale)
+    assert stored() == ("open", "high", 1)
+    # Redelivered: the copy holds the change already, so the worker reads it
+    # and answers as the first time.
+    assert send(first) == answer
+    assert stored() == ("open", "high", 1)
+
+    # Closed behind the worker's back: the pinned write matches nothing and
+    # the read refuses the change.
+    tickets_coll.update_one({"_id": ObjectId(ticket_id)}, {"$set": {"status": "closed"}, "$inc": {"__v": 1}})
+    refused = send(_update_command(ticket_id, admin, {"priority": "low"}))
+    assert (refused["status"], refused["message"]) == (409, "Ticket is closed"), refused
+    assert counters() == (unread + 1, stale + 1)
+    assert stored() == ("closed", "high", 2)
