@@ -8,15 +8,13 @@ the closed ticket (409) and the stale If-Match (412), and a redelivered reply
 is answered as the first time and adds nothing."""
 
 import re
-import signal
-import threading
 
 from bson import ObjectId
 
 from helpers import metrics as prom
 from helpers.api import MSG_FETCHED, MSG_REPLIED, expect_ok
 from helpers.kafka import COMMANDS, EVENTS, new_id, reply_command
-from helpers.ops import worker_holding
+from helpers.ops import burst, worker_holding
 
 MSG_UPDATED = "Ticket updated successfully!"
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -97,17 +95,7 @@ def _run(kafka, scenario, one_by_one, partition, worker):
     items = [(COMMANDS, value, "bulk-replies", partition) for value, _, _ in scenario.steps]
     if one_by_one:
         return [kafka.request_many([item], timeout=30)[0] for item in items]
-    # A burst: the worker is stopped for a second while it is published, so
-    # it finds the replies waiting together (a fast worker would otherwise
-    # take each as it comes, one by one).
-    worker.send_signal(signal.SIGSTOP)
-    resume = threading.Timer(1.0, worker.send_signal, (signal.SIGCONT,))
-    resume.start()
-    try:
-        return kafka.request_many(items, timeout=30)
-    finally:
-        resume.cancel()
-        worker.send_signal(signal.SIGCONT)
+    return burst(kafka, worker, items)
 
 
 def _events_of(events, scenario):

@@ -7,15 +7,13 @@ status moves are those of a read. A copy that is no longer what is stored
 __v) is caught by that filter, and the reply is read and decided again."""
 
 import functools
-import signal
-import threading
 
 from bson import ObjectId
 
 from helpers import metrics as prom
 from helpers.api import MSG_CREATED, MSG_FETCHED, MSG_REPLIED
 from helpers.kafka import COMMANDS, create_command, new_id, reply_command
-from helpers.ops import worker_holding
+from helpers.ops import burst, worker_holding
 
 UNREAD = "ticket_worker_unread_writes_total"
 STALE = "ticket_worker_recent_stale_total"
@@ -99,19 +97,6 @@ def test_replies_use_the_copy_and_a_stale_copy_is_read_again(api, kafka, tickets
     assert stored() == ("closed", 5, [r1, r2, r3])
 
 
-def _burst(kafka, worker, items):
-    """Publishes items while the worker is stopped for a second, so that it
-    finds them waiting together and takes them as one batch."""
-    worker.send_signal(signal.SIGSTOP)
-    resume = threading.Timer(1.0, worker.send_signal, (signal.SIGCONT,))
-    resume.start()
-    try:
-        return kafka.request_many(items, timeout=30)
-    finally:
-        resume.cancel()
-        worker.send_signal(signal.SIGCONT)
-
-
 def test_a_burst_of_replies_uses_the_copies_and_a_stale_one_is_read_again(kafka, tickets_coll, tokens, procs):
     worker, url, partition = worker_holding(procs, kafka, COMMANDS)
     customer = tokens.customer()
@@ -127,7 +112,7 @@ def test_a_burst_of_replies_uses_the_copies_and_a_stale_one_is_read_again(kafka,
         pairs = [(t, new_id()) for t in ids]
         commands = [(COMMANDS, reply_command(t, r, team=customer.team, actor_id=customer.sub), t, partition)
                     for t, r in pairs]
-        answers = _burst(kafka, worker, commands)
+        answers = burst(kafka, worker, commands)
         for (t, r), (obj, _, _) in zip(pairs, answers):
             assert (obj["status"], obj["message"]) == (200, MSG_REPLIED), obj
             assert obj["data"]["_id"] == t and obj["data"]["response"][-1]["_id"] == r, obj

@@ -5,7 +5,9 @@ partitions it holds."""
 import os
 import re
 import secrets
+import signal
 import socket
+import threading
 import time
 import uuid
 
@@ -110,6 +112,20 @@ def worker_holding(factory, kafka, topic):
     wait_http(url + "/readyz", 200, timeout=10)
     (partition,) = sorted(p for t, p in held_partitions(worker) if t == topic)[:1]
     return worker, url, partition
+
+
+def burst(kafka, worker, items, timeout=30):
+    """kafka.request_many(items), published while the worker is stopped for a
+    second, so that it finds them waiting together and takes them as one
+    batch (a fast worker would otherwise take each as it comes, one by one)."""
+    worker.send_signal(signal.SIGSTOP)
+    resume = threading.Timer(1.0, worker.send_signal, (signal.SIGCONT,))
+    resume.start()
+    try:
+        return kafka.request_many(items, timeout=timeout)
+    finally:
+        resume.cancel()
+        worker.send_signal(signal.SIGCONT)
 
 
 def wait_http(url, status=200, timeout=20.0):
