@@ -6,9 +6,10 @@
  * wk_replies_bulk, wk_lifecycle): one database round trip instead of two. Commands are keyed by ticket, so the replies to a
  * ticket reach the worker that created it and wrote it last.
  *
- * Bounded: a fixed number of slots, one per ticket id's hash (a newer
- * ticket takes the slot), and a document over WK_RECENT_DOCUMENT_MAX is not
- * kept. Thread-safe. Every function accepts NULL (the cache turned off). */
+ * Bounded: a fixed number of slots in small buckets picked by a ticket id's
+ * hash (the least recently used copy of a full bucket makes room), and a
+ * document over WK_RECENT_DOCUMENT_MAX is not kept. Thread-safe. Every
+ * function accepts NULL (the cache turned off). */
 #ifndef WK_RECENT_H
 #define WK_RECENT_H
 

@@ -1,7 +1,8 @@
 /* wk_recent: a kept ticket comes back byte for byte under its id only; a
- * forget or a newer ticket in the same slot drops it; a read that raced a
- * write cannot put back an older version; a document over the size limit
- * is not kept and drops the older copy; NULL (the cache off) knows nothing. */
+ * forget drops it, and a full cache its least recently used copy; a read
+ * that raced a write cannot put back an older version; a document over the
+ * size limit is not kept and drops the older copy; NULL (the cache off)
+ * knows nothing. */
 #include "test_support.h"
 
 #include <string.h>
@@ -60,21 +61,24 @@ static void test_a_newer_write_replaces_and_an_older_read_does_not(void **state)
     wk_recent_destroy(recent);
 }
 
-static void test_one_slot_holds_the_last_ticket_put(void **state) {
+static void test_a_full_cache_makes_room_by_its_least_recently_used_copy(void **state) {
     (void)state;
-    wk_recent *recent = wk_recent_new(1);
-    bson_oid_t a, b;
-    bson_oid_init(&a, NULL);
-    bson_oid_init(&b, NULL);
-    bson_t *ticket_a = ticket_new(&a, 0, 10), *ticket_b = ticket_new(&b, 0, 10);
-    wk_recent_put(recent, ticket_a);
-    wk_recent_put(recent, ticket_b);
-    assert_true(is_kept(recent, &b, ticket_b));
-    assert_false(is_kept(recent, &a, ticket_a));
-    wk_recent_forget(recent, &a); /* not there: leaves b alone */
-    assert_true(is_kept(recent, &b, ticket_b));
-    bson_destroy(ticket_a);
-    bson_destroy(ticket_b);
+    wk_recent *recent = wk_recent_new(4); /* one bucket: every ticket shares it */
+    bson_oid_t ids[5];
+    bson_t *tickets[5];
+    for (int i = 0; i < 5; i++) {
+        bson_oid_init(&ids[i], NULL);
+        tickets[i] = ticket_new(&ids[i], 0, 10);
+    }
+    for (int i = 0; i < 4; i++) wk_recent_put(recent, tickets[i]);
+    assert_true(is_kept(recent, &ids[0], tickets[0])); /* used again: now the newest */
+    wk_recent_put(recent, tickets[4]);                 /* takes the place of 1, the least recently used */
+    assert_false(is_kept(recent, &ids[1], tickets[1]));
+    for (int i = 0; i < 5; i++)
+        if (i != 1) assert_true(is_kept(recent, &ids[i], tickets[i]));
+    wk_recent_forget(recent, &ids[1]); /* not there: leaves the others alone */
+    assert_true(is_kept(recent, &ids[4], tickets[4]));
+    for (int i = 0; i < 5; i++) bson_destroy(tickets[i]);
     wk_recent_destroy(recent);
 }
 
@@ -111,7 +115,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_kept_ticket_comes_back_under_its_id_only),
         cmocka_unit_test(test_a_newer_write_replaces_and_an_older_read_does_not),
-        cmocka_unit_test(test_one_slot_holds_the_last_ticket_put),
+        cmocka_unit_test(test_a_full_cache_makes_room_by_its_least_recently_used_copy),
         cmocka_unit_test(test_a_ticket_over_the_limit_is_not_kept_and_drops_its_older_copy),
         cmocka_unit_test(test_no_cache_knows_nothing),
     };
