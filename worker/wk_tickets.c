@@ -102,7 +102,8 @@ bool wk_tickets_is_visible_to(const bson_t *ticket, const tk_actor *actor) {
     return team != NULL && strcmp(team, actor->team) == 0;
 }
 
-/* Loads one ticket by id. @returns 1 found, 0 absent, -1 error (in *error). */
+/* Loads one ticket by id into out, replacing what it held. @returns 1
+ * found, 0 absent, -1 error (in *error). */
 int wk_tickets_find(mongoc_collection_t *tickets, const bson_oid_t *id, bson_t *out, bson_error_t *error) {
     bson_t *filter = BCON_NEW("_id", BCON_OID(id));
     bson_t *opts = wk_tickets_max_time_opts_new();
@@ -110,6 +111,9 @@ int wk_tickets_find(mongoc_collection_t *tickets, const bson_oid_t *id, bson_t *
     const bson_t *found = NULL;
     int rc = 0;
     if (mongoc_cursor_next(cursor, &found)) {
+        /* bson_copy_to writes over out: free what out holds first (a second
+         * read into the same ticket, or one after the worker's copy, wk_recent). */
+        bson_destroy(out);
         bson_copy_to(found, out);
         rc = 1;
     } else if (mongoc_cursor_error(cursor, error)) {

@@ -111,7 +111,10 @@ const char *wk_tickets_stored_team(const bson_t *ticket);
 /** @returns true when actor may see ticket: admins all, customers their team's. */
 bool wk_tickets_is_visible_to(const bson_t *ticket, const tk_actor *actor);
 
-/** @brief Loads one ticket by id into out. @returns 1 found, 0 absent, -1 error (in *error). */
+/**
+ * @brief Loads one ticket by id into out (an initialized bson_t; what it held
+ * is freed and replaced when found). @returns 1 found, 0 absent, -1 error (in *error).
+ */
 int wk_tickets_find(mongoc_collection_t *tickets, const bson_oid_t *id, bson_t *out, bson_error_t *error);
 
 #endif
