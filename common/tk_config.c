@@ -179,7 +179,7 @@ int tk_worker_config_load(tk_worker_config *config, char *err, size_t err_len) {
         env_int("WORKER_WRITE_LANES", 1, 1, 64, &config->write_lanes, err, err_len) != 0 ||
         env_int("WORKER_BATCH_MAX", 256, 1, 256, &config->batch_max, err, err_len) != 0 ||
         env_int("WORKER_BULK_REPLIES", 1, 0, 1, &config->bulk_replies, err, err_len) != 0 ||
-        env_int("WORKER_RECENT_TICKETS", 2048, 0, 65536, &config->recent_tickets, err, err_len) != 0 ||
+        env_int("WORKER_RECENT_TICKETS", 0, 0, 65536, &config->recent_tickets, err, err_len) != 0 ||
         env_int("WORKER_HTTP_PORT", 0, 0, 65535, &config->http_port, err, err_len) != 0 ||
         load_log_level(&config->log_level, err, err_len) != 0 || load_worker_trust(config, err, err_len) != 0 ||
         tk_kafka_security_load(&config->kafka_security, err, err_len) != 0) {

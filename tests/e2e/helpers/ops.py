@@ -102,10 +102,10 @@ def worker_with_http(factory, env=None, wait=True, **kwargs):
     return worker, "http://127.0.0.1:%d" % port
 
 
-def worker_holding(factory, kafka, topic):
+def worker_holding(factory, kafka, topic, env=None):
     """Start a worker with /metrics and wait until it holds a partition of
     `topic` and the rebalance has settled; returns (worker, base url, partition)."""
-    worker, url = worker_with_http(factory)
+    worker, url = worker_with_http(factory, env=env)
     wait_until(lambda: any(t == topic for t, _ in held_partitions(worker)), 60,
                "the new worker holds a %s partition" % topic)
     probe_all_partitions(kafka, timeout=60)
