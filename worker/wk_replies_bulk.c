@@ -69,6 +69,10 @@ static size_t take_copies(wk_recent *recent, const tk_request *requests, size_t 
     for (size_t i = 0; i < count; i++) {
         member *m = &run->members[i];
         bson_oid_init_from_string(&m->id, requests[i].ticket_id);
+        if (recent == NULL) { /* the copies are off (the default): no allocation per member */
+            unknown++;
+            continue;
+        }
         bson_t *copy = bson_new();
         m->is_copy = wk_recent_copy(recent, &m->id, copy);
         if (m->is_copy) m->ticket = copy;
